@@ -1,0 +1,105 @@
+"""Every default of sio_wsgi, in one place.
+
+:class:`ServerOptions` is a frozen dataclass holding every tunable of the
+Engine.IO and Socket.IO layers. :data:`DEFAULTS` is the instance with the
+documented defaults; ``Server.__init__`` and ``engineio.Server.__init__`` use
+its fields as their parameter defaults, so the numbers live only here.
+
+=========================  ==================  ================================================
+option                     default             meaning
+=========================  ==================  ================================================
+async_mode                 None                'threading', 'eventlet', 'gevent' or None (auto)
+ping_interval              25.0                seconds between server pings
+ping_timeout               20.0                seconds to wait for the pong
+max_http_buffer_size       1_000_000           max bytes of a POST body / WebSocket message
+allow_upgrades             True                offer the polling -> websocket upgrade
+transports                 ('polling','websocket')  transports accepted
+cors_allowed_origins       None                None: same origin; '*'; str; list; callable
+cors_credentials           True                send Access-Control-Allow-Credentials
+cookie                     None                sticky-session cookie name (or dict of attributes)
+http_compression           True                gzip/deflate polling responses
+compression_threshold      1024                bytes before compression kicks in
+upgrade_timeout            10.0                seconds to finish a started upgrade
+connect_timeout            45.0                seconds for a client to send Socket.IO CONNECT
+always_connect             False               send the CONNECT reply before the connect handler
+serializer                 'default'           'default' (JSON) or 'msgpack' (or a Serializer)
+max_attachments            10                  binary attachments per Socket.IO packet
+max_json_depth             64                  nesting depth accepted in JSON payloads
+max_pending_bytes          16_000_000          bytes queued to a client before it is dropped
+async_handlers             True                run event handlers off the reader, in order per client
+namespaces                 None                None: '/' and registered ones; '*': any; list
+=========================  ==================  ================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["DEFAULTS", "ServerOptions", "TRANSPORTS", "ASYNC_MODES"]
+
+TRANSPORTS = ("polling", "websocket")
+ASYNC_MODES = ("threading", "eventlet", "gevent")
+
+Origins = None | str | Sequence[str] | Callable[[str], bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """All server options; see the module docstring for each field."""
+
+    async_mode: str | None = None
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    max_http_buffer_size: int = 1_000_000
+    allow_upgrades: bool = True
+    transports: tuple[str, ...] = TRANSPORTS
+    cors_allowed_origins: Any = None
+    cors_credentials: bool = True
+    cookie: Any = None
+    http_compression: bool = True
+    compression_threshold: int = 1024
+    upgrade_timeout: float = 10.0
+    connect_timeout: float = 45.0
+    always_connect: bool = False
+    serializer: Any = "default"
+    max_attachments: int = 10
+    max_json_depth: int = 64
+    max_pending_bytes: int = 16_000_000
+    async_handlers: bool = True
+    namespaces: Any = None
+
+    def __post_init__(self) -> None:
+        if self.async_mode is not None and self.async_mode not in ASYNC_MODES:
+            raise ValueError(
+                f"async_mode must be one of {ASYNC_MODES} or None, not {self.async_mode!r}"
+            )
+        transports = (
+            (self.transports,) if isinstance(self.transports, str) else tuple(self.transports)
+        )
+        if not transports or any(t not in TRANSPORTS for t in transports):
+            raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
+        object.__setattr__(self, "transports", transports)
+        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "connect_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+            object.__setattr__(self, name, float(value))
+        for name in (
+            "max_http_buffer_size",
+            "compression_threshold",
+            "max_attachments",
+            "max_json_depth",
+            "max_pending_bytes",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer")
+
+    def replace(self, **changes: Any) -> ServerOptions:
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+DEFAULTS = ServerOptions()

@@ -1,0 +1,86 @@
+"""The one error tree of sio_wsgi.
+
+::
+
+    SioError
+     +-- ProtocolError                 bad bytes on the wire
+     |    +-- LocalProtocolError       we were asked to produce something invalid
+     |    +-- RemoteProtocolError      the peer sent something invalid (has ``close_code``/``status``)
+     +-- ConnectionRefusedError        raised by a connect handler to refuse a client
+     +-- TimeoutError                  ``call()`` got no ack in time (also a builtin TimeoutError)
+     +-- DisconnectedError             the client left while we waited on it
+     +-- ConfigError                   invalid option or missing optional dependency (also ValueError)
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "SioError",
+    "ProtocolError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "ConnectionRefusedError",
+    "TimeoutError",
+    "DisconnectedError",
+    "ConfigError",
+]
+
+
+class SioError(Exception):
+    """Base class of every error raised by sio_wsgi."""
+
+
+class ProtocolError(SioError):
+    """Invalid Engine.IO / Socket.IO / WebSocket data."""
+
+
+class LocalProtocolError(ProtocolError):
+    """Our side was asked to encode something the protocol cannot carry."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent invalid data.
+
+    :param message: what was wrong.
+    :param close_code: WebSocket close code to use when closing because of it.
+    """
+
+    def __init__(self, message: str, close_code: int = 1002) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+
+class ConnectionRefusedError(SioError, builtins.ConnectionRefusedError):
+    """Raise from a ``connect`` handler to refuse the connection.
+
+    The first argument becomes the ``message`` of the client's ``connect_error``;
+    further arguments become its ``data`` (one argument as is, several as a list).
+
+    :param args: message and optional data.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        if not args:
+            self.error_args: dict[str, Any] = {"message": "Connection rejected by server"}
+        else:
+            self.error_args = {"message": str(args[0])}
+            if len(args) == 2:
+                self.error_args["data"] = args[1]
+            elif len(args) > 2:
+                self.error_args["data"] = list(args[1:])
+
+
+class TimeoutError(SioError, builtins.TimeoutError):
+    """``call()`` did not get its acknowledgement within ``timeout``."""
+
+
+class DisconnectedError(SioError):
+    """The client disconnected while the server was waiting on it."""
+
+
+class ConfigError(SioError, ValueError):
+    """An invalid option, or an optional dependency that is not installed."""

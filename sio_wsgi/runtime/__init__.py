@@ -1,0 +1,1 @@
+"""Internal package; see docs/DESIGN.md."""

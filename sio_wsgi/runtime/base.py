@@ -1,0 +1,72 @@
+"""The Driver protocol: the only way the upper layers spawn, sleep, wait and lock.
+
+One implementation per concurrency library lives beside this module
+(``threading_driver``, ``eventlet_driver``, ``gevent_driver``); the server code
+is written once against :class:`Driver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["Driver", "Event", "Lock", "Task"]
+
+
+class Task(Protocol):
+    """A spawned unit of work."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the task to finish (at most ``timeout`` seconds)."""
+
+
+class Event(Protocol):
+    """A flag tasks can wait on; :meth:`set` is safe from any OS thread."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or ``timeout``; return whether the flag is set."""
+
+
+class Lock(Protocol):
+    """A mutual-exclusion lock usable as a context manager."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(self, *args: object) -> None: ...
+
+
+class Driver(Protocol):
+    """Concurrency primitives of one library (threading, eventlet or gevent)."""
+
+    name: str
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
+        """Run ``fn(*args, **kwargs)`` concurrently."""
+
+    def sleep(self, seconds: float) -> None:
+        """Pause the calling task."""
+
+    def event(self) -> Event:
+        """Return a new, cleared :class:`Event`."""
+
+    def lock(self) -> Lock:
+        """Return a new :class:`Lock`."""
+
+    def monotonic(self) -> float:
+        """Return a monotonic clock reading in seconds."""
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` soon in the driver's own context; callable from any OS thread."""
+
+    def in_foreign_thread(self) -> bool:
+        """True when called from an OS thread the driver's loop does not run in."""

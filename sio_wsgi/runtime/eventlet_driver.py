@@ -1,0 +1,127 @@
+"""Driver on eventlet green threads (imported only when eventlet is chosen)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import eventlet
+import eventlet.hubs
+from eventlet import patcher
+from eventlet.green import threading as green_threading
+from eventlet.semaphore import Semaphore
+
+__all__ = ["EventletDriver"]
+
+logger = logging.getLogger(__name__)
+_real_thread = patcher.original("_thread")
+_real_threading = patcher.original("threading")
+
+
+class _GreenTask:
+    def __init__(self, gt: Any) -> None:
+        self._gt = gt
+
+    def join(self, timeout: float | None = None) -> None:
+        with eventlet.Timeout(timeout, False):
+            try:
+                self._gt.wait()
+            except Exception:  # the task logs its own errors
+                pass
+
+
+class _Lock:
+    """A green lock with the :class:`threading.Lock` interface."""
+
+    def __init__(self) -> None:
+        self._sem = Semaphore(1)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return bool(self._sem.acquire(blocking, None if timeout < 0 else timeout))
+
+    def release(self) -> None:
+        self._sem.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *args: object) -> None:
+        self.release()
+
+
+class EventletDriver:
+    """Tasks are green threads of the eventlet hub running in the creating OS thread."""
+
+    name = "eventlet"
+
+    def __init__(self) -> None:
+        self._loop_thread = _real_thread.get_ident()
+        self._pending: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._pipe: tuple[int, int] | None = None
+        self._pipe_lock = _real_thread.allocate_lock()
+        self.start()
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenTask:
+        return _GreenTask(eventlet.spawn(fn, *args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        eventlet.sleep(seconds)
+
+    def event(self) -> Any:
+        return green_threading.Event()
+
+    def thread_event(self) -> Any:
+        """An OS-level event, for a foreign OS thread to wait on."""
+        return _real_threading.Event()
+
+    def lock(self) -> _Lock:
+        return _Lock()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def in_foreign_thread(self) -> bool:
+        return bool(_real_thread.get_ident() != self._loop_thread)
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not self.in_foreign_thread():
+            fn(*args)
+            return
+        self._pending.append((fn, args))
+        os.write(self._wakeup_fd(), b"x")
+
+    def _wakeup_fd(self) -> int:
+        with self._pipe_lock:
+            if self._pipe is None:  # pragma: no cover - start() runs in __init__
+                raise RuntimeError("the eventlet driver was not started")
+            return self._pipe[1]
+
+    def start(self) -> None:
+        """Create the wake-up pipe and spawn its pump in the loop thread (idempotent)."""
+        with self._pipe_lock:
+            if self._pipe is not None:
+                return
+            rfd, wfd = os.pipe()
+            os.set_blocking(rfd, False)
+            self._pipe = (rfd, wfd)
+        eventlet.spawn(self._pump, rfd)
+
+    def _pump(self, rfd: int) -> None:
+        while True:
+            eventlet.hubs.trampoline(rfd, read=True)
+            try:
+                os.read(rfd, 4096)
+            except BlockingIOError:
+                pass
+            while self._pending:
+                fn, args = self._pending.popleft()
+                try:
+                    fn(*args)
+                except Exception:  # a callback must not kill the pump
+                    logger.exception("callback from a foreign thread failed")

@@ -1,0 +1,66 @@
+"""Choose the :class:`~sio_wsgi.runtime.base.Driver` for an ``async_mode``.
+
+Rule for ``async_mode=None``: eventlet when eventlet has monkey-patched
+``socket``, else gevent when gevent has, else threading. An explicit
+``async_mode`` always wins. This is the only module that names the libraries.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..exceptions import ConfigError
+
+__all__ = ["get_driver", "detect_async_mode"]
+
+
+def _eventlet_patched() -> bool:
+    if "eventlet" not in sys.modules:
+        return False
+    from eventlet import patcher
+
+    return bool(patcher.is_monkey_patched("socket"))
+
+
+def _gevent_patched() -> bool:
+    if "gevent" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return bool(monkey.is_module_patched("socket"))
+
+
+def detect_async_mode() -> str:
+    """Return the mode ``async_mode=None`` resolves to in this process."""
+    if _eventlet_patched():
+        return "eventlet"
+    if _gevent_patched():
+        return "gevent"
+    return "threading"
+
+
+def get_driver(async_mode: str | None) -> Any:
+    """Return a new driver for ``async_mode`` (None: see the module docstring).
+
+    :raises ConfigError: unknown mode, or its library is not installed.
+    """
+    mode = async_mode or detect_async_mode()
+    try:
+        if mode == "threading":
+            from .threading_driver import ThreadingDriver
+
+            return ThreadingDriver()
+        if mode == "eventlet":
+            from .eventlet_driver import EventletDriver
+
+            return EventletDriver()
+        if mode == "gevent":
+            from .gevent_driver import GeventDriver
+
+            return GeventDriver()
+    except ImportError as exc:
+        raise ConfigError(
+            f"async_mode={mode!r} needs the {mode} package: pip install 'sio_wsgi[{mode}]'"
+        ) from exc
+    raise ConfigError(f"unknown async_mode {mode!r}: use threading, eventlet, gevent or None")

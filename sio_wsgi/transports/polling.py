@@ -1,0 +1,114 @@
+"""HTTP long-polling transport: GET drains the outbox, POST delivers packets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..engine.http import TEXT_PLAIN, ErrorCode, Response, compress, error_response
+from ..engine.session import EngineSession, State
+from ..exceptions import RemoteProtocolError
+from ..protocol.eio import decode_payload, encode_payload
+
+if TYPE_CHECKING:
+    from ..engine.server import EngineServer
+
+__all__ = ["handle_get", "handle_post"]
+
+_NOOP = "6"
+_CLOSE = "1"
+
+
+def handle_get(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
+    """Answer a long-poll GET with everything queued (waiting for something first)."""
+    with session.lock:
+        conflict = session.polling_get
+        session.polling_get = True
+    if conflict:
+        engine.logger.info("session %s: second concurrent GET; closing", session.sid)
+        engine.close_session(session, "transport error", send_close_packet=True)
+        return error_response(ErrorCode.BAD_REQUEST, detail="overlapping GET requests")
+    try:
+        if not session.outbox and session.state is State.OPEN:
+            session.wake.wait(engine.options.ping_interval + engine.options.ping_timeout)
+        items = session.drain()
+    finally:
+        session.polling_get = False
+    if session.closed:
+        if session.close_packet:
+            items.append(_CLOSE)
+        elif not items:
+            items.append(_NOOP)
+    elif not items:
+        items.append(_NOOP)
+    body = encode_payload(items).encode("utf-8")
+    headers = [("Content-Type", TEXT_PLAIN)]
+    if engine.options.http_compression:
+        body, encoding = compress(
+            body, environ.get("HTTP_ACCEPT_ENCODING"), engine.options.compression_threshold
+        )
+        if encoding:
+            headers.append(("Content-Encoding", encoding))
+    return Response(200, headers, body)
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
+    """Read the request body; None when it is larger than ``limit``."""
+    stream = environ["wsgi.input"]
+    length_text = environ.get("CONTENT_LENGTH") or ""
+    if length_text.strip():
+        length = int(length_text)
+        if length > limit:
+            return None
+        return bytes(stream.read(length)) if length else b""
+    data = bytes(stream.read(limit + 1))
+    return None if len(data) > limit else data
+
+
+def handle_post(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
+    """Deliver the packets of a POST body to the engine; answer ``ok``."""
+    with session.lock:
+        conflict = session.polling_post
+        session.polling_post = True
+    if conflict:
+        engine.logger.info("session %s: second concurrent POST; closing", session.sid)
+        engine.close_session(session, "transport error", send_close_packet=True)
+        return error_response(ErrorCode.BAD_REQUEST, detail="overlapping POST requests")
+    try:
+        return _post(engine, session, environ)
+    finally:
+        session.polling_post = False
+
+
+def _post(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
+    limit = engine.options.max_http_buffer_size
+    try:
+        body = _read_body(environ, limit)
+    except ValueError:
+        body = b""
+        return _reject(engine, session, "invalid Content-Length")
+    if body is None:
+        engine.logger.info("session %s: POST body over %d bytes", session.sid, limit)
+        engine.close_session(session, "transport error", send_close_packet=True)
+        return error_response(
+            ErrorCode.BAD_REQUEST,
+            status=413,
+            message="Payload too large",
+            detail=f"the limit (max_http_buffer_size) is {limit} bytes",
+        )
+    if environ.get("CONTENT_TYPE", "").startswith("application/octet-stream"):
+        return _reject(engine, session, "binary POST bodies are not part of Engine.IO v4")
+    try:
+        packets = decode_payload(body.decode("utf-8"))
+        for packet in packets:
+            if session.closed:
+                break
+            engine.handle_packet(session, packet)
+    except (RemoteProtocolError, UnicodeDecodeError) as exc:
+        return _reject(engine, session, str(exc))
+    return Response(200, [("Content-Type", TEXT_PLAIN)], b"ok")
+
+
+def _reject(engine: EngineServer, session: EngineSession, why: str) -> Response:
+    engine.logger.info("session %s: bad POST (%s); closing", session.sid, why)
+    engine.close_session(session, "parse error", send_close_packet=True)
+    return error_response(ErrorCode.BAD_REQUEST, detail=why)

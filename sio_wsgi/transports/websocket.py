@@ -1,0 +1,288 @@
+"""WebSocket transport: one reader (the request's own thread or greenlet) and one
+writer task per connection, both written against the Driver."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..engine.http import ErrorCode, Response, error_response
+from ..engine.session import EngineSession, State
+from ..exceptions import RemoteProtocolError
+from ..protocol import websocket as ws
+from ..protocol.eio import PacketType, Wire, decode_wire
+from .hijack import Hijacked, hijack
+
+if TYPE_CHECKING:
+    from ..engine.server import EngineServer, StartResponse
+
+__all__ = ["handle_open", "handle_upgrade", "WebSocketConnection"]
+
+_RECV_SIZE = 65536
+_ABORT_GRACE = 5.0
+
+
+def _ws_headers(environ: dict[str, Any]) -> dict[str, str]:
+    return {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+
+
+def _frame(item: Wire) -> bytes:
+    if isinstance(item, bytes):
+        return ws.encode_binary(item)
+    return ws.encode_text(item)
+
+
+def _accept(
+    engine: EngineServer, environ: dict[str, Any], cors: list[tuple[str, str]]
+) -> str | Response:
+    try:
+        return ws.check_handshake(environ.get("REQUEST_METHOD", "GET"), _ws_headers(environ))
+    except RemoteProtocolError as exc:
+        response = error_response(ErrorCode.BAD_REQUEST, detail=f"bad WebSocket handshake: {exc}")
+        response.headers.extend(cors)
+        return response
+
+
+def _take_socket(
+    engine: EngineServer, environ: dict[str, Any], start_response: StartResponse, accept: str
+) -> Hijacked | Response:
+    hijacked = hijack(environ, start_response, ws.handshake_response(accept))
+    if hijacked is None:
+        engine.logger.warning("this WSGI server does not expose the raw socket: no WebSocket")
+        return error_response(
+            ErrorCode.BAD_REQUEST, detail="WebSocket is not supported by this WSGI server"
+        )
+    return hijacked
+
+
+def handle_open(
+    engine: EngineServer,
+    environ: dict[str, Any],
+    start_response: StartResponse,
+    cors: list[tuple[str, str]],
+) -> Response | Iterable[bytes]:
+    """A WebSocket-only client: the first frame is the OPEN packet."""
+    accept = _accept(engine, environ, cors)
+    if isinstance(accept, Response):
+        return accept
+    session = engine.create_session("websocket", environ)
+    if session is None:
+        return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
+    hijacked = _take_socket(engine, environ, start_response, accept)
+    if isinstance(hijacked, Response):
+        engine.close_session(session, "transport error", send_close_packet=False)
+        return hijacked
+    conn = WebSocketConnection(engine, hijacked)
+    conn.send_direct([engine.handshake_packet(session.sid, "websocket")])
+    conn.attach(session)
+    conn.read_loop(session)
+    return conn.finish(session)
+
+
+def handle_upgrade(
+    engine: EngineServer,
+    session: EngineSession,
+    environ: dict[str, Any],
+    start_response: StartResponse,
+    cors: list[tuple[str, str]],
+) -> Response | Iterable[bytes]:
+    """Upgrade a polling session: ``2probe`` / ``3probe`` / ``5``."""
+    if (
+        session.transport != "polling"
+        or session.state is not State.OPEN
+        or not engine.options.allow_upgrades
+    ):
+        response = error_response(ErrorCode.BAD_REQUEST, detail="upgrade not possible now")
+        response.headers.extend(cors)
+        return response
+    accept = _accept(engine, environ, cors)
+    if isinstance(accept, Response):
+        return accept
+    with session.lock:
+        if session.state is not State.OPEN:
+            return error_response(ErrorCode.BAD_REQUEST, detail="upgrade already in progress")
+        session.state = State.UPGRADING
+    hijacked = _take_socket(engine, environ, start_response, accept)
+    if isinstance(hijacked, Response):
+        session.state = State.OPEN
+        return hijacked
+    conn = WebSocketConnection(engine, hijacked)
+    session.upgrade_timer = engine.scheduler.call_later(
+        engine.options.upgrade_timeout, conn.abort
+    )
+    if conn.probe(session):
+        conn.read_loop(session)
+        return conn.finish(session)
+    with session.lock:
+        if session.state is State.UPGRADING:
+            session.state = State.OPEN
+    conn.close_socket()
+    return hijacked.finish()
+
+
+class WebSocketConnection:
+    """One WebSocket: frames in through :meth:`read_loop`, out through a writer task."""
+
+    def __init__(self, engine: EngineServer, hijacked: Hijacked) -> None:
+        self.engine = engine
+        self.hijacked = hijacked
+        self.sock: socket.socket = hijacked.sock
+        self.parser = ws.FrameParser(engine.options.max_http_buffer_size)
+        self.write_lock = engine.driver.lock()
+        self.session: EngineSession | None = None
+        self.writer: Any = None
+        self._pending = [hijacked.buffered] if hijacked.buffered else []
+        self._closed = False
+
+    # ---------------------------------------------------------------- writing
+
+    def send_direct(self, items: list[Wire]) -> bool:
+        """Write frames now from the calling task (handshake, probe, pong)."""
+        return self._write(b"".join(map(_frame, items)))
+
+    def _write(self, data: bytes) -> bool:
+        with self.write_lock:
+            if self._closed:
+                return False
+            try:
+                self.sock.sendall(data)
+                return True
+            except OSError:
+                self._closed = True
+                return False
+
+    def attach(self, session: EngineSession) -> None:
+        """Make this connection the session's transport and start its writer."""
+        self.session = session
+        session.extra = self
+        with session.lock:
+            session.transport = "websocket"
+            session.ws_attached = True
+            if session.state is State.UPGRADING:
+                session.state = State.OPEN
+        self.writer = self.engine.driver.spawn(self._write_loop, session)
+        session.wake.set()
+
+    def _write_loop(self, session: EngineSession) -> None:
+        try:
+            while True:
+                session.wake.wait()
+                items = session.drain()
+                if items:
+                    session.ws_busy = True
+                    ok = self._write(b"".join(map(_frame, items)))
+                    session.ws_busy = False
+                    if not ok:
+                        break
+                if session.closed:
+                    break
+        except Exception:
+            self.engine.logger.exception("WebSocket writer of %s failed", session.sid)
+        finally:
+            self._write(ws.encode_close(1000))
+            self.close_socket()
+
+    # ---------------------------------------------------------------- reading
+
+    def _events(self) -> Iterable[Any]:
+        """Yield parsed frames until the peer closes or the socket fails."""
+        while True:
+            if self._pending:
+                data = self._pending.pop()
+            else:
+                try:
+                    data = self.sock.recv(_RECV_SIZE)
+                except OSError:
+                    return
+            if not data:
+                return
+            yield from self.parser.feed(data)
+
+    def probe(self, session: EngineSession) -> bool:
+        """Run the upgrade handshake; True once the client sent ``5``."""
+        probed = False
+        try:
+            for event in self._events():
+                if isinstance(event, ws.Ping):
+                    self._write(ws.encode_pong(event.data))
+                    continue
+                if not isinstance(event, ws.TextMessage):
+                    return False
+                if event.data == "2probe" and not probed:
+                    probed = True
+                    self.send_direct(["3probe"])
+                    if session.polling_get:
+                        session.push(["6"])
+                elif event.data == "5" and probed:
+                    if session.upgrade_timer is not None:
+                        session.upgrade_timer.cancel()
+                    if session.closed:
+                        return False
+                    self.attach(session)
+                    return True
+                else:
+                    return False
+        except RemoteProtocolError as exc:
+            self.engine.logger.info("session %s: bad frame during upgrade: %s", session.sid, exc)
+        return False
+
+    def read_loop(self, session: EngineSession) -> None:
+        """Read frames and hand packets to the engine until the connection ends."""
+        reason = "transport close"
+        try:
+            for event in self._events():
+                if session.closed:
+                    break
+                if isinstance(event, (ws.TextMessage, ws.BinaryMessage)):
+                    self.engine.handle_packet(session, decode_wire(event.data))
+                elif isinstance(event, ws.Ping):
+                    self._write(ws.encode_pong(event.data))
+                elif isinstance(event, ws.CloseReceived):
+                    break
+        except RemoteProtocolError as exc:
+            self.engine.logger.info("session %s: protocol error: %s", session.sid, exc)
+            self._write(ws.encode_close(exc.close_code, str(exc)[:100]))
+            reason = "parse error"
+        except Exception:
+            self.engine.logger.exception("session %s: reader failed", session.sid)
+            reason = "transport error"
+        self.engine.close_session(session, reason, send_close_packet=False)
+
+    # ---------------------------------------------------------------- closing
+
+    def on_session_closed(self) -> None:
+        """Called by the engine when the session closes: the writer flushes and exits."""
+        self.engine.scheduler.call_later(_ABORT_GRACE, self.abort)
+
+    def abort(self) -> None:
+        """Shut the socket down now (unblocks the reader and a stuck writer)."""
+        self.close_socket()
+
+    def close_socket(self) -> None:
+        """Shut down and close the socket once."""
+        if self._closed and self.sock.fileno() < 0:
+            return
+        self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def finish(self, session: EngineSession) -> Iterable[bytes]:
+        """Wait for the writer and return what the WSGI server expects."""
+        if self.writer is not None:
+            self.writer.join(_ABORT_GRACE)
+        self.close_socket()
+        return self.hijacked.finish()
+
+
+_ = PacketType  # re-exported names used by type checkers only

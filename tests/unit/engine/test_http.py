@@ -1,0 +1,85 @@
+"""Pure HTTP helpers: error bodies, CORS decisions, cookies, compression."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+import pytest
+
+from sio_wsgi.engine.http import (
+    ErrorCode,
+    compress,
+    cookie_header,
+    cors_headers,
+    error_response,
+    origin_allowed,
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"),
+    [(ErrorCode.UNKNOWN_TRANSPORT, 400, "Transport unknown"),
+     (ErrorCode.UNKNOWN_SID, 400, "Session ID unknown"),
+     (ErrorCode.BAD_HANDSHAKE_METHOD, 400, "Bad handshake method"),
+     (ErrorCode.BAD_REQUEST, 400, "Bad request"),
+     (ErrorCode.FORBIDDEN, 403, "Forbidden"),
+     (ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, 400, "Unsupported protocol version")],
+)
+def test_reference_errors(code: ErrorCode, status: int, message: str) -> None:
+    response = error_response(code)
+    assert response.status == status
+    assert ("Content-Type", "application/json") in response.headers
+    assert json.loads(response.body) == {"code": int(code), "message": message}
+
+
+def test_payload_too_large_is_413() -> None:
+    assert error_response(ErrorCode.BAD_REQUEST, status=413).status_line == "413 Payload Too Large"
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed", "host", "ok"),
+    [(None, None, "a:1", True),
+     ("http://a:1", None, "a:1", True),
+     ("http://evil", None, "a:1", False),
+     ("http://a", None, "a:80", True),
+     ("https://a", None, "a", False),
+     ("null", None, "a", False),
+     ("http://x", "*", "a", True),
+     ("http://x", "http://x", "a", True),
+     ("http://y", "http://x", "a", False),
+     ("http://y", ["http://x", "http://y"], "a", True),
+     ("http://y", lambda o: o.endswith("y"), "a", True),
+     ("http://z", lambda o: o.endswith("y"), "a", False)],
+)
+def test_origin_rules(origin: str | None, allowed: object, host: str, ok: bool) -> None:
+    assert origin_allowed(origin, allowed, host) is ok
+
+
+def test_cors_headers_echo_origin_with_credentials() -> None:
+    headers = dict(cors_headers("http://x", "*", True, preflight=True, request_headers="x-a"))
+    assert headers["Access-Control-Allow-Origin"] == "http://x"
+    assert headers["Access-Control-Allow-Credentials"] == "true"
+    assert headers["Access-Control-Allow-Headers"] == "x-a"
+    assert cors_headers(None, "*", True) == []
+
+
+def test_cookie_defaults_httponly_lax() -> None:
+    name, value = cookie_header("io", "abc")  # type: ignore[misc]
+    assert name == "Set-Cookie"
+    assert value == "io=abc; Path=/; HttpOnly; SameSite=Lax"
+    assert cookie_header(None, "abc") is None
+    _, custom = cookie_header({"name": "s", "secure": True, "samesite": "None"}, "x")  # type: ignore[misc]
+    assert custom == "s=x; Path=/; HttpOnly; Secure; SameSite=None"
+
+
+def test_compression_threshold_and_choice() -> None:
+    body = b"x" * 2000
+    assert compress(body, "gzip", 4096) == (body, None)
+    out, enc = compress(body, "deflate, gzip", 1024)
+    assert enc == "gzip" and gzip.decompress(out) == body
+    out, enc = compress(body, "deflate", 1024)
+    assert enc == "deflate" and zlib.decompress(out) == body
+    assert compress(body, "gzip;q=0", 10) == (body, None)
+    assert compress(body, "br", 10) == (body, None)
