@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import gzip
 import json
+import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = [
     "compress",
     "TEXT_PLAIN",
 ]
+
+logger = logging.getLogger(__name__)
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"
 Headers = list[tuple[str, str]]
@@ -57,6 +60,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     413: "Payload Too Large",
+    426: "Upgrade Required",
     500: "Internal Server Error",
 }
 
@@ -82,13 +86,13 @@ def error_response(
 
     :param status: override the HTTP status (413 for an oversized body).
     :param message: override the reference message.
-    :param detail: extra human-readable context, sent as ``"detail"``.
+    :param detail: extra human-readable context, logged at INFO here (the body
+        stays exactly the reference server's ``{"code", "message"}``).
     """
-    body: dict[str, Any] = {"code": int(code), "message": message or _MESSAGES[code]}
-    if detail:
-        body["detail"] = detail
     if status is None:
         status = 403 if code == ErrorCode.FORBIDDEN else 400
+    logger.info("answering %d (%s)%s", status, _MESSAGES[code], f": {detail}" if detail else "")
+    body: dict[str, Any] = {"code": int(code), "message": message or _MESSAGES[code]}
     return Response(
         status,
         [("Content-Type", "application/json")],

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["handle_get", "handle_post"]
 
 _NOOP = "6"
+_UPGRADE_RACE_WAIT = 0.1
 _CLOSE = "1"
 
 
@@ -28,7 +29,13 @@ def handle_get(engine: EngineServer, session: EngineSession, environ: dict[str, 
         engine.close_session(session, "transport error", send_close_packet=True)
         return error_response(ErrorCode.BAD_REQUEST, detail="overlapping GET requests")
     try:
-        if not session.outbox and session.state is State.OPEN:
+        if session.state is State.UPGRADING and not session.outbox:
+            # the upgrade's "5" may be in flight on the WebSocket: give it a moment,
+            # so a GET racing it is refused rather than answered on the old transport
+            session.wake.wait(_UPGRADE_RACE_WAIT)
+            if session.transport != "polling":
+                return error_response(ErrorCode.BAD_REQUEST)
+        elif not session.outbox and session.state is State.OPEN:
             session.wake.wait(engine.options.ping_interval + engine.options.ping_timeout)
         items = session.drain()
     finally:

@@ -23,14 +23,6 @@ _RECV_SIZE = 65536
 _ABORT_GRACE = 5.0
 
 
-def _ws_headers(environ: dict[str, Any]) -> dict[str, str]:
-    return {
-        key[5:].replace("_", "-").lower(): value
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-
-
 def _frame(item: Wire) -> bytes:
     if isinstance(item, bytes):
         return ws.encode_binary(item)
@@ -41,9 +33,14 @@ def _accept(
     engine: EngineServer, environ: dict[str, Any], cors: list[tuple[str, str]]
 ) -> str | Response:
     try:
-        return ws.check_handshake(environ.get("REQUEST_METHOD", "GET"), _ws_headers(environ))
-    except RemoteProtocolError as exc:
-        response = error_response(ErrorCode.BAD_REQUEST, detail=f"bad WebSocket handshake: {exc}")
+        return ws.check_handshake(
+            environ.get("REQUEST_METHOD", "GET"), ws.headers_from_environ(environ)
+        )
+    except ws.HandshakeError as exc:
+        response = error_response(
+            ErrorCode.BAD_REQUEST, status=exc.status, detail=f"bad WebSocket handshake: {exc}"
+        )
+        response.headers.extend(exc.headers)
         response.headers.extend(cors)
         return response
 
@@ -138,6 +135,9 @@ class WebSocketConnection:
         self.writer: Any = None
         self._pending = [hijacked.buffered] if hijacked.buffered else []
         self._closed = False
+        # one iterator for the whole connection: frames parsed from the same
+        # recv() as the upgrade's "5" must reach read_loop()
+        self._stream = self._events()
 
     # ---------------------------------------------------------------- writing
 
@@ -207,7 +207,7 @@ class WebSocketConnection:
         """Run the upgrade handshake; True once the client sent ``5``."""
         probed = False
         try:
-            for event in self._events():
+            for event in self._stream:
                 if isinstance(event, ws.Ping):
                     self._write(ws.encode_pong(event.data))
                     continue
@@ -235,7 +235,7 @@ class WebSocketConnection:
         """Read frames and hand packets to the engine until the connection ends."""
         reason = "transport close"
         try:
-            for event in self._events():
+            for event in self._stream:
                 if session.closed:
                     break
                 if isinstance(event, (ws.TextMessage, ws.BinaryMessage)):
@@ -246,7 +246,8 @@ class WebSocketConnection:
                     break
         except RemoteProtocolError as exc:
             self.engine.logger.info("session %s: protocol error: %s", session.sid, exc)
-            self._write(ws.encode_close(exc.close_code, str(exc)[:100]))
+            close_reason = str(exc).encode("utf-8")[:120].decode("utf-8", "ignore")
+            self._write(ws.encode_close(exc.close_code, close_reason))
             reason = "parse error"
         except Exception:
             self.engine.logger.exception("session %s: reader failed", session.sid)

@@ -1,0 +1,345 @@
+"""In-memory client manager: namespaces, rooms, recipients and ack callbacks.
+
+Data model: ``namespace -> room -> {sid: eio_sid}``. Every client is in the room
+named after its own sid, and in the anonymous ``None`` room that holds everyone
+connected to the namespace.
+
+The manager *decides* who receives an emit (:meth:`Manager.get_recipients`) and
+hands the encoded messages to a ``deliver`` callable given by the server in
+:meth:`Manager.attach` (*delivery*). A pub/sub manager for several server
+processes subclasses this class, publishes in :meth:`Manager.emit` and calls
+:meth:`Manager.emit_local` when a bus message arrives.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from sio_wsgi.protocol.sio import Packet, PacketType
+
+__all__ = ["Manager", "Deliver", "Encode", "AckCallback"]
+
+logger = logging.getLogger(__name__)
+
+Deliver = Callable[[str, str, Sequence[str | bytes], bool], bool]
+"""``deliver(eio_sid, sid, messages, volatile) -> bool`` sends encoded messages."""
+
+Encode = Callable[[Packet], list[str | bytes]]
+"""``encode(packet) -> messages`` encodes one packet with the server's serializer."""
+
+AckCallback = Callable[..., object]
+"""Called with the arguments of the client's acknowledgement."""
+
+Rooms = dict[str | None, dict[str, str]]
+
+
+def _as_set(value: str | Iterable[str] | None) -> set[str]:
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {value}
+    return set(value)
+
+
+class Manager:
+    """Single-process client manager (the default ``client_manager``).
+
+    Thread safe: state changes happen under a lock that is never held while
+    delivering.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._rooms: dict[str, Rooms] = {}
+        self._eio_to_sid: dict[tuple[str, str], str] = {}
+        self._callbacks: dict[str, dict[int, AckCallback]] = {}
+        self._ack_ids = itertools.count(1)
+        self._encode: Encode | None = None
+        self._deliver: Deliver | None = None
+        self.driver: Any = None
+
+    # ---------------------------------------------------------------- wiring
+
+    def attach(self, encode: Encode, deliver: Deliver, driver: Any = None) -> None:
+        """Connect the manager to its server.
+
+        :param encode: encodes a packet into Engine.IO messages.
+        :param deliver: sends messages to one client.
+        :param driver: the server's runtime driver (for subclasses that run tasks).
+        """
+        self._encode, self._deliver, self.driver = encode, deliver, driver
+
+    def shutdown(self) -> None:
+        """Release resources (nothing to do for the in-memory manager)."""
+
+    # ---------------------------------------------------------------- membership
+
+    def connect(self, eio_sid: str, namespace: str) -> str:
+        """Register a client in ``namespace``.
+
+        :param eio_sid: the Engine.IO session id.
+        :param namespace: the namespace.
+        :returns: the new Socket.IO sid (random, unrelated to ``eio_sid``).
+        """
+        sid = secrets.token_urlsafe(15)
+        with self._lock:
+            self._eio_to_sid[(eio_sid, namespace)] = sid
+            rooms = self._rooms.setdefault(namespace, {})
+            rooms.setdefault(None, {})[sid] = eio_sid
+            rooms.setdefault(sid, {})[sid] = eio_sid
+        return sid
+
+    def disconnect(self, sid: str, namespace: str) -> None:
+        """Remove a client from ``namespace``, its rooms and its pending callbacks.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        """
+        with self._lock:
+            rooms = self._rooms.get(namespace, {})
+            eio_sid = rooms.get(None, {}).get(sid)
+            for room in [r for r, members in rooms.items() if sid in members]:
+                self._remove(namespace, room, sid)
+            if eio_sid is not None:
+                self._eio_to_sid.pop((eio_sid, namespace), None)
+            self._callbacks.pop(sid, None)
+
+    def is_connected(self, sid: str, namespace: str) -> bool:
+        """Whether ``sid`` is connected to ``namespace``.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        """
+        with self._lock:
+            return sid in self._rooms.get(namespace, {}).get(None, {})
+
+    def sid_from_eio_sid(self, eio_sid: str, namespace: str) -> str | None:
+        """The Socket.IO sid of an Engine.IO session in ``namespace``.
+
+        :param eio_sid: the Engine.IO session id.
+        :param namespace: the namespace.
+        """
+        with self._lock:
+            return self._eio_to_sid.get((eio_sid, namespace))
+
+    def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:
+        """The Engine.IO session id behind a Socket.IO sid.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        """
+        with self._lock:
+            return self._rooms.get(namespace, {}).get(None, {}).get(sid)
+
+    def get_namespaces(self) -> list[str]:
+        """Namespaces that have (or had) connected clients."""
+        with self._lock:
+            return list(self._rooms)
+
+    # ---------------------------------------------------------------- rooms
+
+    def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
+        """Add a client to a room (created on demand).
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        :param room: the room name.
+        :param eio_sid: the Engine.IO session id, looked up when ``None``.
+        :raises KeyError: when ``sid`` is not connected and ``eio_sid`` is not given.
+        """
+        with self._lock:
+            if eio_sid is None:
+                eio_sid = self._rooms.get(namespace, {}).get(None, {}).get(sid)
+                if eio_sid is None:
+                    raise KeyError(f"{sid} is not connected to {namespace}")
+            self._rooms.setdefault(namespace, {}).setdefault(room, {})[sid] = eio_sid
+
+    def leave_room(self, sid: str, namespace: str, room: str) -> None:
+        """Remove a client from a room (no error if it was not in it).
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        :param room: the room name.
+        """
+        with self._lock:
+            self._remove(namespace, room, sid)
+
+    def close_room(self, room: str, namespace: str) -> None:
+        """Remove every client from a room.
+
+        :param room: the room name.
+        :param namespace: the namespace.
+        """
+        with self._lock:
+            self._rooms.get(namespace, {}).pop(room, None)
+
+    def get_rooms(self, sid: str, namespace: str) -> list[str]:
+        """Rooms a client is in, including its own sid room.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        """
+        with self._lock:
+            rooms = self._rooms.get(namespace, {})
+            return [r for r, members in rooms.items() if r is not None and sid in members]
+
+    def get_participants(self, namespace: str, room: str | None) -> Iterator[tuple[str, str]]:
+        """``(sid, eio_sid)`` of every client in a room (``None``: the namespace).
+
+        :param namespace: the namespace.
+        :param room: the room name, or ``None`` for every client of the namespace.
+        """
+        with self._lock:
+            members = list(self._rooms.get(namespace, {}).get(room, {}).items())
+        yield from members
+
+    def get_recipients(
+        self,
+        namespace: str,
+        to: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Decide who receives an emit.
+
+        :param namespace: the namespace.
+        :param to: a room (a sid is a room), a list of rooms, or ``None`` for everyone.
+        :param skip_sid: a sid or list of sids to leave out.
+        :returns: ``(sid, eio_sid)`` pairs, each client once, in a stable order.
+        """
+        skip = _as_set(skip_sid)
+        rooms: list[str | None]
+        if to is None:
+            rooms = [None]
+        elif isinstance(to, str):
+            rooms = [to]
+        else:
+            rooms = list(dict.fromkeys(to))
+        found: dict[str, str] = {}
+        with self._lock:
+            ns_rooms = self._rooms.get(namespace, {})
+            for room in rooms:
+                for sid, eio_sid in ns_rooms.get(room, {}).items():
+                    if sid not in skip:
+                        found.setdefault(sid, eio_sid)
+        return list(found.items())
+
+    def _remove(self, namespace: str, room: str | None, sid: str) -> None:
+        rooms = self._rooms.get(namespace)
+        if rooms is None or room not in rooms:
+            return
+        rooms[room].pop(sid, None)
+        if not rooms[room]:
+            del rooms[room]
+        if not rooms:
+            del self._rooms[namespace]
+
+    # ---------------------------------------------------------------- emit / acks
+
+    def emit(
+        self,
+        event: str,
+        args: Sequence[Any],
+        namespace: str,
+        to: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        callback: AckCallback | None = None,
+        volatile: bool = False,
+        ignore_queue: bool = False,
+    ) -> int:
+        """Emit an event to the selected clients.
+
+        :param event: the event name.
+        :param args: the event arguments.
+        :param namespace: the namespace.
+        :param to: room(s) to address; everyone in ``namespace`` when ``None``.
+        :param skip_sid: sid(s) to leave out.
+        :param callback: called with the ack arguments of each recipient.
+        :param volatile: drop for clients that cannot take the message now.
+        :param ignore_queue: unused here; pub/sub managers skip the bus when true.
+        :returns: the number of clients the event was handed to.
+        """
+        return self.emit_local(event, args, namespace, to, skip_sid, callback, volatile)
+
+    def emit_local(
+        self,
+        event: str,
+        args: Sequence[Any],
+        namespace: str,
+        to: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        callback: AckCallback | None = None,
+        volatile: bool = False,
+    ) -> int:
+        """Deliver an event to the clients connected to this process.
+
+        Same parameters as :meth:`emit`.
+
+        :returns: the number of clients the event was handed to.
+        """
+        encode, deliver = self._wiring()
+        recipients = self.get_recipients(namespace, to, skip_sid)
+        payload = [event, *args]
+        shared: list[str | bytes] | None = None
+        sent = 0
+        for sid, eio_sid in recipients:
+            if callback is None:
+                if shared is None:
+                    shared = encode(Packet(PacketType.EVENT, namespace, payload))
+                messages = shared
+            else:
+                ack_id = self.generate_ack_id(sid, callback)
+                messages = encode(Packet(PacketType.EVENT, namespace, payload, ack_id))
+            sent += bool(deliver(eio_sid, sid, messages, volatile))
+        return sent
+
+    def send_packet(self, sid: str, namespace: str, packet: Packet) -> bool:
+        """Encode and deliver one packet to one client.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace of ``sid``.
+        :param packet: the packet.
+        :returns: whether it was handed to the engine (or queued).
+        """
+        encode, deliver = self._wiring()
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        if eio_sid is None:
+            return False
+        return bool(deliver(eio_sid, sid, encode(packet), False))
+
+    def generate_ack_id(self, sid: str, callback: AckCallback) -> int:
+        """Register ``callback`` for the next acknowledgement of ``sid``.
+
+        :param sid: the Socket.IO sid.
+        :param callback: called with the ack arguments.
+        :returns: the ack id to put in the packet.
+        """
+        with self._lock:
+            ack_id = next(self._ack_ids)
+            self._callbacks.setdefault(sid, {})[ack_id] = callback
+        return ack_id
+
+    def trigger_callback(self, sid: str, ack_id: int, args: Sequence[Any]) -> bool:
+        """Run the callback registered for ``ack_id`` (once).
+
+        :param sid: the Socket.IO sid that acknowledged.
+        :param ack_id: the ack id.
+        :param args: the ack arguments.
+        :returns: whether a callback was found.
+        """
+        with self._lock:
+            callback = self._callbacks.get(sid, {}).pop(ack_id, None)
+        if callback is None:
+            logger.debug("unknown ack %s from %s", ack_id, sid)
+            return False
+        callback(*args)
+        return True
+
+    def _wiring(self) -> tuple[Encode, Deliver]:
+        if self._encode is None or self._deliver is None:
+            raise RuntimeError("the manager is not attached to a server")
+        return self._encode, self._deliver

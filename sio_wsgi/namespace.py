@@ -1,0 +1,315 @@
+"""Class-based namespaces and the event handler registry.
+
+Handlers get python-socketio's arguments:
+
+===========================  =============================================
+registration                 call
+===========================  =============================================
+``on('ev', ns='/x')``        ``handler(sid, *args)``
+``on('*', ns='/x')``         ``handler(event, sid, *args)``
+``on('ev', ns='*')``         ``handler(namespace, sid, *args)``
+``on('*', ns='*')``          ``handler(event, namespace, sid, *args)``
+``Namespace('/x')``          ``ns.trigger_event('ev', sid, *args)``
+``Namespace('*')``           ``ns.trigger_event('ev', namespace, sid, *args)``
+===========================  =============================================
+
+``connect`` receives ``(sid, environ, auth)`` and ``disconnect`` ``(sid, reason)``;
+the trailing arguments a handler does not declare are left out. The number of
+positional parameters is read once with :func:`inspect.signature` when the handler
+is registered, never probed by catching ``TypeError``. The ``'*'`` event handler
+never receives ``connect`` or ``disconnect``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sio_wsgi.server import Server
+
+__all__ = ["Namespace", "HandlerRegistry", "Resolved", "positional_capacity", "CATCH_ALL"]
+
+logger = logging.getLogger(__name__)
+
+CATCH_ALL = "*"
+"""Event or namespace name that matches anything."""
+
+_FIXED_ARITY_EVENTS = frozenset({"connect", "disconnect"})
+
+Handler = Callable[..., Any]
+
+
+def positional_capacity(fn: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``fn`` accepts.
+
+    :param fn: a function or bound method.
+    :returns: the count, or ``None`` when it takes ``*args`` (or has no signature).
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    count = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            count += 1
+    return count
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """A handler chosen for one event, with the arguments to put in front.
+
+    :param call: the callable to run with ``(*prefix, sid, *args)``.
+    :param prefix: leading arguments (event name and/or namespace).
+    :param capacity: positional arguments accepted (``None``: all); used to trim
+        the trailing arguments of ``connect`` / ``disconnect``.
+    """
+
+    call: Handler
+    prefix: tuple[Any, ...]
+    capacity: int | None
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the handler with the prefix and ``args`` (trimmed to its capacity).
+
+        :param args: ``sid`` followed by the event arguments.
+        :returns: the handler's return value.
+        """
+        full = (*self.prefix, *args)
+        if self.capacity is not None:
+            full = full[: self.capacity]
+        return self.call(*full)
+
+
+class Namespace:
+    """Base class for class-based namespaces.
+
+    Events are dispatched to methods named ``on_<event>``::
+
+        class Chat(sio_wsgi.Namespace):
+            def on_connect(self, sid, environ, auth):
+                self.enter_room(sid, "lobby")
+
+            def on_message(self, sid, data):
+                self.emit("message", data, room="lobby", skip_sid=sid)
+
+        sio.register_namespace(Chat("/chat"))
+
+    :param namespace: the namespace handled, ``'/'`` by default, ``'*'`` for any.
+    """
+
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace or "/"
+        self.server: Server | None = None
+
+    def _set_server(self, server: Server) -> None:
+        self.server = server
+
+    def _server(self) -> Server:
+        if self.server is None:
+            raise RuntimeError("the namespace is not registered with a server")
+        return self.server
+
+    def handler_for(self, event: str) -> Handler | None:
+        """The ``on_<event>`` method, or ``None``.
+
+        :param event: the event name.
+        """
+        method = getattr(self, "on_" + event, None)
+        return method if callable(method) else None
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Dispatch an event to its ``on_<event>`` method.
+
+        Override to add behaviour around every handler.
+
+        :param event: the event name.
+        :param args: the handler arguments (``sid`` first).
+        :returns: the handler's return value (the acknowledgement), ``None`` when
+            there is no handler.
+        """
+        handler = self.handler_for(event)
+        if handler is None:
+            return None
+        return handler(*args)
+
+    def _ns(self, namespace: str | None) -> str:
+        return namespace or self.namespace
+
+    def emit(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | list[str] | None = None,
+        room: str | list[str] | None = None,
+        skip_sid: str | list[str] | None = None,
+        namespace: str | None = None,
+        callback: Callable[..., Any] | None = None,
+        ignore_queue: bool = False,
+        volatile: bool = False,
+    ) -> None:
+        """:meth:`Server.emit` defaulting to this namespace."""
+        self._server().emit(
+            event, data, to=to, room=room, skip_sid=skip_sid, namespace=self._ns(namespace),
+            callback=callback, ignore_queue=ignore_queue, volatile=volatile,
+        )  # fmt: skip
+
+    def send(
+        self,
+        data: Any,
+        to: str | list[str] | None = None,
+        room: str | list[str] | None = None,
+        skip_sid: str | list[str] | None = None,
+        namespace: str | None = None,
+        callback: Callable[..., Any] | None = None,
+        ignore_queue: bool = False,
+    ) -> None:
+        """:meth:`Server.send` defaulting to this namespace."""
+        self._server().send(
+            data, to=to, room=room, skip_sid=skip_sid, namespace=self._ns(namespace),
+            callback=callback, ignore_queue=ignore_queue,
+        )  # fmt: skip
+
+    def call(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | None = None,
+        sid: str | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+        ignore_queue: bool = False,
+    ) -> Any:
+        """:meth:`Server.call` defaulting to this namespace (and the server's timeout)."""
+        server = self._server()
+        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return server.call(
+            event, data, to=to, sid=sid, namespace=self._ns(namespace),
+            ignore_queue=ignore_queue, **kwargs,
+        )  # fmt: skip
+
+    def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        """:meth:`Server.enter_room` defaulting to this namespace."""
+        self._server().enter_room(sid, room, namespace=self._ns(namespace))
+
+    def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        """:meth:`Server.leave_room` defaulting to this namespace."""
+        self._server().leave_room(sid, room, namespace=self._ns(namespace))
+
+    def close_room(self, room: str, namespace: str | None = None) -> None:
+        """:meth:`Server.close_room` defaulting to this namespace."""
+        self._server().close_room(room, namespace=self._ns(namespace))
+
+    def rooms(self, sid: str, namespace: str | None = None) -> list[str]:
+        """:meth:`Server.rooms` defaulting to this namespace."""
+        return self._server().rooms(sid, namespace=self._ns(namespace))
+
+    def get_session(self, sid: str, namespace: str | None = None) -> dict[str, Any]:
+        """:meth:`Server.get_session` defaulting to this namespace."""
+        return self._server().get_session(sid, namespace=self._ns(namespace))
+
+    def save_session(self, sid: str, session: dict[str, Any], namespace: str | None = None) -> None:
+        """:meth:`Server.save_session` defaulting to this namespace."""
+        self._server().save_session(sid, session, namespace=self._ns(namespace))
+
+    def session(
+        self, sid: str, namespace: str | None = None
+    ) -> AbstractContextManager[dict[str, Any]]:
+        """:meth:`Server.session` defaulting to this namespace."""
+        return self._server().session(sid, namespace=self._ns(namespace))
+
+    def disconnect(self, sid: str, namespace: str | None = None) -> None:
+        """:meth:`Server.disconnect` defaulting to this namespace."""
+        self._server().disconnect(sid, namespace=self._ns(namespace))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    handler: Handler
+    capacity: int | None
+
+
+class HandlerRegistry:
+    """Function handlers and class-based namespaces, by namespace and event."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, dict[str, _Entry]] = {}
+        self._classes: dict[str, Namespace] = {}
+        self._class_capacity: dict[tuple[str, str], int | None] = {}
+
+    def on(self, event: str, handler: Handler, namespace: str | None = None) -> None:
+        """Register a function handler.
+
+        :param event: the event name, or ``'*'``.
+        :param handler: the function.
+        :param namespace: the namespace, ``'/'`` when ``None``, or ``'*'``.
+        """
+        entry = _Entry(handler, positional_capacity(handler))
+        self._functions.setdefault(namespace or "/", {})[event] = entry
+
+    def register_namespace(self, namespace_handler: Namespace) -> None:
+        """Register a class-based namespace.
+
+        :param namespace_handler: the :class:`Namespace` instance.
+        :raises ValueError: when it is not a :class:`Namespace`.
+        """
+        if not isinstance(namespace_handler, Namespace):
+            raise ValueError("not a Namespace instance")
+        name = namespace_handler.namespace
+        self._classes[name] = namespace_handler
+        for event in _FIXED_ARITY_EVENTS:
+            method = namespace_handler.handler_for(event)
+            capacity = None if method is None else positional_capacity(method)
+            self._class_capacity[(name, event)] = capacity
+
+    def namespaces(self) -> Iterator[str]:
+        """Every namespace with a handler (may include ``'*'``)."""
+        yield from dict.fromkeys([*self._functions, *self._classes])
+
+    def namespace_objects(self) -> list[Namespace]:
+        """Every registered :class:`Namespace`."""
+        return list(self._classes.values())
+
+    def resolve(self, namespace: str, event: str) -> Resolved | None:
+        """Choose the handler for ``event`` in ``namespace``.
+
+        Order: exact function handler, ``'*'`` event function, class-based
+        namespace, then the same three under the ``'*'`` namespace.
+
+        :param namespace: the namespace of the packet.
+        :param event: the event name.
+        :returns: the handler with its leading arguments, or ``None``.
+        """
+        found = self._resolve_in(namespace, event, ())
+        if found is None and namespace != CATCH_ALL:
+            found = self._resolve_in(CATCH_ALL, event, (namespace,))
+        return found
+
+    def _resolve_in(
+        self, namespace: str, event: str, ns_prefix: tuple[Any, ...]
+    ) -> Resolved | None:
+        functions = self._functions.get(namespace, {})
+        entry = functions.get(event)
+        if entry is not None:
+            return Resolved(entry.handler, ns_prefix, entry.capacity)
+        catch_all = functions.get(CATCH_ALL)
+        if catch_all is not None and event not in _FIXED_ARITY_EVENTS:
+            return Resolved(catch_all.handler, (event, *ns_prefix), catch_all.capacity)
+        obj = self._classes.get(namespace)
+        if obj is None:
+            return None
+        capacity = self._class_capacity.get((namespace, event))
+        if capacity is not None:
+            capacity += 1  # trigger_event's own event-name argument
+        return Resolved(obj.trigger_event, (event, *ns_prefix), capacity)

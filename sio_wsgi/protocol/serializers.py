@@ -1,0 +1,182 @@
+"""Payload serializers for the Socket.IO layer.
+
+A serializer turns Socket.IO payloads into wire data and back. Two kinds exist:
+
+* **text** serializers (``whole_packet = False``, e.g. :class:`JSONSerializer`) only
+  encode the JSON part of a packet; :mod:`sio_wsgi.protocol.sio` writes the
+  ``<type>[<n>-][<nsp>,][<id>]`` header and splits binary data into attachments.
+* **whole-packet** serializers (``whole_packet = True``, e.g. :class:`MsgpackSerializer`)
+  encode a complete packet as a map ``{type, nsp, data, id}`` in one binary
+  Engine.IO message, the way the socket.io-msgpack-parser does; there are no
+  attachments because bytes are native.
+
+Serializers are passed to the codec, never patched onto a class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json as _stdlib_json
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+from sio_wsgi.exceptions import ConfigError, LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "Serializer",
+    "JSONSerializer",
+    "MsgpackSerializer",
+    "get_serializer",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """What the Socket.IO codec needs from a serializer."""
+
+    name: str
+    whole_packet: bool
+
+    def dumps(self, obj: Any) -> str | bytes:
+        """Encode ``obj``.
+
+        :param obj: the value to encode.
+        :returns: ``str`` for text serializers, ``bytes`` for whole-packet ones.
+        :raises LocalProtocolError: when ``obj`` cannot be encoded.
+        """
+        ...
+
+    def loads(self, data: str | bytes) -> Any:
+        """Decode ``data``.
+
+        :param data: what the peer sent.
+        :returns: the decoded value.
+        :raises RemoteProtocolError: when ``data`` is not valid.
+        """
+        ...
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class JSONSerializer:
+    """Compact JSON (the Socket.IO default parser).
+
+    NaN and Infinity are refused both ways, as ``JSON.parse`` would refuse them.
+
+    :param json_module: a module with ``dumps``/``loads`` compatible with :mod:`json`
+        (the ``json`` argument of :class:`sio_wsgi.server.Server`); the standard
+        library when ``None``. Only ``dumps(obj, separators=...)`` and ``loads(s)``
+        are assumed for a custom module.
+    """
+
+    name = "default"
+    whole_packet = False
+
+    def __init__(self, json_module: Any = None) -> None:
+        self._module: Any = json_module
+        self._custom = json_module is not None and json_module is not _stdlib_json
+
+    def dumps(self, obj: Any) -> str:
+        """Encode ``obj`` as compact JSON text.
+
+        :param obj: a JSON-compatible value.
+        :returns: the JSON text.
+        :raises LocalProtocolError: when ``obj`` is not JSON serializable.
+        """
+        try:
+            if self._custom:
+                return str(self._module.dumps(obj, separators=(",", ":")))
+            return _stdlib_json.dumps(
+                obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            )
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(f"cannot encode payload as JSON: {exc}") from exc
+
+    def loads(self, data: str | bytes) -> Any:
+        """Decode JSON text.
+
+        :param data: JSON text.
+        :returns: the decoded value.
+        :raises RemoteProtocolError: on invalid JSON, trailing garbage or
+            excessive nesting.
+        """
+        if not isinstance(data, str):
+            raise RemoteProtocolError("expected a text message")
+        try:
+            if self._custom:
+                return self._module.loads(data)
+            return _stdlib_json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise RemoteProtocolError(f"invalid JSON payload: {exc}") from exc
+
+
+class MsgpackSerializer:
+    """MessagePack, compatible with the socket.io-msgpack-parser.
+
+    :raises ConfigError: when the ``msgpack`` package is not installed.
+    """
+
+    name = "msgpack"
+    whole_packet = True
+
+    def __init__(self) -> None:
+        try:
+            self._msgpack: Any = importlib.import_module("msgpack")
+        except ImportError as exc:
+            raise ConfigError(
+                "serializer='msgpack' needs the msgpack package: pip install msgpack"
+            ) from exc
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode ``obj`` as MessagePack.
+
+        :param obj: a msgpack-compatible value.
+        :returns: the encoded bytes.
+        :raises LocalProtocolError: when ``obj`` cannot be encoded.
+        """
+        try:
+            return bytes(self._msgpack.packb(obj, use_bin_type=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise LocalProtocolError(f"cannot encode payload as msgpack: {exc}") from exc
+
+    def loads(self, data: str | bytes) -> Any:
+        """Decode MessagePack bytes.
+
+        :param data: the encoded bytes.
+        :returns: the decoded value.
+        :raises RemoteProtocolError: on invalid data.
+        """
+        if not isinstance(data, bytes):
+            raise RemoteProtocolError("expected a binary message in msgpack mode")
+        errors = (ValueError, TypeError, RecursionError, self._msgpack.UnpackException)
+        try:
+            return self._msgpack.unpackb(data, raw=False, strict_map_key=True)
+        except errors as exc:
+            raise RemoteProtocolError(f"invalid msgpack payload: {exc}") from exc
+
+
+def get_serializer(name_or_obj: Any = "default", json_module: Any = None) -> Serializer:
+    """Resolve the ``serializer`` option.
+
+    :param name_or_obj: ``'default'`` (or ``'json'``), ``'msgpack'``, or an object
+        implementing :class:`Serializer`.
+    :param json_module: custom JSON module for the default serializer.
+    :returns: a serializer instance.
+    :raises ConfigError: for an unknown name or a missing optional dependency.
+    """
+    if isinstance(name_or_obj, str):
+        if name_or_obj in ("default", "json"):
+            return JSONSerializer(json_module)
+        if name_or_obj == "msgpack":
+            return MsgpackSerializer()
+        raise ConfigError(f"unknown serializer {name_or_obj!r}")
+    if isinstance(name_or_obj, Serializer):
+        return name_or_obj
+    raise ConfigError(
+        "serializer must be 'default', 'msgpack' or an object with name, "
+        "whole_packet, dumps() and loads()"
+    )

@@ -1,0 +1,418 @@
+"""Take over the client socket of a WSGI request, for a WebSocket upgrade.
+
+WSGI has no standard way to leave HTTP, so each server is handled by a small
+:class:`_Adapter` that knows three things about it: where the raw socket is,
+how to put the ``101 Switching Protocols`` head on the wire, and what the
+application must return afterwards so that the server writes nothing more,
+logs no error and does not reuse the connection for another request.
+
+Per server:
+
+- **gunicorn** (gthread, gevent, ``sio_wsgi.gunicorn.EventletWorker``): the socket is
+  ``environ['gunicorn.socket']``; the head goes through ``start_response`` and its
+  ``write`` (gunicorn must know the status); afterwards ``Response.force_close()``.
+- **eventlet.wsgi**: ``environ['eventlet.input'].get_socket()``; afterwards
+  ``eventlet.wsgi.WSGI_LOCAL.already_handled`` is set.
+- **werkzeug** dev server: ``environ['werkzeug.socket']``; afterwards a ``101``
+  status, whose head werkzeug then fails to write (EPIPE, a dropped client to it).
+- **gevent.pywsgi**: the handler's ``socket`` (``start_response.__self__``, or
+  under ``wsgi.input``); afterwards ``handler.close_connection = True``.
+- **wsgiref**: ``wsgi.input`` is the socket's ``makefile('rb')``; afterwards as werkzeug.
+
+The transport gets a :func:`os.dup` of the server's socket (``Hijacked.sock``) and
+closes it when it is done. The server keeps its own descriptor open, so whatever
+it does after the application returns (select, recv, send, close) acts on a live
+descriptor; :meth:`Hijacked.finish` shuts that one down, so to the server the
+client simply went away: reads see EOF, writes see ``EPIPE``, and every server
+treats that as an ordinary disconnect. TLS sockets cannot be duplicated; they
+are handed over as they are.
+
+The gunicorn ``sync`` worker is refused (``None``): one WebSocket would hold
+its only thread past the worker timeout.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import ssl
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Hijacked", "hijack", "parse_response_head", "SWITCHING_PROTOCOLS"]
+
+logger = logging.getLogger(__name__)
+
+SWITCHING_PROTOCOLS = "101 Switching Protocols"
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+@dataclass
+class Hijacked:
+    """A client connection taken over from the WSGI server.
+
+    :param sock: the connection, in blocking mode (a green socket under eventlet
+        or gevent). The caller owns it and closes it when the WebSocket is over.
+    :param buffered: bytes the server had already read past the request head
+        (usually ``b''``); feed them to the frame parser first.
+    """
+
+    sock: socket.socket
+    buffered: bytes = b""
+    _release: Callable[[], Iterable[bytes]] = field(default=list, repr=False)
+    _finished: bool = field(default=False, repr=False)
+
+    def finish(self) -> Iterable[bytes]:
+        """End the hijack; return what the application hands back to its server.
+
+        Call it from the request's own thread or greenlet once the WebSocket is
+        over (``sock`` closed or not: it is closed here if still open). The
+        server then writes nothing more, logs no error and closes the connection.
+
+        :returns: the WSGI response iterable (empty).
+        """
+        if self._finished:
+            return []
+        self._finished = True
+        return self._release()
+
+
+@dataclass(frozen=True)
+class _Adapter:
+    """How one WSGI server exposes its socket and ends a hijacked request."""
+
+    name: str
+    matches: Callable[[Environ, StartResponse], bool]
+    raw_socket: Callable[[Environ, StartResponse], Any]
+    reader: Callable[[Environ, StartResponse], Any]
+    send_head: Callable[[Any, StartResponse, bytes], None]
+    release: Callable[[Environ, StartResponse], Iterable[bytes]]
+    take_buffered: Callable[[Any, Any], bytes] | None = None
+
+
+def parse_response_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """Split a raw HTTP/1.1 response head into a WSGI status and header list.
+
+    :param head: ``b'HTTP/1.1 101 Switching Protocols\\r\\nName: value\\r\\n\\r\\n'``.
+    :returns: ``('101 Switching Protocols', [('Name', 'value')])``.
+    :raises ValueError: if the status line is malformed.
+    """
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, status = lines[0].partition(" ")
+    if not version.startswith("HTTP/") or not status[:3].isdigit():
+        raise ValueError(f"not an HTTP response head: {lines[0]!r}")
+    headers = []
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+    return status, headers
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _handler_of(start_response: StartResponse) -> Any:
+    """The object a bound ``start_response`` belongs to (servers' handler/response)."""
+    return getattr(start_response, "__self__", None)
+
+
+def _instance_of(obj: Any, module: str, cls: str) -> bool:
+    """``isinstance(obj, module.cls)`` without importing ``module``."""
+    mod = sys.modules.get(module)
+    kind = getattr(mod, cls, None) if mod is not None else None
+    return isinstance(kind, type) and isinstance(obj, kind)
+
+
+def _makefile_socket(reader: Any) -> Any:
+    """The socket under a ``socket.makefile('rb')`` reader, or None."""
+    raw = getattr(reader, "raw", None)
+    if isinstance(raw, socket.SocketIO):
+        return getattr(raw, "_sock", None)
+    return None
+
+
+def _peek_buffered(reader: Any, raw: Any) -> bytes:
+    """Take what a buffered socket reader holds past the request head, never blocking.
+
+    :param reader: an :class:`io.BufferedReader` over the socket, or None.
+    :param raw: the socket under it (its timeout is set to 0 for the peek).
+    :returns: the bytes removed from the reader's buffer.
+    """
+    if not isinstance(reader, io.BufferedReader) or raw is None:
+        return b""
+    timeout = raw.gettimeout()
+    try:
+        raw.settimeout(0.0)
+        data = reader.peek(65536)
+        if data:
+            data = reader.read(len(data))
+    except (OSError, ValueError) as exc:
+        logger.debug("could not read the buffered bytes: %s", exc)
+        data = b""
+    finally:
+        raw.settimeout(timeout)
+    return bytes(data)
+
+
+def _sendall(raw: Any, start_response: StartResponse, head: bytes) -> None:
+    """Write the response head straight on the socket."""
+    raw.sendall(head)
+
+
+def _empty(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    return []
+
+
+def _status_101(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Give the server a 101 status to log; its own write then fails with EPIPE."""
+    try:
+        start_response(SWITCHING_PROTOCOLS, [])
+    except (AssertionError, ValueError, TypeError) as exc:
+        logger.debug("start_response after hijack refused: %s", exc)
+    return []
+
+
+# ---------------------------------------------------------------- gunicorn
+
+
+def _gunicorn_matches(environ: Environ, start_response: StartResponse) -> bool:
+    if "gunicorn.socket" not in environ:
+        return False
+    if not environ.get("wsgi.multithread", False):
+        logger.warning(
+            "gunicorn's sync worker cannot hold a WebSocket; use -k gthread, gevent "
+            "or sio_wsgi.gunicorn.EventletWorker"
+        )
+        return False
+    return True
+
+
+def _gunicorn_buffered(body: Any, raw: Any) -> bytes:
+    """Read-ahead held by gunicorn's parser (``wsgi.input.reader.unreader``)."""
+    unreader = getattr(getattr(body, "reader", None), "unreader", None)
+    take = getattr(unreader, "take_buffered", None)
+    return bytes(take()) if callable(take) else b""
+
+
+def _gunicorn_send_head(raw: Any, start_response: StartResponse, head: bytes) -> None:
+    """gunicorn must see the 101 status, or it writes its own head afterwards."""
+    status, headers = parse_response_head(head)
+    write = start_response(status, headers)
+    write(b"")
+
+
+def _gunicorn_release(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    response = _handler_of(start_response)
+    force_close = getattr(response, "force_close", None)
+    if callable(force_close):
+        force_close()
+    return []
+
+
+_GUNICORN = _Adapter(
+    name="gunicorn",
+    matches=_gunicorn_matches,
+    raw_socket=lambda environ, sr: environ["gunicorn.socket"],
+    reader=lambda environ, sr: environ.get("wsgi.input"),
+    send_head=_gunicorn_send_head,
+    release=_gunicorn_release,
+    take_buffered=_gunicorn_buffered,
+)
+
+# ---------------------------------------------------------------- eventlet.wsgi
+
+
+def _eventlet_release(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    wsgi = sys.modules.get("eventlet.wsgi")
+    local = getattr(wsgi, "WSGI_LOCAL", None)
+    if local is not None:
+        local.already_handled = True
+    return []
+
+
+_EVENTLET = _Adapter(
+    name="eventlet",
+    matches=lambda environ, sr: hasattr(environ.get("eventlet.input"), "get_socket"),
+    raw_socket=lambda environ, sr: environ["eventlet.input"].get_socket(),
+    reader=lambda environ, sr: getattr(environ["eventlet.input"], "rfile", None),
+    send_head=_sendall,
+    release=_eventlet_release,
+)
+
+# ---------------------------------------------------------------- werkzeug
+
+_WERKZEUG = _Adapter(
+    name="werkzeug",
+    matches=lambda environ, sr: environ.get("werkzeug.socket") is not None,
+    raw_socket=lambda environ, sr: environ["werkzeug.socket"],
+    reader=lambda environ, sr: environ.get("wsgi.input"),
+    send_head=_sendall,
+    release=_status_101,
+)
+
+# ---------------------------------------------------------------- gevent.pywsgi
+
+
+def _gevent_matches(environ: Environ, start_response: StartResponse) -> bool:
+    if _instance_of(_handler_of(start_response), "gevent.pywsgi", "WSGIHandler"):
+        return True
+    software = str(environ.get("SERVER_SOFTWARE", ""))
+    return software.startswith("gevent/") and _gevent_reader(environ, start_response) is not None
+
+
+def _gevent_reader(environ: Environ, start_response: StartResponse) -> Any:
+    """gevent passes the raw ``rfile`` as ``wsgi.input`` on upgrade requests."""
+    handler = _handler_of(start_response)
+    reader = getattr(handler, "rfile", None)
+    if reader is None:
+        wsgi_input = environ.get("wsgi.input")
+        reader = getattr(wsgi_input, "rfile", wsgi_input)
+    return reader if _makefile_socket(reader) is not None else None
+
+
+def _gevent_socket(environ: Environ, start_response: StartResponse) -> Any:
+    sock = getattr(_handler_of(start_response), "socket", None)
+    return sock if sock is not None else _makefile_socket(_gevent_reader(environ, start_response))
+
+
+def _gevent_release(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    handler = _handler_of(start_response)
+    if _instance_of(handler, "gevent.pywsgi", "WSGIHandler"):
+        handler.close_connection = True
+    return []
+
+
+_GEVENT = _Adapter(
+    name="gevent",
+    matches=_gevent_matches,
+    raw_socket=_gevent_socket,
+    reader=_gevent_reader,
+    send_head=_sendall,
+    release=_gevent_release,
+)
+
+# ---------------------------------------------------------------- wsgiref
+
+
+def _wsgiref_matches(environ: Environ, start_response: StartResponse) -> bool:
+    return _instance_of(_handler_of(start_response), "wsgiref.handlers", "BaseHandler") and (
+        _makefile_socket(environ.get("wsgi.input")) is not None
+    )
+
+
+_WSGIREF = _Adapter(
+    name="wsgiref",
+    matches=_wsgiref_matches,
+    raw_socket=lambda environ, sr: _makefile_socket(environ.get("wsgi.input")),
+    reader=lambda environ, sr: environ.get("wsgi.input"),
+    send_head=_sendall,
+    release=_status_101,
+)
+
+#: Tried in order; the first whose ``matches`` is true handles the request.
+_ADAPTERS: tuple[_Adapter, ...] = (_GUNICORN, _EVENTLET, _WERKZEUG, _GEVENT, _WSGIREF)
+
+
+# ---------------------------------------------------------------- hijack
+
+
+def _find_adapter(environ: Environ, start_response: StartResponse) -> _Adapter | None:
+    # Only HTTP/2+ is refused: eventlet.wsgi always says HTTP/1.0 here.
+    if not str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")).upper().startswith("HTTP/1"):
+        return None
+    for adapter in _ADAPTERS:
+        if adapter.matches(environ, start_response):
+            return adapter
+    return None
+
+
+def _own_copy(raw: Any) -> tuple[Any, bool]:
+    """A duplicate of ``raw`` for the transport, in blocking mode.
+
+    :returns: ``(sock, duplicated)``; TLS sockets cannot be duplicated and come back as is.
+    """
+    sock, duplicated = raw, False
+    if not isinstance(raw, ssl.SSLSocket):
+        try:
+            sock, duplicated = raw.dup(), True
+        except (OSError, NotImplementedError, AttributeError) as exc:
+            logger.debug("cannot dup() the client socket, handing it over: %s", exc)
+    sock.settimeout(None)
+    return sock, duplicated
+
+
+def _close_quietly(sock: Any, how: int | None) -> None:
+    try:
+        if how is not None:
+            sock.shutdown(how)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _make_release(
+    adapter: _Adapter,
+    raw: Any,
+    sock: Any,
+    duplicated: bool,
+    environ: Environ,
+    start_response: StartResponse,
+) -> Callable[[], Iterable[bytes]]:
+    def release() -> Iterable[bytes]:
+        if duplicated:
+            _close_quietly(sock, None)
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return adapter.release(environ, start_response)
+
+    return release
+
+
+def hijack(
+    environ: Environ, start_response: StartResponse, response_head: bytes
+) -> Hijacked | None:
+    """Send ``response_head`` and take the client connection away from the WSGI server.
+
+    :param environ: the WSGI environ of the upgrade request.
+    :param start_response: the server's ``start_response`` (gunicorn needs it to
+        send the head; werkzeug, gevent and wsgiref to be told to stop).
+    :param response_head: the complete ``HTTP/1.1 101 Switching Protocols`` head,
+        ending with an empty line.
+    :returns: the connection, or None when this server exposes no raw socket
+        (unknown server, HTTP/2, gunicorn's sync worker); nothing was sent then.
+    :raises OSError: if writing the head fails (the client went away).
+
+    Example::
+
+        hijacked = hijack(environ, start_response, head)
+        if hijacked is None:
+            return bad_request(start_response, "websocket not supported by this server")
+        try:
+            run_websocket(hijacked.sock, hijacked.buffered)
+        finally:
+            hijacked.sock.close()
+        return hijacked.finish()
+    """
+    adapter = _find_adapter(environ, start_response)
+    raw = adapter.raw_socket(environ, start_response) if adapter is not None else None
+    if adapter is None or raw is None:
+        logger.debug("no raw socket for %s", environ.get("SERVER_SOFTWARE", "this server"))
+        return None
+    take_buffered = adapter.take_buffered or _peek_buffered
+    buffered = take_buffered(adapter.reader(environ, start_response), raw)
+    adapter.send_head(raw, start_response, response_head)
+    sock, duplicated = _own_copy(raw)
+    logger.debug("hijacked a %s connection (%d bytes read ahead)", adapter.name, len(buffered))
+    release = _make_release(adapter, raw, sock, duplicated, environ, start_response)
+    return Hijacked(sock=sock, buffered=buffered, _release=release)
