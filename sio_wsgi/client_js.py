@@ -95,14 +95,16 @@ class ClientFiles:
         entry = self._load(name)
         if entry is None:
             body = (
-                "// The socket.io JavaScript client is not installed. Run `npm install "
-                "socket.io-client` next to your app, or pass client_js_path= to WSGIApp.\n"
-                "console.error('sio_wsgi: socket.io-client is not installed on the server');\n"
-            ).encode()
+                b"// The socket.io JavaScript client is not installed. Run `npm install "
+                b"socket.io-client` next to your app, or pass client_js_path= to WSGIApp.\n"
+                b"console.error('sio_wsgi: socket.io-client is not installed on the server');\n"
+            )
             start_response(
                 "404 Not Found",
-                [("Content-Type", "application/javascript; charset=utf-8"),
-                 ("Content-Length", str(len(body)))],
+                [
+                    ("Content-Type", "application/javascript; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                ],
             )
             return [body]
         headers = [

@@ -26,7 +26,7 @@ serializer                 'default'           'default' (JSON) or 'msgpack' (or
 max_attachments            10                  binary attachments per Socket.IO packet
 max_json_depth             64                  nesting depth accepted in JSON payloads
 max_pending_bytes          16_000_000          bytes queued to a client before it is dropped
-async_handlers             True                run event handlers off the reader, in order per client
+async_handlers             True                run handlers off the reader, in order per client
 namespaces                 None                None: '/' and registered ones; '*': any; list
 =========================  ==================  ================================================
 """

@@ -5,11 +5,11 @@
     SioError
      +-- ProtocolError                 bad bytes on the wire
      |    +-- LocalProtocolError       we were asked to produce something invalid
-     |    +-- RemoteProtocolError      the peer sent something invalid (has ``close_code``/``status``)
+     |    +-- RemoteProtocolError      the peer sent something invalid (has ``close_code``)
      +-- ConnectionRefusedError        raised by a connect handler to refuse a client
      +-- TimeoutError                  ``call()`` got no ack in time (also a builtin TimeoutError)
      +-- DisconnectedError             the client left while we waited on it
-     +-- ConfigError                   invalid option or missing optional dependency (also ValueError)
+     +-- ConfigError                   bad option or missing optional dependency (a ValueError)
 """
 
 from __future__ import annotations

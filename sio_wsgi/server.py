@@ -109,6 +109,15 @@ def _resolve_logger(value: bool | logging.Logger, name: str) -> logging.Logger:
     return resolved
 
 
+def _hop(driver: Driver, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Under eventlet/gevent, run ``fn`` in the event loop when called from a plain
+    OS thread (whose green primitives would not work); True when it was handed over."""
+    if not driver.in_foreign_thread():
+        return False
+    driver.call_soon_threadsafe(lambda: fn(*args, **kwargs))
+    return True
+
+
 def _as_args(data: Any) -> list[Any]:
     """Emit data to event arguments: a tuple is several, ``None`` none."""
     if data is None:
@@ -262,10 +271,14 @@ class Server:
         self.driver: Driver = self._make_driver(self.options.async_mode)
         engine_logger = _resolve_logger(engineio_logger, "sio_wsgi.engine")
         self.eio: _Engine = self._make_engine(self.options, self.driver, engine_logger)
-        self.manager.attach(self._encode, self._deliver, self.driver)
         self._clients: dict[str, _Client] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
         self._lock = self.driver.lock()
+        self._server_events: dict[tuple[str, str], Callable[..., Any]] = {}
+        self.manager.attach(
+            self._encode, self._deliver, self.driver,
+            disconnect=self._bus_disconnect, server_event=self._bus_server_event,
+        )  # fmt: skip
         self._packet_handlers: dict[PacketType, Callable[[_Client, Packet], None]] = {
             PacketType.CONNECT: self._on_connect_packet,
             PacketType.DISCONNECT: self._on_disconnect_packet,
@@ -395,6 +408,10 @@ class Server:
         """
         if event in sio_codec.RESERVED_EVENTS:
             raise LocalProtocolError(f"{event!r} is a reserved event name")
+        if _hop(self.driver, self.emit, event, data, to=to, room=room, skip_sid=skip_sid,
+                namespace=namespace, callback=callback, ignore_queue=ignore_queue,
+                volatile=volatile):  # fmt: skip
+            return
         ns = namespace or "/"
         target = to if to is not None else room
         self.logger.info("emitting event %s to %s [%s]", event, target or "all", ns)
@@ -455,7 +472,8 @@ class Server:
         if target is None:
             raise ValueError("call() needs the sid of one client")
         ns = namespace or "/"
-        waiter = _Waiter(self.driver.event())
+        foreign = self.driver.in_foreign_thread()
+        waiter = _Waiter(self.driver.thread_event() if foreign else self.driver.event())
         with self._lock:
             self._waiters.setdefault(target, set()).add(waiter)
         try:
@@ -473,10 +491,13 @@ class Server:
 
     def _connected(self, sid: str, namespace: str) -> bool:
         """Whether ``sid`` is connected; local clients are checked against their
-        own state, which changes at once when they leave."""
+        own state, which changes at once when they leave. A sid unknown here
+        counts as connected when a pub/sub manager may reach it on another node."""
         client = self._client_of(sid, namespace)
         if client is None:
-            return self.manager.is_connected(sid, namespace)
+            return self.manager.is_connected(sid, namespace) or self.manager.can_reach_remote(
+                sid, namespace
+            )
         with client.lock:
             return not client.closed and client.namespaces.get(namespace) == sid
 
@@ -503,7 +524,8 @@ class Server:
         :param room: the room name.
         :param namespace: the namespace, ``'/'`` by default.
         """
-        self.manager.enter_room(sid, namespace or "/", room)
+        if not _hop(self.driver, self.enter_room, sid, room, namespace):
+            self.manager.enter_room(sid, namespace or "/", room)
 
     def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None:
         """Remove a client from a room.
@@ -512,7 +534,8 @@ class Server:
         :param room: the room name.
         :param namespace: the namespace, ``'/'`` by default.
         """
-        self.manager.leave_room(sid, namespace or "/", room)
+        if not _hop(self.driver, self.leave_room, sid, room, namespace):
+            self.manager.leave_room(sid, namespace or "/", room)
 
     def close_room(self, room: str, namespace: str | None = None) -> None:
         """Remove every client from a room.
@@ -520,7 +543,8 @@ class Server:
         :param room: the room name.
         :param namespace: the namespace, ``'/'`` by default.
         """
-        self.manager.close_room(room, namespace or "/")
+        if not _hop(self.driver, self.close_room, room, namespace):
+            self.manager.close_room(room, namespace or "/")
 
     def rooms(self, sid: str, namespace: str | None = None) -> list[str]:
         """The rooms a client is in (its own sid room included).
@@ -609,9 +633,13 @@ class Server:
         :param namespace: the namespace, ``'/'`` by default.
         :param ignore_queue: skip the message queue of pub/sub managers.
         """
+        if _hop(self.driver, self.disconnect, sid, namespace, ignore_queue):
+            return
         ns = namespace or "/"
         client = self._client_of(sid, ns)
         if client is None:
+            if not ignore_queue:
+                self.manager.remote_disconnect(sid, ns)
             return
         with client.lock:
             if client.namespaces.get(ns) != sid:
@@ -623,6 +651,90 @@ class Server:
             return  # _run_connect sees it is gone and refuses it
         self._send_now(client, Packet(PacketType.DISCONNECT, ns))
         self._finish_namespace(client, sid, ns, self.reason.SERVER_DISCONNECT)
+
+    # -------------------------------------------------------------- several nodes
+
+    def fetch_sids(
+        self, room: str | None = None, namespace: str | None = None, timeout: float = 1.0
+    ) -> list[str]:
+        """Sids in a room on every node (a cluster-wide query with pub/sub managers).
+
+        :param room: the room; every client of the namespace when ``None``.
+        :param namespace: the namespace, ``'/'`` by default.
+        :param timeout: seconds to wait for the other nodes' answers.
+        :returns: the sids (those of nodes that did not answer in time are missing).
+
+        Example::
+
+            players = sio.fetch_sids("match-42", timeout=0.5)
+        """
+        return self.manager.fetch_participants(namespace or "/", room, timeout)
+
+    def fetch_rooms(
+        self, sid: str, namespace: str | None = None, timeout: float = 1.0
+    ) -> list[str]:
+        """The rooms of a client connected to any node (its sid room included).
+
+        :param sid: the client's sid.
+        :param namespace: the namespace, ``'/'`` by default.
+        :param timeout: seconds to wait for the other nodes' answers.
+        :returns: the rooms; empty when no node knows ``sid`` in time.
+        """
+        return self.manager.fetch_rooms(sid, namespace or "/", timeout)
+
+    def server_side_emit(self, event: str, data: Any = None, namespace: str | None = None) -> None:
+        """Send an event to the *other* server nodes (not to clients, not to this node).
+
+        They run the handler registered with :meth:`on_server_event`. With the
+        single-process manager there is nobody to receive it.
+
+        :param event: the event name.
+        :param data: the arguments, as in :meth:`emit` (a tuple is several).
+        :param namespace: the namespace, ``'/'`` by default.
+
+        Example::
+
+            sio.server_side_emit("reload-config", {"version": 7})
+        """
+        self.manager.server_side_emit(event, _as_args(data), namespace or "/")
+
+    def on_server_event(
+        self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None
+    ) -> Any:
+        """Register the handler of a server-to-server event (see :meth:`server_side_emit`).
+
+        :param event: the event name.
+        :param handler: called as ``handler(*args)`` in a background task; a
+            decorator is returned when omitted.
+        :param namespace: the namespace, ``'/'`` by default.
+        :returns: the handler, or a decorator.
+
+        Example::
+
+            @sio.on_server_event("reload-config")
+            def reload_config(settings):
+                ...
+        """
+
+        def register(fn: F) -> F:
+            self._server_events[(namespace or "/", event)] = fn
+            return fn
+
+        if handler is None:
+            return register
+        return register(handler)
+
+    def _bus_disconnect(self, sid: str, namespace: str) -> None:
+        """Another node asked to disconnect one of our clients."""
+        self.disconnect(sid, namespace, ignore_queue=True)
+
+    def _bus_server_event(self, event: str, args: Sequence[Any], namespace: str) -> None:
+        """Another node sent a server-to-server event."""
+        handler = self._server_events.get((namespace, event))
+        if handler is None:
+            self.logger.debug("no server event handler for %s [%s]", event, namespace)
+            return
+        self._run_safely(handler, tuple(args))
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``target(*args, **kwargs)`` in a task of the server's async mode.

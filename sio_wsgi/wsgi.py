@@ -79,7 +79,9 @@ class StaticFiles:
         filename, content_type = resolved
         if not os.path.isfile(filename):
             return None
-        content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        content_type = (
+            content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        )
         with open(filename, "rb") as fh:
             body = fh.read()
         start_response(

@@ -200,7 +200,10 @@ _ENCODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": _gzip, "deflate": _def
 
 
 def compress(
-    body: bytes, accept_encoding: str | None, threshold: int, encoders: Sequence[str] = ("gzip", "deflate")
+    body: bytes,
+    accept_encoding: str | None,
+    threshold: int,
+    encoders: Sequence[str] = ("gzip", "deflate"),
 ) -> tuple[bytes, str | None]:
     """Compress ``body`` with the first encoding the client accepts, when over ``threshold``.
 

@@ -182,6 +182,17 @@ class EngineServer:
             if transport == "websocket":
                 return websocket.handle_open(self, environ, start_response, cors)
             return self._with(self._open_polling(environ), cors)
+        return self._route_session(sid, transport, method, environ, start_response, cors)
+
+    def _route_session(
+        self,
+        sid: str,
+        transport: str,
+        method: str,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        cors: list[tuple[str, str]],
+    ) -> Response | Iterable[bytes]:
         session = self.sessions.get(sid)
         if session is None:
             self.logger.info(
@@ -193,17 +204,16 @@ class EngineServer:
         if transport == "websocket":
             return websocket.handle_upgrade(self, session, environ, start_response, cors)
         if session.transport != "polling":
-            return self._with(
-                error_response(ErrorCode.BAD_REQUEST, detail="session uses another transport"),
-                cors,
+            response = error_response(
+                ErrorCode.BAD_REQUEST, detail="session uses another transport"
             )
-        if method == "GET":
-            return self._with(polling.handle_get(self, session, environ), cors)
-        if method == "POST":
-            return self._with(polling.handle_post(self, session, environ), cors)
-        return self._with(
-            error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed"), cors
-        )
+        elif method == "GET":
+            response = polling.handle_get(self, session, environ)
+        elif method == "POST":
+            response = polling.handle_post(self, session, environ)
+        else:
+            response = error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed")
+        return self._with(response, cors)
 
     @staticmethod
     def _with(response: Response, headers: list[tuple[str, str]]) -> Response:

@@ -123,7 +123,9 @@ class Server:
         """The handshake environ of ``sid``."""
         return self.engine.environ(sid)
 
-    def handle_request(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def handle_request(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
         """WSGI entry point."""
         return self.engine.handle_request(environ, start_response)
 

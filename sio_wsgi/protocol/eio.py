@@ -33,7 +33,7 @@ __all__ = [
 
 SEPARATOR = "\x1e"
 
-Wire = Union[str, bytes]
+Wire = Union[str, bytes]  # noqa: UP007 - a runtime alias, Python 3.10 compatible
 
 
 class PacketType(enum.IntEnum):
@@ -52,7 +52,7 @@ _TYPES = {str(int(t)): t for t in PacketType}
 
 
 class Packet(NamedTuple):
-    """A decoded packet: its type and its data (``str``, ``bytes`` for binary messages, or ``""``)."""
+    """A decoded packet: its type and its data (``str``, or ``bytes`` for a binary message)."""
 
     type: PacketType
     data: Wire = ""

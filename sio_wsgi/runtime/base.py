@@ -59,6 +59,9 @@ class Driver(Protocol):
     def event(self) -> Event:
         """Return a new, cleared :class:`Event`."""
 
+    def thread_event(self) -> Event:
+        """Return an OS-level event, for a plain OS thread to wait on."""
+
     def lock(self) -> Lock:
         """Return a new :class:`Lock`."""
 

@@ -30,7 +30,7 @@ class _GreenTask:
         with eventlet.Timeout(timeout, False):
             try:
                 self._gt.wait()
-            except Exception:  # the task logs its own errors
+            except Exception:  # noqa: BLE001 - the task logged its own error
                 pass
 
 

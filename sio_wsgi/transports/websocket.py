@@ -109,9 +109,7 @@ def handle_upgrade(
         session.state = State.OPEN
         return hijacked
     conn = WebSocketConnection(engine, hijacked)
-    session.upgrade_timer = engine.scheduler.call_later(
-        engine.options.upgrade_timeout, conn.abort
-    )
+    session.upgrade_timer = engine.scheduler.call_later(engine.options.upgrade_timeout, conn.abort)
     if conn.probe(session):
         conn.read_loop(session)
         return conn.finish(session)

@@ -1,0 +1,576 @@
+"""A test client for applications: talk to your Socket.IO server in-process, without a network.
+
+It speaks the real protocol (Engine.IO long-polling, Socket.IO packets) by
+calling the WSGI application directly, so your handlers, rooms, sessions and
+acknowledgements run exactly as in production; only the socket is missing::
+
+    from sio_wsgi.testing import SocketIOTestClient
+    from myapp import app, sio                     # app = sio_wsgi.WSGIApp(sio, flask_app)
+
+    def test_chat():
+        alice = SocketIOTestClient(app, auth={"name": "alice"})
+        bob = SocketIOTestClient(app, auth={"name": "bob"})
+        assert alice.is_connected()
+        answer = alice.emit("chat", "hi", callback=True)     # the handler's return value
+        assert bob.wait_for("chat") == ["hi"]
+        assert alice.get_received() == []                   # what was sent to alice
+        alice.disconnect()
+
+Timing rules, so tests are not flaky:
+
+- :meth:`~SocketIOTestClient.emit` returns once the server *handler has
+  returned* (the client asks for an acknowledgement behind the scenes when the
+  server has a handler for the event). Everything that handler emitted to this
+  client is then already in :meth:`~SocketIOTestClient.get_received`.
+- Messages caused by *another* client arrive a moment later: use
+  :meth:`~SocketIOTestClient.wait_for` (deterministic), or
+  ``get_received()``, which waits until nothing new arrived for ``settle`` seconds.
+
+The server must run in the ``threading`` async mode (the default when nothing
+is monkey-patched), or in a process patched by eventlet / gevent: the client
+long-polls from a background thread. Pass cookies (``cookies={...}``) or
+headers to reach a logged-in user's session, e.g. the cookie of Flask's or
+Django's test client after a login.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .exceptions import ConnectionRefusedError, DisconnectedError, TimeoutError
+from .protocol import eio
+from .protocol import sio as sio_codec
+from .protocol.serializers import JSONSerializer, Serializer
+
+__all__ = ["SocketIOTestClient", "Received"]
+
+logger = logging.getLogger(__name__)
+
+Received = dict[str, Any]
+"""One received event: ``{"name": event, "args": [...], "namespace": "/"}``."""
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+DEFAULT_TIMEOUT = 5.0
+SETTLE = 0.05
+
+
+class _Pending:
+    """An acknowledgement the client is waiting for."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.done = threading.Event()
+        self.args: list[Any] = []
+
+
+def _find_server(app: Any) -> Any:
+    """The :class:`sio_wsgi.Server` behind ``app`` (a Server, a WSGIApp, or a Flask app)."""
+    for candidate in (app, getattr(app, "wsgi_app", None)):
+        if candidate is None:
+            continue
+        if hasattr(candidate, "handlers") and hasattr(candidate, "handle_request"):
+            return candidate
+        server = getattr(candidate, "server", None)
+        if server is not None and hasattr(server, "handle_request"):
+            return server
+    return None
+
+
+def _find_path(app: Any) -> str:
+    """The mount path of the Socket.IO endpoint (``/socket.io/`` by default)."""
+    for candidate in (app, getattr(app, "wsgi_app", None)):
+        mount = getattr(candidate, "mount", None)
+        if isinstance(mount, str):
+            return mount
+    return "/socket.io/"
+
+
+def _as_wsgi(app: Any) -> WSGIApp:
+    """A WSGI callable for ``app``: a Server is wrapped, anything else is called."""
+    if hasattr(app, "handlers") and hasattr(app, "handle_request"):
+        handle: WSGIApp = app.handle_request
+        return handle
+    wsgi: WSGIApp = app
+    return wsgi
+
+
+def _ack_value(args: list[Any]) -> Any:
+    """``None`` for no argument, the value for one, a tuple for several."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else tuple(args)
+
+
+class SocketIOTestClient:
+    """An in-process Socket.IO client for tests.
+
+    :param app: a :class:`sio_wsgi.WSGIApp`, a :class:`sio_wsgi.Server`, or a
+        WSGI app (e.g. a Flask app whose ``wsgi_app`` is a ``WSGIApp``).
+    :param server: the :class:`sio_wsgi.Server`, when it cannot be found from ``app``.
+    :param namespace: the namespace to connect to (``'/'``).
+    :param auth: the auth object sent with the namespace connect.
+    :param query_string: extra query string for the handshake (``"a=1&b=2"``).
+    :param headers: extra request headers (``{"User-Agent": "pytest"}``).
+    :param cookies: cookies sent with every request (``{"sessionid": "..."}``).
+    :param environ_overrides: raw WSGI environ keys for every request.
+    :param socketio_path: the endpoint path, found from ``app`` by default.
+    :param connect: connect now (else call :meth:`connect`).
+    :param timeout: default seconds to wait for the server.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        server: Any = None,
+        namespace: str | None = None,
+        auth: Any = None,
+        query_string: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        environ_overrides: Mapping[str, Any] | None = None,
+        socketio_path: str | None = None,
+        connect: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.server = server if server is not None else _find_server(app)
+        self.wsgi = _as_wsgi(app)
+        self.path = "/" + (socketio_path or _find_path(app)).strip("/") + "/"
+        self.serializer: Serializer = getattr(self.server, "serializer", None) or JSONSerializer()
+        self.timeout = timeout
+        self.query_string = (query_string or "").lstrip("?")
+        self.headers = dict(headers or {})
+        self.cookies = dict(cookies or {})
+        self.environ_overrides = dict(environ_overrides or {})
+        self.eio_sid: str | None = None
+        self.ping_interval = 25.0
+        self._cond = threading.Condition()
+        self._post_lock = threading.Lock()
+        self._received: list[Received] = []
+        self._namespaces: dict[str, str] = {}
+        self._connect_errors: dict[str, Any] = {}
+        self._answered: set[str] = set()
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._ack_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._assembler: sio_codec.AttachmentAssembler | None = None
+        self._reader: threading.Thread | None = None
+        self._closed = False
+        self._last_arrival = 0.0
+        if connect:
+            self.connect(namespace, auth=auth)
+
+    # -------------------------------------------------------------- WSGI plumbing
+
+    def _environ(self, method: str, query: dict[str, str], body: bytes) -> dict[str, Any]:
+        qs = urllib.parse.urlencode(query)
+        if self.query_string:
+            qs = f"{self.query_string}&{qs}"
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": self.path,
+            "QUERY_STRING": qs, "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "localhost", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "text/plain;charset=UTF-8",
+        }  # fmt: skip
+        for name, value in self.headers.items():
+            key = name.upper().replace("-", "_")
+            environ[key if key in ("CONTENT_TYPE",) else "HTTP_" + key] = value
+        if self.cookies:
+            environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        environ.update(self.environ_overrides)
+        return environ
+
+    def _call(self, method: str, query: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+        """One WSGI request; returns (status code, body)."""
+        status: list[str] = []
+
+        def start_response(line: str, headers: list[Any], exc_info: Any = None) -> Any:
+            status[:] = [line]
+            return lambda data: None
+
+        result = self.wsgi(self._environ(method, query, body), start_response)
+        try:
+            data = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return (int(status[0].split()[0]) if status else 500), data
+
+    def _query(self) -> dict[str, str]:
+        query = {"EIO": "4", "transport": "polling", "t": str(next(self._ids))}
+        if self.eio_sid is not None:
+            query["sid"] = self.eio_sid
+        return query
+
+    def _post(self, messages: list[str | bytes]) -> None:
+        body = eio.encode_payload(eio.message(m) for m in messages).encode()
+        self._post_raw(body)
+
+    def _post_raw(self, body: bytes) -> None:
+        with self._post_lock:
+            code, data = self._call("POST", self._query(), body)
+        if code != 200:
+            raise DisconnectedError(f"POST answered {code}: {data[:200]!r}")
+
+    def _send(self, packet: sio_codec.Packet) -> None:
+        self._post(sio_codec.encode(packet, self.serializer))
+
+    # -------------------------------------------------------------- engine.io
+
+    def _handshake(self) -> None:
+        code, body = self._call("GET", self._query())
+        if code != 200 or not body.startswith(b"0"):
+            raise ConnectionRefusedError(f"handshake answered {code}: {body[:200]!r}")
+        first, _, rest = body.decode().partition(eio.SEPARATOR)
+        info = json.loads(first[1:])
+        self.eio_sid = str(info["sid"])
+        self.ping_interval = float(info.get("pingInterval", 25000)) / 1000
+        self._closed = False
+        if rest:
+            self._handle_payload(rest)
+        self._reader = threading.Thread(target=self._read_loop, name="sio-test-client", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        while not self._closed:
+            try:
+                code, body = self._call("GET", self._query())
+            except Exception:
+                logger.exception("test client: polling request failed")
+                break
+            if code != 200:
+                break
+            self._handle_payload(body.decode())
+        self._on_closed()
+
+    def _handle_payload(self, payload: str) -> None:
+        for packet in eio.decode_payload(payload):
+            handler = self._EIO_HANDLERS.get(packet.type)
+            if handler is not None:
+                handler(self, packet.data)
+
+    def _on_ping(self, data: str | bytes) -> None:
+        self._post_raw(b"3")
+
+    def _on_close(self, data: str | bytes) -> None:
+        self._closed = True
+
+    def _on_message(self, data: str | bytes) -> None:
+        if self._assembler is not None:
+            packet = self._assembler.add(data)
+            if packet is None:
+                return
+            self._assembler = None
+        else:
+            packet = sio_codec.decode(data, self.serializer)
+            if packet.attachments:
+                self._assembler = sio_codec.AttachmentAssembler(packet)
+                return
+        handler = self._SIO_HANDLERS.get(packet.type)
+        if handler is not None:
+            handler(self, packet)
+
+    def _noop(self, data: str | bytes) -> None:
+        return None
+
+    _EIO_HANDLERS: dict[eio.PacketType, Callable[[SocketIOTestClient, str | bytes], None]] = {
+        eio.PacketType.PING: _on_ping,
+        eio.PacketType.CLOSE: _on_close,
+        eio.PacketType.MESSAGE: _on_message,
+        eio.PacketType.NOOP: _noop,
+    }
+
+    def _on_closed(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._answered.update(self._namespaces)
+            self._namespaces.clear()
+            for pending in self._pending.values():
+                pending.done.set()
+            self._cond.notify_all()
+
+    # -------------------------------------------------------------- socket.io packets
+
+    def _sio_connect(self, packet: sio_codec.Packet) -> None:
+        with self._cond:
+            data = packet.data if isinstance(packet.data, dict) else {}
+            self._namespaces[packet.namespace] = str(data.get("sid", ""))
+            self._connect_errors.pop(packet.namespace, None)
+            self._answered.add(packet.namespace)
+            self._cond.notify_all()
+
+    def _sio_connect_error(self, packet: sio_codec.Packet) -> None:
+        with self._cond:
+            self._connect_errors[packet.namespace] = packet.data
+            self._answered.add(packet.namespace)
+            self._cond.notify_all()
+
+    def _sio_disconnect(self, packet: sio_codec.Packet) -> None:
+        with self._cond:
+            self._namespaces.pop(packet.namespace, None)
+            for pending in list(self._pending.values()):
+                if pending.namespace == packet.namespace:
+                    pending.done.set()
+            self._cond.notify_all()
+
+    def _sio_event(self, packet: sio_codec.Packet) -> None:
+        event, *args = packet.data
+        with self._cond:
+            self._received.append({"name": event, "args": args, "namespace": packet.namespace})
+            self._last_arrival = time.monotonic()
+            self._cond.notify_all()
+        if packet.id is not None:
+            handler = self._ack_handlers.get((packet.namespace, event))
+            result = handler(*args) if handler is not None else None
+            reply = (
+                [] if result is None else list(result) if isinstance(result, tuple) else [result]
+            )
+            ack = sio_codec.Packet(sio_codec.PacketType.ACK, packet.namespace, reply, packet.id)
+            self._send(ack)
+
+    def _sio_ack(self, packet: sio_codec.Packet) -> None:
+        pending = self._pending.pop(packet.id, None) if packet.id is not None else None
+        if pending is not None:
+            pending.args = list(packet.data or [])
+            pending.done.set()
+
+    _SIO_HANDLERS: dict[
+        sio_codec.PacketType, Callable[[SocketIOTestClient, sio_codec.Packet], None]
+    ] = {
+        sio_codec.PacketType.CONNECT: _sio_connect,
+        sio_codec.PacketType.CONNECT_ERROR: _sio_connect_error,
+        sio_codec.PacketType.DISCONNECT: _sio_disconnect,
+        sio_codec.PacketType.EVENT: _sio_event,
+        sio_codec.PacketType.BINARY_EVENT: _sio_event,
+        sio_codec.PacketType.ACK: _sio_ack,
+        sio_codec.PacketType.BINARY_ACK: _sio_ack,
+    }
+
+    # -------------------------------------------------------------- public API
+
+    def connect(
+        self, namespace: str | None = None, auth: Any = None, timeout: float | None = None
+    ) -> bool:
+        """Connect to a namespace (doing the Engine.IO handshake first if needed).
+
+        :param namespace: the namespace, ``'/'`` by default.
+        :param auth: the auth object for the server's ``connect`` handler.
+        :param timeout: seconds to wait for the answer.
+        :returns: True when connected; False when refused (see :meth:`connect_error`).
+        :raises ConnectionRefusedError: when the Engine.IO handshake is refused.
+        :raises TimeoutError: when the server does not answer.
+        """
+        ns = namespace or "/"
+        if self.eio_sid is None or self._closed:
+            self.eio_sid = None
+            self._handshake()
+        with self._cond:
+            self._answered.discard(ns)
+        self._send(sio_codec.Packet(sio_codec.PacketType.CONNECT, ns, auth))
+        with self._cond:
+            if not self._cond.wait_for(lambda: ns in self._answered, timeout or self.timeout):
+                raise TimeoutError(f"no answer to the connect to {ns}")
+            return ns in self._namespaces
+
+    def connect_error(self, namespace: str | None = None) -> Any:
+        """The ``connect_error`` payload of a refused connect (``{"message", "data"?}``), or None.
+
+        :param namespace: the namespace, ``'/'`` by default.
+        """
+        with self._cond:
+            return self._connect_errors.get(namespace or "/")
+
+    def is_connected(self, namespace: str | None = None) -> bool:
+        """Whether the client is connected to a namespace.
+
+        :param namespace: the namespace, ``'/'`` by default.
+        """
+        with self._cond:
+            return (namespace or "/") in self._namespaces
+
+    def sid(self, namespace: str | None = None) -> str | None:
+        """The Socket.IO sid the server gave this client in a namespace.
+
+        :param namespace: the namespace, ``'/'`` by default.
+        """
+        with self._cond:
+            return self._namespaces.get(namespace or "/")
+
+    def on(self, event: str, handler: Callable[..., Any], namespace: str | None = None) -> None:
+        """Answer the server's ``emit(..., callback=...)`` / ``call()`` for ``event``.
+
+        Without a handler such requests get an empty acknowledgement.
+
+        :param event: the event name.
+        :param handler: called with the event's arguments; its return value is the ack
+            (a tuple for several arguments).
+        :param namespace: the namespace, ``'/'`` by default.
+        """
+        self._ack_handlers[(namespace or "/", event)] = handler
+
+    def _server_handles(self, ns: str, event: str) -> bool:
+        handlers = getattr(self.server, "handlers", None)
+        if handlers is None:
+            return False
+        return handlers.resolve(ns, event) is not None
+
+    def emit(
+        self,
+        event: str,
+        *args: Any,
+        namespace: str | None = None,
+        callback: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Emit an event to the server and wait for its handler to finish.
+
+        :param event: the event name.
+        :param args: its arguments (``bytes`` are sent as binary attachments).
+        :param namespace: the namespace, ``'/'`` by default.
+        :param callback: return the handler's acknowledgement.
+        :param timeout: seconds to wait for it.
+        :returns: the acknowledgement when ``callback`` is true (``None`` for
+            none, the value for one argument, a tuple for several), else None.
+        :raises DisconnectedError: when not connected to the namespace.
+        :raises TimeoutError: when the acknowledgement does not come.
+        """
+        ns = namespace or "/"
+        if not self.is_connected(ns):
+            raise DisconnectedError(f"not connected to {ns}")
+        wait = callback or self._server_handles(ns, event)
+        ack_id = next(self._ids) if wait else None
+        pending = _Pending(ns)
+        if ack_id is not None:
+            self._pending[ack_id] = pending
+        self._send(sio_codec.Packet(sio_codec.PacketType.EVENT, ns, [event, *args], ack_id))
+        if ack_id is None:
+            return None
+        if not pending.done.wait(timeout or self.timeout):
+            self._pending.pop(ack_id, None)
+            raise TimeoutError(f"no acknowledgement for {event!r}")
+        if self._pending.pop(ack_id, None) is not None:  # woken by a disconnect, not by the ack
+            if callback:
+                raise DisconnectedError("disconnected while waiting for the acknowledgement")
+            return None
+        return _ack_value(pending.args) if callback else None
+
+    def call(
+        self, event: str, *args: Any, namespace: str | None = None, timeout: float | None = None
+    ) -> Any:
+        """``emit(..., callback=True)``: the handler's acknowledgement.
+
+        :param event: the event name.
+        :param args: its arguments.
+        :param namespace: the namespace.
+        :param timeout: seconds.
+        :returns: the acknowledgement.
+        """
+        return self.emit(event, *args, namespace=namespace, callback=True, timeout=timeout)
+
+    def send(self, data: Any, namespace: str | None = None, callback: bool = False) -> Any:
+        """Emit a ``message`` event.
+
+        :param data: the message.
+        :param namespace: the namespace.
+        :param callback: return the acknowledgement.
+        :returns: as :meth:`emit`.
+        """
+        return self.emit("message", data, namespace=namespace, callback=callback)
+
+    def get_received(self, namespace: str | None = None, settle: float = SETTLE) -> list[Received]:
+        """Return (and forget) the events received in a namespace, oldest first.
+
+        :param namespace: the namespace, ``'/'`` by default.
+        :param settle: first wait until nothing new arrived for this many seconds
+            (bounded by the client's timeout); 0 to return at once.
+        :returns: ``[{"name": event, "args": [...], "namespace": ns}, ...]``.
+        """
+        ns = namespace or "/"
+        deadline = time.monotonic() + self.timeout
+        with self._cond:
+            while settle > 0 and not self._closed:
+                quiet_until = max(self._last_arrival, time.monotonic() - settle) + settle
+                now = time.monotonic()
+                if now >= quiet_until or now >= deadline:
+                    break
+                self._cond.wait(min(quiet_until, deadline) - now)
+            mine = [r for r in self._received if r["namespace"] == ns]
+            self._received = [r for r in self._received if r["namespace"] != ns]
+        return mine
+
+    def wait_for(
+        self, event: str, namespace: str | None = None, timeout: float | None = None
+    ) -> list[Any]:
+        """Wait for ``event`` and return its arguments (it is removed from the received list).
+
+        :param event: the event name.
+        :param namespace: the namespace, ``'/'`` by default.
+        :param timeout: seconds.
+        :returns: the event's arguments.
+        :raises TimeoutError: when it does not arrive in time.
+        """
+        ns = namespace or "/"
+
+        def find() -> Received | None:
+            for item in self._received:
+                if item["name"] == event and item["namespace"] == ns:
+                    return item
+            return None
+
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: find() is not None or self._closed, timeout or self.timeout
+            ):
+                raise TimeoutError(f"{event!r} did not arrive")
+            item = find()
+            if item is None:
+                raise DisconnectedError(f"disconnected while waiting for {event!r}")
+            self._received.remove(item)
+            args: list[Any] = item["args"]
+            return args
+
+    def disconnect(self, namespace: str | None = None) -> None:
+        """Leave a namespace; leaving the last one closes the connection.
+
+        :param namespace: the namespace, ``'/'`` by default.
+        """
+        ns = namespace or "/"
+        with self._cond:
+            connected = self._namespaces.pop(ns, None) is not None
+            last = not self._namespaces
+        if connected and not self._closed:
+            self._send(sio_codec.Packet(sio_codec.PacketType.DISCONNECT, ns))
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        """Close the Engine.IO connection (every namespace) and stop the poller."""
+        if self.eio_sid is not None and not self._closed:
+            self._closed = True
+            try:
+                self._post_raw(b"1")
+            except DisconnectedError:
+                pass
+        if self._reader is not None:
+            self._reader.join(self.ping_interval + self.timeout)
+            self._reader = None
+        self._on_closed()
+
+    def __enter__(self) -> SocketIOTestClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,78 @@
+"""The Flask chat example in headless Chromium (Debian's ``chromium``, driven by playwright-core).
+
+Three browser contexts: alice forced to long-polling, bob on WebSocket only,
+carol with the default (polling, then upgrade). The driver checks chat both
+ways with sent/delivered acks, the typing indicator, a private message reaching
+only bob, rooms and member lists, a binary image, ``POST /announce`` reaching
+every page and a reload reconnecting, then saves a screenshot to tests/output/.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from examples_support import (
+    ROOT,
+    ExampleServer,
+    need_browser,
+    need_client_js,
+    output_path,
+    report,
+    run_scenario,
+)
+
+EXAMPLE = ROOT / "examples" / "flask_chat"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "--graceful-timeout", "2",
+            "-b", "127.0.0.1:{port}"]  # fmt: skip
+SERVERS = {
+    # the README's commands, run from examples/flask_chat/
+    "threading": [sys.executable, "app.py", "--port", "{port}"],
+    "gevent": [*GUNICORN, "-k", "gevent", "app:app"],
+    "eventlet": [*GUNICORN, "-k", "sio_wsgi.gunicorn.EventletWorker", "app:app"],
+    "gthread": [*GUNICORN, "-k", "gthread", "--threads", "50", "app:app"],
+}
+
+
+@pytest.fixture(params=list(SERVERS))
+def flask_chat(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, ExampleServer]]:
+    """The example on each README server: werkzeug's (threads), then gunicorn's workers.
+
+    :param request: gives the server name.
+    :param tmp_path: for the server log.
+    :returns: the server name and the running server.
+    """
+    need_browser()  # skip before starting anything
+    need_client_js(EXAMPLE)
+    name = str(request.param)
+    with ExampleServer(SERVERS[name], EXAMPLE, tmp_path / f"flask_chat-{name}.log") as server:
+        yield name, server
+
+
+def test_flask_chat_in_chromium(flask_chat: tuple[str, ExampleServer]) -> None:
+    name, server = flask_chat
+    node = need_browser()
+    screenshot = output_path("flask_chat.png" if name == "threading" else f"flask_chat-{name}.png")
+    lines = run_scenario(node, {"base_url": server.url, "kind": "flask",
+                                "screenshot": str(screenshot), "users": {}})  # fmt: skip
+    done = [line for line in lines if line.get("done")]
+    assert done and done[-1]["ok"], report(lines) + "\n--- server log:\n" + server.log_tail()
+    steps = {line["step"] for line in lines if line.get("ok") and "step" in line}
+    assert {
+        "transports",
+        "private message reaches only its target",
+        "typing indicator",
+        "binary image",
+        "POST /announce reaches every page",
+        "reload reconnects",
+    } <= steps
+    assert screenshot.is_file()
+    print(f"\nscreenshot of the Flask chat ({name}): {screenshot}")
