@@ -15,8 +15,9 @@ Per server:
   ``eventlet.wsgi.WSGI_LOCAL.already_handled`` is set.
 - **werkzeug** dev server: ``environ['werkzeug.socket']``; afterwards a ``101``
   status, whose head werkzeug then fails to write (EPIPE, a dropped client to it).
-- **gevent.pywsgi**: the handler's ``socket`` (``start_response.__self__``, or
-  under ``wsgi.input``); afterwards ``handler.close_connection = True``.
+- **gevent.pywsgi** (also gunicorn's ``gevent_pywsgi`` worker): the handler's
+  ``socket`` (``start_response.__self__``, or under ``wsgi.input``); afterwards
+  ``handler.close_connection = True`` and a ``101`` status, as for werkzeug.
 - **wsgiref**: ``wsgi.input`` is the socket's ``makefile('rb')``; afterwards as werkzeug.
 
 The transport gets a :func:`os.dup` of the server's socket (``Hijacked.sock``) and
@@ -195,9 +196,15 @@ def _gunicorn_matches(environ: Environ, start_response: StartResponse) -> bool:
 
 def _gunicorn_buffered(body: Any, raw: Any) -> bytes:
     """Read-ahead held by gunicorn's parser (``wsgi.input.reader.unreader``)."""
-    unreader = getattr(getattr(body, "reader", None), "unreader", None)
+    unreader: Any = getattr(getattr(body, "reader", None), "unreader", None)
     take = getattr(unreader, "take_buffered", None)
-    return bytes(take()) if callable(take) else b""
+    if callable(take):  # gunicorn 27+
+        return bytes(take())
+    buf = getattr(unreader, "buf", None)
+    if not isinstance(buf, io.BytesIO):
+        return b""
+    unreader.buf = io.BytesIO()  # older gunicorn: the same buffer, without the method
+    return buf.getvalue()
 
 
 def _gunicorn_send_head(raw: Any, start_response: StartResponse, head: bytes) -> None:
@@ -282,10 +289,11 @@ def _gevent_socket(environ: Environ, start_response: StartResponse) -> Any:
 
 
 def _gevent_release(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """A 101 status for the access log (gunicorn's gevent_pywsgi worker needs one)."""
     handler = _handler_of(start_response)
     if _instance_of(handler, "gevent.pywsgi", "WSGIHandler"):
         handler.close_connection = True
-    return []
+    return _status_101(environ, start_response)
 
 
 _GEVENT = _Adapter(
@@ -300,17 +308,27 @@ _GEVENT = _Adapter(
 # ---------------------------------------------------------------- wsgiref
 
 
+def _wsgiref_input(environ: Environ, start_response: StartResponse | None = None) -> Any:
+    """``wsgi.input``, unwrapped from Django runserver's ``LimitedStream`` when needed."""
+    wsgi_input = environ.get("wsgi.input")
+    if _makefile_socket(wsgi_input) is None:
+        inner = getattr(getattr(wsgi_input, "_read", None), "__self__", None)
+        if _makefile_socket(inner) is not None:
+            return inner
+    return wsgi_input
+
+
 def _wsgiref_matches(environ: Environ, start_response: StartResponse) -> bool:
     return _instance_of(_handler_of(start_response), "wsgiref.handlers", "BaseHandler") and (
-        _makefile_socket(environ.get("wsgi.input")) is not None
+        _makefile_socket(_wsgiref_input(environ)) is not None
     )
 
 
 _WSGIREF = _Adapter(
     name="wsgiref",
     matches=_wsgiref_matches,
-    raw_socket=lambda environ, sr: _makefile_socket(environ.get("wsgi.input")),
-    reader=lambda environ, sr: environ.get("wsgi.input"),
+    raw_socket=lambda environ, sr: _makefile_socket(_wsgiref_input(environ)),
+    reader=_wsgiref_input,
     send_head=_sendall,
     release=_status_101,
 )

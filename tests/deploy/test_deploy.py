@@ -1,0 +1,113 @@
+"""sio_wsgi deployed under real servers, driven by the python-socketio client.
+
+For each server: connect over polling only, over websocket only, and with the
+default polling -> websocket upgrade; emit with an ack; receive an emit made
+from a Flask view; check the driver that ``async_mode=None`` picked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import socketio
+from deploy_support import ServerProcess, running_server
+
+pytestmark = pytest.mark.timeout(120)
+
+#: server kind -> the driver async_mode=None must pick there.
+SERVERS = {
+    "gunicorn-gthread": "threading",
+    "gunicorn-gevent": "gevent",
+    "gunicorn-eventlet": "eventlet",
+    "gunicorn-gevent-pywsgi": "gevent",
+    "eventlet": "eventlet",
+    "gevent": "gevent",
+    "werkzeug": "threading",
+    "wsgiref": "threading",
+}
+TRANSPORTS = {
+    "polling": ["polling"],
+    "websocket": ["websocket"],
+    "upgrade": ["polling", "websocket"],
+}
+WAIT = 10.0
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    with running_server(request.param, "sio_app:app") as proc:
+        yield proc
+
+
+class Recorder:
+    """Collects events a client receives, with a bounded wait."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[Any]] = {}
+        self.cond = threading.Condition()
+
+    def add(self, name: str, data: Any) -> None:
+        with self.cond:
+            self.events.setdefault(name, []).append(data)
+            self.cond.notify_all()
+
+    def wait(self, name: str) -> Any:
+        with self.cond:
+            assert self.cond.wait_for(lambda: name in self.events, WAIT), (name, self.events)
+            return self.events[name][0]
+
+
+def _client(server: ServerProcess, transports: list[str]) -> tuple[socketio.Client, Recorder]:
+    client = socketio.Client(reconnection=False)
+    recorder = Recorder()
+    for name in ("welcome", "server_event"):
+        client.on(name, lambda data, name=name: recorder.add(name, data))
+    client.connect(server.url, transports=transports, wait_timeout=WAIT)
+    return client, recorder
+
+
+def _wait_transport(client: socketio.Client, name: str) -> str:
+    deadline = time.monotonic() + WAIT
+    while client.transport() != name and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return str(client.transport())
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_emit_ack_and_flask_emit(server: ServerProcess, transport: str) -> None:
+    client, recorder = _client(server, TRANSPORTS[transport])
+    try:
+        expected = "polling" if transport == "polling" else "websocket"
+        assert _wait_transport(client, expected) == expected
+        assert recorder.wait("welcome") == {"sid": client.get_sid("/")}
+        assert client.call("echo", {"a": [1, "2"]}, timeout=WAIT) == {"a": [1, "2"]}
+        assert client.call("echo", b"\x00\x01\xff", timeout=WAIT) == b"\x00\x01\xff"
+        response = requests.get(f"{server.url}/emit/{client.get_sid('/')}", timeout=WAIT)
+        assert response.status_code == 200 and response.text == "ok"
+        assert recorder.wait("server_event") == {"from": "flask"}
+        assert client.call("whoami", timeout=WAIT) == SERVERS[server.kind]
+    finally:
+        client.disconnect()
+
+
+def test_several_clients_at_once(server: ServerProcess) -> None:
+    # gthread --threads 4: each WebSocket holds a thread, a polling client up to two.
+    clients = [_client(server, TRANSPORTS["websocket"])[0] for _ in range(2)]
+    clients.append(_client(server, TRANSPORTS["polling"])[0])
+    try:
+        for i, client in enumerate(clients):
+            assert client.call("echo", i, timeout=WAIT) == i
+        assert requests.get(f"{server.url}/health", timeout=WAIT).text == "ok"
+    finally:
+        for client in clients:
+            client.disconnect()
+
+
+def test_zz_no_server_errors(server: ServerProcess) -> None:
+    time.sleep(0.5)
+    assert server.errors() == [], server.log()

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Run the whole sio_wsgi test suite; this is the command README and CI use:
+#
+#     bash tests/run.sh [extra pytest arguments]
+#
+# eventlet and gevent monkey-patching is process-wide, so the suite runs as
+# groups, one pytest process each:
+#   main      everything not marked eventlet/gevent (servers under test that need
+#             patching run in their own subprocesses anyway)
+#   eventlet  modules marked `pytest.mark.eventlet`, in a process patched by eventlet
+#   gevent    modules marked `pytest.mark.gevent`, in a process patched by gevent
+# The exit status is non-zero if any group failed.
+#
+# Missing test dependencies are installed first (`pip install -e ".[test]"`, and
+# `npm ci` for each tests/*/package.json without node_modules); set
+# SIO_SKIP_INSTALL=1 to skip that step.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python}
+failed=()
+
+install_deps() {
+    [ "${SIO_SKIP_INSTALL:-0}" = "1" ] && return 0
+    if ! "$PYTHON" -c "import sio_wsgi, socketio, websocket, requests, pytest, pytest_timeout, hypothesis, flask, gunicorn, eventlet, gevent" 2>/dev/null; then
+        echo "=== installing the test dependencies"
+        "$PYTHON" -m pip install -q -e ".[test]" || return 1
+    fi
+    local pkg dir
+    for pkg in tests/*/package.json; do
+        [ -f "$pkg" ] || continue
+        dir=$(dirname "$pkg")
+        if [ ! -d "$dir/node_modules" ] && command -v npm >/dev/null; then
+            echo "=== npm install in $dir"
+            (cd "$dir" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }) || return 1
+        fi
+    done
+}
+
+run_group() {  # run_group NAME OK_CODES COMMAND...
+    local name=$1 ok=$2 rc
+    shift 2
+    echo "=== [$name] $*"
+    "$@"
+    rc=$?
+    if [[ " $ok " != *" $rc "* ]]; then
+        failed+=("$name (exit $rc)")
+    fi
+}
+
+marked_modules() {  # test modules that carry pytest.mark.<mode>
+    grep -rlE "pytest\.mark\.$1\b" tests --include='test_*.py' --exclude-dir=node_modules 2>/dev/null | sort
+}
+
+patched_pytest() {  # a pytest run inside a process monkey-patched by $1
+    case $1 in
+        eventlet) echo 'import eventlet; eventlet.monkey_patch()' ;;
+        gevent) echo 'from gevent import monkey; monkey.patch_all()' ;;
+    esac
+    echo 'import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))'
+}
+
+install_deps || { echo "FAILED: installing the test dependencies"; exit 1; }
+
+run_group main "0" "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "$@"
+
+for mode in eventlet gevent; do
+    mapfile -t modules < <(marked_modules "$mode")
+    [ ${#modules[@]} -eq 0 ] && continue
+    # exit 5 = nothing selected, fine for these groups
+    run_group "$mode" "0 5" "$PYTHON" -c "$(patched_pytest "$mode")" -q -m "$mode" "${modules[@]}" "$@"
+done
+
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "FAILED groups: ${failed[*]}"
+    exit 1
+fi
+echo "all test groups passed"
