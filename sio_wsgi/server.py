@@ -269,6 +269,8 @@ class Server:
         self.handlers = HandlerRegistry()
         self.manager = client_manager if client_manager is not None else Manager()
         self.driver: Driver = self._make_driver(self.options.async_mode)
+        #: the async mode in use ('threading', 'eventlet' or 'gevent'), as in python-socketio
+        self.async_mode: str = self.driver.name
         engine_logger = _resolve_logger(engineio_logger, "sio_wsgi.engine")
         self.eio: _Engine = self._make_engine(self.options, self.driver, engine_logger)
         self._clients: dict[str, _Client] = {}
