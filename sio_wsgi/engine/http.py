@@ -103,14 +103,17 @@ def error_response(
 def _same_origin(origin: str, host: str | None, scheme: str) -> bool:
     if not host:
         return False
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https"):
+            return False
+        default = {"http": "80", "https": "443"}
+        o_host = parts.hostname or ""
+        o_port = str(parts.port) if parts.port else default[parts.scheme]
+        h = urlsplit(f"//{host}")
+        h_port = str(h.port) if h.port else default.get(scheme, "80")
+    except ValueError:  # malformed Origin or Host (bad port, unbalanced IPv6 bracket)
         return False
-    default = {"http": "80", "https": "443"}
-    o_host = parts.hostname or ""
-    o_port = str(parts.port) if parts.port else default[parts.scheme]
-    h = urlsplit(f"//{host}")
-    h_port = str(h.port) if h.port else default.get(scheme, "80")
     return o_host == (h.hostname or "") and o_port == h_port
 
 

@@ -280,6 +280,8 @@ class EngineServer:
             )
             self.close_session(session, REASON_TRANSPORT_ERROR, send_close_packet=False)
             return False
+        if result and session.extra is not None:
+            session.extra.kick()
         return result
 
     def close_session(

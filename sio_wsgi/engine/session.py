@@ -2,8 +2,9 @@
 
 The outbox holds :data:`~sio_wsgi.protocol.eio.Wire` items (text packets with
 their type digit, or bytes for binary messages). Whichever transport owns the
-session drains it: a polling GET, or the WebSocket writer task. ``wake`` is
-set whenever there is something to drain or the session is closing.
+session drains it: a polling GET (woken through ``wake``), or the WebSocket
+connection (told through its ``kick()``). ``wake`` is set whenever there is
+something for a GET to drain or the session is closing.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class EngineSession:
         "wake",
         "polling_get",
         "polling_post",
-        "ws_busy",
+        "write_state",
         "ws_attached",
         "close_reason",
         "close_packet",
@@ -85,7 +86,7 @@ class EngineSession:
         self.wake = driver.event()
         self.polling_get = False
         self.polling_post = False
-        self.ws_busy = False
+        self.write_state = 0  # WebSocket: 0 idle, else someone is writing
         self.ws_attached = False
         self.close_reason: str | None = None
         self.close_packet = False
@@ -108,7 +109,7 @@ class EngineSession:
         if self.state is not State.OPEN or self.outbox:
             return False
         if self.transport == "websocket":
-            return self.ws_attached and not self.ws_busy
+            return self.ws_attached and self.write_state == 0
         return self.polling_get
 
     def push(self, items: Sequence[Wire], volatile: bool = False) -> bool | None:
@@ -124,7 +125,9 @@ class EngineSession:
                 return None
             self.outbox.extend(items)
             self.pending_bytes += size
-        self.wake.set()
+            attached = self.ws_attached
+        if not attached:  # polling (or upgrading): wake the waiting GET
+            self.wake.set()
         return True
 
     def drain(self) -> list[Wire]:

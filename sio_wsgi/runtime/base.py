@@ -71,5 +71,11 @@ class Driver(Protocol):
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` soon in the driver's own context; callable from any OS thread."""
 
+    def try_send(self, sock: Any, data: bytes) -> int:
+        """Send what fits in the kernel buffer without blocking; return the byte count.
+
+        :raises OSError: the connection is broken.
+        """
+
     def in_foreign_thread(self) -> bool:
         """True when called from an OS thread the driver's loop does not run in."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,6 +86,13 @@ class EventletDriver:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def try_send(self, sock: Any, data: bytes) -> int:
+        raw = getattr(sock, "fd", sock)  # GreenSocket wraps a non-blocking socket
+        try:
+            return int(raw.send(data, socket.MSG_DONTWAIT))
+        except (BlockingIOError, InterruptedError):
+            return 0
 
     def in_foreign_thread(self) -> bool:
         return bool(_real_thread.get_ident() != self._loop_thread)

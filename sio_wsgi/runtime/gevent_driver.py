@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,13 @@ class GeventDriver:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def try_send(self, sock: Any, data: bytes) -> int:
+        raw = getattr(sock, "_sock", sock)  # gevent's socket wraps a non-blocking one
+        try:
+            return int(raw.send(data, socket.MSG_DONTWAIT))
+        except (BlockingIOError, InterruptedError):
+            return 0
 
     def in_foreign_thread(self) -> bool:
         return bool(_real_get_ident() != self._loop_thread)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,12 @@ class ThreadingDriver:
 
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         fn(*args)
+
+    def try_send(self, sock: Any, data: bytes) -> int:
+        try:
+            return int(sock.send(data, socket.MSG_DONTWAIT))
+        except (BlockingIOError, InterruptedError):
+            return 0
 
     def in_foreign_thread(self) -> bool:
         return False

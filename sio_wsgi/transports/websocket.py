@@ -120,19 +120,34 @@ def handle_upgrade(
     return hijacked.finish()
 
 
+_IDLE, _DIRECT, _WRITER = 0, 1, 2
+
+
 class WebSocketConnection:
-    """One WebSocket: frames in through :meth:`read_loop`, out through a writer task."""
+    """One WebSocket: frames in through :meth:`read_loop`; frames out written by
+    whoever queued them.
+
+    Writing: the task that queues packets writes them itself with a non-blocking
+    send when nobody else is writing (no context switch per message). Only when
+    the kernel buffer is full does a writer task get spawned, to finish the
+    leftover with blocking sends and drain what piles up meanwhile. Exactly one
+    party writes at a time (``session.write_state``), so frames never interleave.
+    """
 
     def __init__(self, engine: EngineServer, hijacked: Hijacked) -> None:
         self.engine = engine
         self.hijacked = hijacked
         self.sock: socket.socket = hijacked.sock
         self.parser = ws.FrameParser(engine.options.max_http_buffer_size)
-        self.write_lock = engine.driver.lock()
         self.session: EngineSession | None = None
         self.writer: Any = None
         self._pending = [hijacked.buffered] if hijacked.buffered else []
         self._closed = False
+        self._closing = False
+        self._leftover = b""
+        self._control: list[bytes] = []
+        # TLS sockets must go through their own send(); no raw non-blocking path
+        self._fast = not hasattr(self.sock, "cipher")
         # one iterator for the whole connection: frames parsed from the same
         # recv() as the upgrade's "5" must reach read_loop()
         self._stream = self._events()
@@ -140,50 +155,124 @@ class WebSocketConnection:
     # ---------------------------------------------------------------- writing
 
     def send_direct(self, items: list[Wire]) -> bool:
-        """Write frames now from the calling task (handshake, probe, pong)."""
-        return self._write(b"".join(map(_frame, items)))
-
-    def _write(self, data: bytes) -> bool:
-        with self.write_lock:
-            if self._closed:
-                return False
-            try:
-                self.sock.sendall(data)
-                return True
-            except OSError:
-                self._closed = True
-                return False
+        """Write frames with a blocking send before the connection is attached
+        (handshake and probe replies: nobody else writes yet)."""
+        try:
+            self.sock.sendall(b"".join(map(_frame, items)))
+            return True
+        except OSError:
+            self._closed = True
+            return False
 
     def attach(self, session: EngineSession) -> None:
-        """Make this connection the session's transport and start its writer."""
+        """Make this connection the session's transport and flush what is queued."""
         self.session = session
-        session.extra = self
         with session.lock:
             session.transport = "websocket"
             session.ws_attached = True
             if session.state is State.UPGRADING:
                 session.state = State.OPEN
-        self.writer = self.engine.driver.spawn(self._write_loop, session)
-        session.wake.set()
+        session.extra = self
+        self.kick()
+
+    def send_control(self, frame: bytes) -> None:
+        """Queue a control frame (pong) ahead of the next data frames."""
+        session = self.session
+        if session is None:
+            self.send_direct_bytes(frame)
+            return
+        with session.lock:
+            self._control.append(frame)
+        self.kick()
+
+    def send_direct_bytes(self, data: bytes) -> None:
+        """Blocking write of raw frame bytes (before attach only)."""
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self._closed = True
+
+    def kick(self) -> None:
+        """Something was queued: write it now unless another party is writing."""
+        session = self.session
+        if session is None:
+            return
+        with session.lock:
+            if session.write_state != _IDLE:
+                return
+            session.write_state = _DIRECT
+        self._flush_direct(session)
+
+    def _take(self, session: EngineSession) -> bytes:
+        """Frame and take everything queued; caller holds ``session.lock``."""
+        items = session.outbox
+        control = self._control
+        if not items and not control:
+            return b""
+        session.outbox = []
+        session.pending_bytes = 0
+        self._control = []
+        return b"".join(control) + b"".join(map(_frame, items))
+
+    def _flush_direct(self, session: EngineSession) -> None:
+        while True:
+            with session.lock:
+                data = self._take(session)
+                if not data:
+                    session.write_state = _IDLE
+                    break
+            sent = self._try_send(data)
+            if sent < 0:
+                with session.lock:
+                    session.write_state = _IDLE
+                self._broken(session)
+                return
+            if sent < len(data):
+                with session.lock:
+                    self._leftover = data[sent:]
+                    session.write_state = _WRITER
+                self.writer = self.engine.driver.spawn(self._write_loop, session)
+                return
+        if self._closing:
+            self._close_now()
+
+    def _try_send(self, data: bytes) -> int:
+        """Bytes written without blocking; -1 when the socket is broken."""
+        if self._closed:
+            return -1
+        if not self._fast:
+            return 0
+        try:
+            return self.engine.driver.try_send(self.sock, data)
+        except OSError:
+            return -1
 
     def _write_loop(self, session: EngineSession) -> None:
+        """Spawned when the kernel buffer filled up: blocking sends until caught up."""
         try:
             while True:
-                session.wake.wait()
-                items = session.drain()
-                if items:
-                    session.ws_busy = True
-                    ok = self._write(b"".join(map(_frame, items)))
-                    session.ws_busy = False
-                    if not ok:
+                data, self._leftover = self._leftover, b""
+                if data:
+                    self.sock.sendall(data)
+                with session.lock:
+                    self._leftover = self._take(session)
+                    if not self._leftover:
+                        session.write_state = _IDLE
                         break
-                if session.closed:
-                    break
+        except OSError:
+            with session.lock:
+                session.write_state = _IDLE
+            self._broken(session)
+            return
         except Exception:
             self.engine.logger.exception("WebSocket writer of %s failed", session.sid)
-        finally:
-            self._write(ws.encode_close(1000))
-            self.close_socket()
+        if self._closing:
+            self._close_now()
+
+    def _broken(self, session: EngineSession) -> None:
+        self._closed = True
+        self.engine.close_session(session, "transport error", send_close_packet=False)
+        self.close_socket()
 
     # ---------------------------------------------------------------- reading
 
@@ -207,7 +296,7 @@ class WebSocketConnection:
         try:
             for event in self._stream:
                 if isinstance(event, ws.Ping):
-                    self._write(ws.encode_pong(event.data))
+                    self.send_direct_bytes(ws.encode_pong(event.data))
                     continue
                 if not isinstance(event, ws.TextMessage):
                     return False
@@ -239,13 +328,13 @@ class WebSocketConnection:
                 if isinstance(event, (ws.TextMessage, ws.BinaryMessage)):
                     self.engine.handle_packet(session, decode_wire(event.data))
                 elif isinstance(event, ws.Ping):
-                    self._write(ws.encode_pong(event.data))
+                    self.send_control(ws.encode_pong(event.data))
                 elif isinstance(event, ws.CloseReceived):
                     break
         except RemoteProtocolError as exc:
             self.engine.logger.info("session %s: protocol error: %s", session.sid, exc)
             close_reason = str(exc).encode("utf-8")[:120].decode("utf-8", "ignore")
-            self._write(ws.encode_close(exc.close_code, close_reason))
+            self.send_control(ws.encode_close(exc.close_code, close_reason))
             reason = "parse error"
         except Exception:
             self.engine.logger.exception("session %s: reader failed", session.sid)
@@ -255,8 +344,18 @@ class WebSocketConnection:
     # ---------------------------------------------------------------- closing
 
     def on_session_closed(self) -> None:
-        """Called by the engine when the session closes: the writer flushes and exits."""
+        """Called by the engine when the session closes: flush, close frame, shut down."""
+        self._closing = True
         self.engine.scheduler.call_later(_ABORT_GRACE, self.abort)
+        self.kick()
+
+    def _close_now(self) -> None:
+        if not self._closed and self._fast:
+            try:
+                self.engine.driver.try_send(self.sock, ws.encode_close(1000))
+            except OSError:
+                pass
+        self.close_socket()
 
     def abort(self) -> None:
         """Shut the socket down now (unblocks the reader and a stuck writer)."""

@@ -26,12 +26,12 @@ def test_volatile_dropped_without_pending_get() -> None:
     assert s.push(["4w"], volatile=True) is False  # something is queued already
 
 
-def test_volatile_on_websocket_needs_idle_writer() -> None:
+def test_volatile_on_websocket_needs_idle_writer() -> None:  # write_state 1: a write is under way
     s = make("websocket")
     s.ws_attached = True
     assert s.push(["4v"], volatile=True) is True
     s.drain()
-    s.ws_busy = True
+    s.write_state = 1
     assert s.push(["4v"], volatile=True) is False
 
 
