@@ -812,7 +812,7 @@ class Server:
             if client.draining:
                 return
             client.draining = True
-        self.driver.spawn(self._drain, client)
+        self.driver.submit(self._drain, client)
 
     def _drain(self, client: _Client) -> None:
         while True:

@@ -53,6 +53,9 @@ class Driver(Protocol):
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         """Run ``fn(*args, **kwargs)`` concurrently."""
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a short job concurrently, without a handle (pooled where that is cheaper)."""
+
     def sleep(self, seconds: float) -> None:
         """Pause the calling task."""
 

@@ -71,6 +71,10 @@ class EventletDriver:
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenTask:
         return _GreenTask(eventlet.spawn(fn, *args, **kwargs))
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a short job in a new green thread (no handle to join)."""
+        eventlet.spawn_n(fn, *args)
+
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)
 

@@ -57,6 +57,10 @@ class GeventDriver:
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenletTask:
         return _GreenletTask(gevent.spawn(fn, *args, **kwargs))
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a short job in a new green thread (no handle to join)."""
+        gevent.spawn(fn, *args)
+
     def sleep(self, seconds: float) -> None:
         gevent.sleep(seconds)
 

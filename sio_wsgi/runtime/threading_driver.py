@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import queue
 import socket
 import threading
 import time
@@ -9,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ThreadingDriver"]
+
+logger = logging.getLogger(__name__)
 
 
 class _Thread:
@@ -21,10 +25,59 @@ class _Thread:
             self._thread.join(timeout)
 
 
+class _WorkerPool:
+    """Reusable daemon threads for short jobs: no thread start per job.
+
+    A job goes to an idle worker when there is one, else a new worker starts.
+    Workers idle for ``linger`` seconds exit, so the pool shrinks back by itself.
+    """
+
+    def __init__(self, linger: float = 30.0) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job that nobody has reserved
+        self._linger = linger
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        with self._lock:
+            reserved = self._idle > 0
+            if reserved:
+                self._idle -= 1
+        self._jobs.put((fn, args))
+        if not reserved:
+            threading.Thread(target=self._work, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                fn, args = self._jobs.get(timeout=self._linger)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                continue  # a job was reserved for us and is on its way
+            try:
+                fn(*args)
+            except Exception:
+                logger.exception("pooled job %r failed", fn)
+            with self._lock:
+                self._idle += 1
+
+
 class ThreadingDriver:
     """Every task is a daemon OS thread; primitives come from :mod:`threading`."""
 
     name = "threading"
+
+    def __init__(self) -> None:
+        self._pool = _WorkerPool()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a short job on a pooled thread (no handle to join)."""
+        self._pool.submit(fn, args)
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Thread:
         return _Thread(fn, args, kwargs)

@@ -72,10 +72,16 @@ class FakeDriver:
         thread.start()
         return task
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.spawn(fn, *args)
+
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
     def event(self) -> threading.Event:
+        return threading.Event()
+
+    def thread_event(self) -> threading.Event:
         return threading.Event()
 
     def lock(self) -> Any:

@@ -50,3 +50,4 @@ def test_closed_session_refuses_and_stays_awake() -> None:
     assert s.push(["4a"]) is False
     s.drain()
     assert s.wake.is_set()
+
