@@ -24,6 +24,9 @@ __all__ = [
     "Middleware",
     "Namespace",
     "Manager",
+    "PubSubManager",
+    "RedisManager",
+    "KombuManager",
     "ServerOptions",
     "DEFAULTS",
     "SioError",
@@ -32,6 +35,7 @@ __all__ = [
     "TimeoutError",
     "DisconnectedError",
     "ConfigError",
+    "BusError",
 ]
 
 _LAZY = {
@@ -40,6 +44,9 @@ _LAZY = {
     "Middleware": ".wsgi",
     "Namespace": ".namespace",
     "Manager": ".manager",
+    "PubSubManager": ".managers.pubsub",
+    "RedisManager": ".managers.redis",
+    "KombuManager": ".managers.kombu",
     "ServerOptions": ".config",
     "DEFAULTS": ".config",
     "SioError": ".exceptions",
@@ -48,11 +55,13 @@ _LAZY = {
     "TimeoutError": ".exceptions",
     "DisconnectedError": ".exceptions",
     "ConfigError": ".exceptions",
+    "BusError": ".exceptions",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import DEFAULTS, ServerOptions
     from .exceptions import (
+        BusError,
         ConfigError,
         ConnectionRefusedError,
         DisconnectedError,
@@ -61,6 +70,9 @@ if TYPE_CHECKING:  # pragma: no cover
         TimeoutError,
     )
     from .manager import Manager
+    from .managers.kombu import KombuManager
+    from .managers.pubsub import PubSubManager
+    from .managers.redis import RedisManager
     from .namespace import Namespace
     from .server import Server
     from .wsgi import Middleware, WSGIApp

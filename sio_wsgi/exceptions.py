@@ -9,6 +9,7 @@
      +-- ConnectionRefusedError        raised by a connect handler to refuse a client
      +-- TimeoutError                  ``call()`` got no ack in time (also a builtin TimeoutError)
      +-- DisconnectedError             the client left while we waited on it
+     +-- BusError                      a message queue publish failed (also a ConnectionError)
      +-- ConfigError                   bad option or missing optional dependency (a ValueError)
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "TimeoutError",
     "DisconnectedError",
     "ConfigError",
+    "BusError",
 ]
 
 
@@ -84,3 +86,7 @@ class DisconnectedError(SioError):
 
 class ConfigError(SioError, ValueError):
     """An invalid option, or an optional dependency that is not installed."""
+
+
+class BusError(SioError, ConnectionError):
+    """A message could not be published to the message queue (the broker stayed unreachable)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from sio_wsgi.protocol.sio import Packet, PacketType
 
-__all__ = ["Manager", "Deliver", "Encode", "AckCallback"]
+__all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ Encode = Callable[[Packet], list[str | bytes]]
 
 AckCallback = Callable[..., object]
 """Called with the arguments of the client's acknowledgement."""
+
+DisconnectHook = Callable[[str, str], None]
+"""``disconnect(sid, namespace)``: the server disconnects one of its clients."""
+
+ServerEventHook = Callable[[str, Sequence[Any], str], None]
+"""``server_event(event, args, namespace)``: the server runs a server-to-server handler."""
 
 Rooms = dict[str | None, dict[str, str]]
 
@@ -61,18 +67,33 @@ class Manager:
         self._ack_ids = itertools.count(1)
         self._encode: Encode | None = None
         self._deliver: Deliver | None = None
+        self._disconnect_hook: DisconnectHook | None = None
+        self._server_event_hook: ServerEventHook | None = None
         self.driver: Any = None
 
     # ---------------------------------------------------------------- wiring
 
-    def attach(self, encode: Encode, deliver: Deliver, driver: Any = None) -> None:
+    def attach(
+        self,
+        encode: Encode,
+        deliver: Deliver,
+        driver: Any = None,
+        *,
+        disconnect: DisconnectHook | None = None,
+        server_event: ServerEventHook | None = None,
+    ) -> None:
         """Connect the manager to its server.
 
         :param encode: encodes a packet into Engine.IO messages.
         :param deliver: sends messages to one client.
         :param driver: the server's runtime driver (for subclasses that run tasks).
+        :param disconnect: ``disconnect(sid, namespace)`` disconnects a local client
+            (pub/sub managers call it for a request that came from another node).
+        :param server_event: ``server_event(event, args, namespace)`` runs the
+            server-to-server handler of ``event`` (see :meth:`server_side_emit`).
         """
         self._encode, self._deliver, self.driver = encode, deliver, driver
+        self._disconnect_hook, self._server_event_hook = disconnect, server_event
 
     def shutdown(self) -> None:
         """Release resources (nothing to do for the in-memory manager)."""
@@ -338,6 +359,53 @@ class Manager:
             return False
         callback(*args)
         return True
+
+    # ---------------------------------------------------------------- other nodes
+    # The single-process manager has no other nodes: these are the local answers.
+    # Pub/sub managers (sio_wsgi.managers.pubsub) override them to reach the cluster.
+
+    def can_reach_remote(self, sid: str, namespace: str) -> bool:
+        """Whether a sid unknown here may live on another node.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        """
+        return False
+
+    def remote_disconnect(self, sid: str, namespace: str) -> None:
+        """Ask the node that owns ``sid`` to disconnect it (nothing to ask here).
+
+        :param sid: the Socket.IO sid, not connected to this process.
+        :param namespace: the namespace.
+        """
+
+    def fetch_participants(
+        self, namespace: str, room: str | None = None, timeout: float = 1.0
+    ) -> list[str]:
+        """Sids in ``room`` (``None``: the namespace) on every node.
+
+        :param namespace: the namespace.
+        :param room: the room name, or ``None`` for every client of the namespace.
+        :param timeout: seconds to wait for other nodes (unused here).
+        """
+        return [sid for sid, _ in self.get_participants(namespace, room)]
+
+    def fetch_rooms(self, sid: str, namespace: str, timeout: float = 1.0) -> list[str]:
+        """Rooms ``sid`` is in, wherever it is connected.
+
+        :param sid: the Socket.IO sid.
+        :param namespace: the namespace.
+        :param timeout: seconds to wait for other nodes (unused here).
+        """
+        return self.get_rooms(sid, namespace)
+
+    def server_side_emit(self, event: str, args: Sequence[Any], namespace: str) -> None:
+        """Send an event to the other server nodes (there are none here).
+
+        :param event: the event name.
+        :param args: the event arguments.
+        :param namespace: the namespace the handlers are registered in.
+        """
 
     def _wiring(self) -> tuple[Encode, Deliver]:
         if self._encode is None or self._deliver is None:

@@ -34,6 +34,9 @@ __all__ = ["EngineHandler", "EngineServer", "StartResponse"]
 
 StartResponse = Callable[..., Any]
 
+module_logger = logging.getLogger(__name__)
+_UNKNOWN_SID_WARN_EVERY = 60.0
+
 REASON_CLIENT = "client disconnect"
 REASON_SERVER = "server disconnect"
 REASON_PING = "ping timeout"
@@ -81,6 +84,7 @@ class EngineServer:
         self.scheduler = Scheduler(driver)
         self.sessions: dict[str, EngineSession] = {}
         self._shutting_down = False
+        self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
 
     # ----------------------------------------------------------------- public API
 
@@ -195,11 +199,7 @@ class EngineServer:
     ) -> Response | Iterable[bytes]:
         session = self.sessions.get(sid)
         if session is None:
-            self.logger.info(
-                "unknown session id %s (expired, closed, or served by another node: "
-                "is sticky load balancing set up?)",
-                sid,
-            )
+            self._log_unknown_sid(sid)
             return self._with(error_response(ErrorCode.UNKNOWN_SID), cors)
         if transport == "websocket":
             return websocket.handle_upgrade(self, session, environ, start_response, cors)
@@ -214,6 +214,22 @@ class EngineServer:
         else:
             response = error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed")
         return self._with(response, cors)
+
+    def _log_unknown_sid(self, sid: str) -> None:
+        """Say that sticky sessions are probably missing: at WARNING on the module
+        logger (seen even with ``logger=False``) at most once a minute, else at INFO."""
+        now = self.driver.monotonic()
+        level = logging.INFO
+        if now - self._unknown_sid_warned >= _UNKNOWN_SID_WARN_EVERY:
+            self._unknown_sid_warned = now
+            level = logging.WARNING
+        module_logger.log(
+            level,
+            "unknown session id %s: it expired or was closed, or it lives on another "
+            "node (with several workers, long-polling needs sticky sessions: see "
+            "docs/multinode.md)",
+            sid,
+        )
 
     @staticmethod
     def _with(response: Response, headers: list[tuple[str, str]]) -> Response:

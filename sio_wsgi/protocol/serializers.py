@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json as _stdlib_json
 import logging
+import re
 from typing import Any, Protocol, runtime_checkable
 
 from sio_wsgi.exceptions import ConfigError, LocalProtocolError, RemoteProtocolError
@@ -58,6 +59,28 @@ class Serializer(Protocol):
         ...
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _utf8_safe(text: str) -> str:
+    """Escape lone surrogates (``"\\ud800"`` decoded from a peer's JSON) as ``\\uXXXX``.
+
+    They can only occur inside JSON strings, so the escaped text is the same JSON
+    value, and it can be encoded to UTF-8 by the transports (a raw surrogate
+    cannot: it would break the connection of every client it is sent to).
+
+    :param text: JSON text.
+    :returns: ``text``, with every surrogate code point escaped.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -89,9 +112,9 @@ class JSONSerializer:
         """
         try:
             if self._custom:
-                return str(self._module.dumps(obj, separators=(",", ":")))
-            return _stdlib_json.dumps(
-                obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+                return _utf8_safe(str(self._module.dumps(obj, separators=(",", ":"))))
+            return _utf8_safe(
+                _stdlib_json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
             )
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"cannot encode payload as JSON: {exc}") from exc

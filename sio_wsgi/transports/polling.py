@@ -64,6 +64,8 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
     length_text = environ.get("CONTENT_LENGTH") or ""
     if length_text.strip():
         length = int(length_text)
+        if length < 0:  # read(-1) would read to EOF, past the limit
+            raise ValueError(f"negative Content-Length {length}")
         if length > limit:
             return None
         return bytes(stream.read(length)) if length else b""

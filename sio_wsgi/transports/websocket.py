@@ -284,7 +284,7 @@ class WebSocketConnection:
             else:
                 try:
                     data = self.sock.recv(_RECV_SIZE)
-                except OSError:
+                except (OSError, EOFError):  # eventlet: EOFError once closed by another task
                     return
             if not data:
                 return
@@ -376,9 +376,16 @@ class WebSocketConnection:
             pass
 
     def finish(self, session: EngineSession) -> Iterable[bytes]:
-        """Wait for the writer and return what the WSGI server expects."""
-        if self.writer is not None:
-            self.writer.join(_ABORT_GRACE)
+        """Wait for whoever writes (a direct flush in another task, or the writer
+        task) to finish, so queued frames and the close frame are not cut off,
+        then return what the WSGI server expects."""
+        driver = self.engine.driver
+        deadline = driver.monotonic() + _ABORT_GRACE
+        while session.write_state != _IDLE and driver.monotonic() < deadline:
+            if self.writer is not None:
+                self.writer.join(max(deadline - driver.monotonic(), 0.0))
+                break
+            driver.sleep(0.005)
         self.close_socket()
         return self.hijacked.finish()
 

@@ -1,0 +1,136 @@
+"""Hardening of the WebSocket transport, found by the hostile catalogue (tests/hostile).
+
+- The reader must not close the socket under a write in progress: in threading
+  mode a protocol-error close frame (1002 / 1007 / 1009) was sometimes never sent,
+  because another thread was in the middle of a direct flush when the reader
+  finished and closed the socket.
+- Under eventlet, ``recv`` on a socket closed by another green thread (the
+  upgrade timeout's abort) raises ``EOFError``, not ``OSError``: a stalled
+  upgrade ended in a 500 and left the session stuck in UPGRADING.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from sio_wsgi.config import DEFAULTS
+from sio_wsgi.engine.session import EngineSession
+from sio_wsgi.protocol import websocket as ws
+from sio_wsgi.runtime.threading_driver import ThreadingDriver
+from sio_wsgi.transports.hijack import Hijacked
+from sio_wsgi.transports.websocket import WebSocketConnection
+
+
+class _Timer:
+    def cancel(self) -> None:
+        pass
+
+
+class _Scheduler:
+    def call_later(self, delay: float, fn: Any, *args: Any) -> _Timer:
+        return _Timer()
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.options = DEFAULTS
+        self.driver = ThreadingDriver()
+        self.scheduler = _Scheduler()
+        self.logger = logging.getLogger("test")
+        self.closed: list[str] = []
+
+    def close_session(self, session: EngineSession, reason: str, send_close_packet: bool) -> None:
+        if session.mark_closed(reason, send_close_packet):
+            self.closed.append(reason)
+            session.extra.on_session_closed()
+
+
+def _read_frames(sock: socket.socket, timeout: float = 3.0) -> list[tuple[int, bytes]]:
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, OSError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    frames = []
+    while len(data) >= 2:
+        n = data[1] & 0x7F
+        frames.append((data[0] & 0x0F, data[2 : 2 + n]))
+        data = data[2 + n :]
+    return frames
+
+
+def test_finish_waits_for_a_direct_flush_in_another_task() -> None:
+    engine = _Engine()
+    server_sock, client_sock = socket.socketpair()
+    try:
+        conn = WebSocketConnection(engine, Hijacked(sock=server_sock))  # type: ignore[arg-type]
+        session = EngineSession("sid", "websocket", {}, engine.driver, 1_000_000)
+        conn.attach(session)
+        # another task is in the middle of a direct flush
+        with session.lock:
+            session.write_state = 1
+        conn.send_control(ws.encode_close(1002, "bad frame"))  # queued behind it
+        engine.close_session(session, "parse error", send_close_packet=False)
+
+        def other_flusher_continues() -> None:
+            time.sleep(0.2)
+            conn._flush_direct(session)
+
+        t = threading.Thread(target=other_flusher_continues)
+        t.start()
+        conn.finish(session)  # must not close the socket before that flush
+        t.join(5)
+        frames = _read_frames(client_sock)
+        assert frames[:1] == [(8, struct.pack("!H", 1002) + b"bad frame")], frames
+    finally:
+        client_sock.close()
+        server_sock.close()
+
+
+def test_finish_does_not_wait_when_idle() -> None:
+    engine = _Engine()
+    server_sock, client_sock = socket.socketpair()
+    try:
+        conn = WebSocketConnection(engine, Hijacked(sock=server_sock))  # type: ignore[arg-type]
+        session = EngineSession("sid", "websocket", {}, engine.driver, 1_000_000)
+        conn.attach(session)
+        started = time.monotonic()
+        conn.finish(session)
+        assert time.monotonic() - started < 0.5
+    finally:
+        client_sock.close()
+        server_sock.close()
+
+
+class _EOFSocket:
+    """What an eventlet GreenSocket does once another green thread closed it."""
+
+    def recv(self, size: int) -> bytes:
+        raise EOFError()
+
+    def fileno(self) -> int:
+        return -1
+
+    def shutdown(self, how: int) -> None:
+        raise OSError("closed")
+
+    def close(self) -> None:
+        pass
+
+
+def test_recv_eof_error_ends_the_stream_quietly() -> None:
+    engine = _Engine()
+    conn = WebSocketConnection(engine, Hijacked(sock=_EOFSocket()))  # type: ignore[arg-type]
+    session = EngineSession("sid", "polling", {}, engine.driver, 1_000_000)
+    assert conn.probe(session) is False  # no exception out of the upgrade
