@@ -7,10 +7,11 @@ is written once against :class:`Driver`.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Driver", "Event", "Lock", "Task"]
+__all__ = ["Driver", "Event", "Lock", "Task", "nonblocking_send"]
 
 
 class Task(Protocol):
@@ -82,3 +83,14 @@ class Driver(Protocol):
 
     def in_foreign_thread(self) -> bool:
         """True when called from an OS thread the driver's loop does not run in."""
+
+
+def nonblocking_send(raw: Any, data: bytes) -> int:
+    """Send what fits in the kernel buffer now; 0 when it is full.
+
+    :raises OSError: the connection is broken.
+    """
+    try:
+        return int(raw.send(data, socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +13,8 @@ import eventlet.hubs
 from eventlet import patcher
 from eventlet.green import threading as green_threading
 from eventlet.semaphore import Semaphore
+
+from .green import GreenDriverBase
 
 __all__ = ["EventletDriver"]
 
@@ -35,32 +35,18 @@ class _GreenTask:
                 pass
 
 
-class _Lock:
-    """A green lock with the :class:`threading.Lock` interface."""
-
-    def __init__(self) -> None:
-        self._sem = Semaphore(1)
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return bool(self._sem.acquire(blocking, None if timeout < 0 else timeout))
-
-    def release(self) -> None:
-        self._sem.release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *args: object) -> None:
-        self.release()
-
-
-class EventletDriver:
+class EventletDriver(GreenDriverBase):
     """Tasks are green threads of the eventlet hub running in the creating OS thread."""
 
     name = "eventlet"
 
     def __init__(self) -> None:
-        self._loop_thread = _real_thread.get_ident()
+        super().__init__(
+            _real_thread.get_ident,
+            _real_threading.Event,
+            Semaphore,
+            "fd",  # GreenSocket wraps a non-blocking OS socket
+        )
         self._pending: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
             collections.deque()
         )
@@ -80,26 +66,6 @@ class EventletDriver:
 
     def event(self) -> Any:
         return green_threading.Event()
-
-    def thread_event(self) -> Any:
-        """An OS-level event, for a foreign OS thread to wait on."""
-        return _real_threading.Event()
-
-    def lock(self) -> _Lock:
-        return _Lock()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def try_send(self, sock: Any, data: bytes) -> int:
-        raw = getattr(sock, "fd", sock)  # GreenSocket wraps a non-blocking socket
-        try:
-            return int(raw.send(data, socket.MSG_DONTWAIT))
-        except (BlockingIOError, InterruptedError):
-            return 0
-
-    def in_foreign_thread(self) -> bool:
-        return bool(_real_thread.get_ident() != self._loop_thread)
 
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         if not self.in_foreign_thread():

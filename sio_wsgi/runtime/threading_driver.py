@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from .base import nonblocking_send
 
 __all__ = ["ThreadingDriver"]
 
@@ -102,10 +103,7 @@ class ThreadingDriver:
         fn(*args)
 
     def try_send(self, sock: Any, data: bytes) -> int:
-        try:
-            return int(sock.send(data, socket.MSG_DONTWAIT))
-        except (BlockingIOError, InterruptedError):
-            return 0
+        return nonblocking_send(sock, data)
 
     def in_foreign_thread(self) -> bool:
         return False

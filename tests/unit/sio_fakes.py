@@ -16,6 +16,7 @@ from typing import Any
 from sio_wsgi.config import ServerOptions
 from sio_wsgi.protocol import sio as codec
 from sio_wsgi.protocol.serializers import JSONSerializer, Serializer
+from sio_wsgi.runtime.threading_driver import ThreadingDriver
 from sio_wsgi.server import Server
 
 __all__ = [
@@ -57,15 +58,14 @@ class _Task:
         self.thread.join(timeout)
 
 
-class FakeDriver:
-    """Threading driver implementing docs/DESIGN.md's Driver."""
-
-    name = "threading"
+class FakeDriver(ThreadingDriver):
+    """The threading driver, remembering every task so tests can join them."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.tasks: list[_Task] = []
 
-    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Task:
+    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Task:  # type: ignore[override]
         thread = threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True)
         task = _Task(thread)
         self.tasks.append(task)
@@ -74,27 +74,6 @@ class FakeDriver:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.spawn(fn, *args)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def event(self) -> threading.Event:
-        return threading.Event()
-
-    def thread_event(self) -> threading.Event:
-        return threading.Event()
-
-    def lock(self) -> Any:
-        return threading.Lock()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        fn(*args)
-
-    def in_foreign_thread(self) -> bool:
-        return False
 
     def join_all(self, timeout: float = WAIT) -> None:
         """Wait for every spawned task to end."""

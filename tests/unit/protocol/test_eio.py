@@ -28,9 +28,15 @@ def test_golden_payload_with_binary() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ptype", "data"),
-    [("0{}", PacketType.OPEN, "{}"), ("1", PacketType.CLOSE, ""), ("2", PacketType.PING, ""),
-     ("3probe", PacketType.PONG, "probe"), ("4", PacketType.MESSAGE, ""), ("5", PacketType.UPGRADE, ""),
-     ("6", PacketType.NOOP, "")],
+    [
+        ("0{}", PacketType.OPEN, "{}"),
+        ("1", PacketType.CLOSE, ""),
+        ("2", PacketType.PING, ""),
+        ("3probe", PacketType.PONG, "probe"),
+        ("4", PacketType.MESSAGE, ""),
+        ("5", PacketType.UPGRADE, ""),
+        ("6", PacketType.NOOP, ""),
+    ],
 )
 def test_decode_each_type(text: str, ptype: PacketType, data: str) -> None:
     assert decode_text(text) == Packet(ptype, data)
