@@ -198,6 +198,10 @@ class EngineServer:
         cors: list[tuple[str, str]],
     ) -> Response | Iterable[bytes]:
         session = self.sessions.get(sid)
+        if session is not None and self._pong_overdue(session):
+            # the timer may lag on a loaded machine: the deadline alone decides
+            self._ping_timed_out(session)
+            session = None
         if session is None:
             self._log_unknown_sid(sid)
             return self._with(error_response(ErrorCode.UNKNOWN_SID), cors)
@@ -358,9 +362,14 @@ class EngineServer:
             self.options.ping_interval, self._send_ping, session
         )
 
+    def _pong_overdue(self, session: EngineSession) -> bool:
+        deadline = session.pong_deadline
+        return deadline is not None and self.driver.monotonic() >= deadline
+
     def _send_ping(self, session: EngineSession) -> None:
         if session.closed:
             return
+        session.pong_deadline = self.driver.monotonic() + self.options.ping_timeout
         session.pong_timer = self.scheduler.call_later(
             self.options.ping_timeout, self._ping_timed_out, session
         )
@@ -372,6 +381,7 @@ class EngineServer:
             return
         timer.cancel()
         session.pong_timer = None
+        session.pong_deadline = None
         if session.ping_timer is not None:
             session.ping_timer.cancel()
         self.schedule_ping(session)

@@ -63,6 +63,7 @@ class EngineSession:
         "close_packet",
         "ping_timer",
         "pong_timer",
+        "pong_deadline",
         "upgrade_timer",
         "extra",
     )
@@ -92,6 +93,7 @@ class EngineSession:
         self.close_packet = False
         self.ping_timer: TimerHandle | None = None
         self.pong_timer: TimerHandle | None = None
+        self.pong_deadline: float | None = None  # monotonic time a pong is due by
         self.upgrade_timer: TimerHandle | None = None
         self.extra: Any = None
 
