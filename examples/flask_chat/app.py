@@ -9,6 +9,9 @@ What it shows:
 
 - an ordinary Flask app (routes, Jinja templates, static files, a session
   cookie) with Socket.IO added by wrapping it: ``app = WSGIApp(sio, flask_app)``;
+- the chat itself (Socket.IO events, page, ``chat.js``) comes from
+  ``examples/chat_core/``, shared with the Django example; this file is the
+  Flask glue: routes, the session-based nickname, templates and static files;
 - handlers that run inside Flask's app and request contexts
   (:class:`sio_wsgi.flask.FlaskContext`), so the connect handler reads the
   nickname from ``flask.session`` like a view would;
@@ -22,11 +25,11 @@ import argparse
 import logging
 import os
 import secrets
+import sys
 from typing import Any
 
 import flask
-from chat import announce, register
-from flask import Flask, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 import sio_wsgi
@@ -37,7 +40,18 @@ __all__ = ["app", "flask_app", "sio", "state", "main"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_NAME = 24
 
-flask_app = Flask(__name__)
+# examples/chat_core, the chat shared with the Django example, sits next to this folder.
+if os.path.dirname(HERE) not in sys.path:
+    sys.path.append(os.path.dirname(HERE))
+
+import chat_core  # noqa: E402
+
+# chat_core's static files are the app's (/static/chat_core/chat.js); its templates
+# (chat_core/chat.html, which templates/chat.html extends) are found through a blueprint.
+flask_app = Flask(__name__, static_folder=chat_core.STATIC_DIR)
+flask_app.register_blueprint(
+    Blueprint("chat_core", __name__, template_folder=chat_core.TEMPLATES_DIR)
+)
 flask_app.config.update(
     # A fixed key keeps people logged in across restarts; set one in production.
     SECRET_KEY=os.environ.get("CHAT_SECRET_KEY") or secrets.token_hex(16),
@@ -78,7 +92,15 @@ def identify(sid: str, environ: dict[str, Any], auth: Any) -> str:
     return name
 
 
-state = register(sio, identify, wrap=FlaskContext(flask_app, sio).wrap)
+state = chat_core.register(sio, identify, wrap=FlaskContext(flask_app, sio).wrap)
+
+
+@flask_app.context_processor
+def chat_page() -> dict[str, str]:
+    """The variables of chat_core's templates, in every template."""
+    return chat_core.page_context(
+        lambda path: url_for("static", filename=path), "examples/flask_chat/"
+    )
 
 
 @flask_app.get("/")
@@ -123,7 +145,7 @@ def announce_route() -> tuple[dict[str, Any], int] | dict[str, Any]:
     text = str(request.form.get("text") or body.get("text") or "").strip()
     if not text:
         return {"ok": False, "error": "nothing to announce"}, 400
-    return {"ok": True, "sent": announce(sio, text)}
+    return {"ok": True, "sent": chat_core.announce(sio, text)}
 
 
 @flask_app.get("/health")

@@ -1,29 +1,27 @@
 """Helpers for the example tests: example servers in subprocesses, the Playwright driver.
 
-Every process is started on a free 127.0.0.1 port and killed by PID.
+Every process is started on a free 127.0.0.1 port and killed by PID. The port,
+CI and process helpers are ``tests/conftest.py``'s (:class:`ExampleServer` is its
+``LiveServer`` running an example's own command instead of tests/servers/app.py).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import pytest
 
 __all__ = [
     "ROOT",
@@ -31,20 +29,82 @@ __all__ = [
     "output_path",
     "CHROMIUM",
     "ExampleServer",
+    "EXPECTED_STEPS",
+    "WORKERS",
+    "example_env",
     "free_port",
+    "gunicorn_argv",
     "in_ci",
     "need_browser",
     "need_client_js",
     "run_scenario",
+    "check_scenario",
     "png_bytes",
+    "report",
+    "skip_or_fail",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "tests" / "output"
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = Path(os.environ.get("SIO_CHROMIUM", "/usr/bin/chromium"))
-START_TIMEOUT = 30.0
+READY_ROUNDS = 2  # of LiveServer's 15 s wait: gunicorn and Django may start slowly on a busy host
 STOP_TIMEOUT = 5.0
+
+
+def _root_conftest() -> ModuleType:
+    """``tests/conftest.py`` as a module of its own.
+
+    ``import conftest`` is not it: every ``conftest.py`` of the suite is imported
+    under that one name, and the last one pytest loaded (``tests/e2e``'s, say)
+    wins. The file only defines things, so loading it once more is harmless.
+
+    :returns: the module.
+    """
+    name = "_sio_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_conftest = _root_conftest()
+free_port = _conftest.free_port
+in_ci = _conftest.in_ci
+skip_or_fail = _conftest.skip_or_fail
+LiveServer = _conftest.LiveServer
+
+# The gunicorn commands of the examples' READMEs (one worker: the chat state is in memory).
+GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "--graceful-timeout", "2",
+            "-b", "127.0.0.1:{port}"]  # fmt: skip
+WORKERS = {
+    "gevent": ["-k", "gevent"],
+    "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
+    "gthread": ["-k", "gthread", "--threads", "50"],
+}
+
+# What tests/browser/chat_scenario.js must report for either example.
+EXPECTED_STEPS = frozenset({
+    "transports",
+    "private message reaches only its target",
+    "typing indicator",
+    "binary image",
+    "POST /announce reaches every page",
+    "reload reconnects",
+})  # fmt: skip
+
+
+def gunicorn_argv(worker: str, app: str) -> list[str]:
+    """A README gunicorn command.
+
+    :param worker: a key of :data:`WORKERS`.
+    :param app: the WSGI application (``app:app``, ``chatsite.wsgi:application``).
+    :returns: the argv, with ``{port}`` to fill in.
+    """
+    return [*GUNICORN, *WORKERS[worker], app]
 
 
 def output_path(name: str) -> Path:
@@ -60,47 +120,21 @@ def output_path(name: str) -> Path:
     return OUTPUT / name
 
 
-def in_ci() -> bool:
-    """Whether ``CI=true`` (then missing tools fail instead of skipping).
-
-    :returns: True under CI.
-    """
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip with ``reason``, or fail under CI.
-
-    :param reason: what is missing.
-    """
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago.
-
-    :returns: the port.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def need_browser() -> str:
     """Check Chromium, node and playwright-core; skip (fail under CI) when missing.
 
     :returns: the node executable.
     """
-    if not CHROMIUM.exists():
-        skip_or_fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     node = shutil.which("node")
-    if node is None:
-        skip_or_fail("node is not installed")
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        skip_or_fail("tests/browser/node_modules missing: cd tests/browser && npm install")
+    needs = {
+        f"{CHROMIUM} is missing: apt-get install -y chromium": CHROMIUM.exists(),
+        "node is not installed": node is not None,
+        "tests/browser/node_modules missing: cd tests/browser && npm install": (
+            BROWSER_DIR / "node_modules" / "playwright-core"
+        ).is_dir(),
+    }
+    for reason in (reason for reason, present in needs.items() if not present):
+        skip_or_fail(reason)
     assert node is not None
     return node
 
@@ -138,14 +172,24 @@ def png_bytes(width: int = 48, height: int = 32) -> bytes:
     )
 
 
-class ExampleServer:
-    """An example app in a subprocess on 127.0.0.1, killed by PID on :meth:`stop`.
+def example_env(cwd: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an example's processes.
+
+    :param cwd: the example's directory (importable, like the README's commands have it).
+    :param extra: more variables.
+    :returns: the environment.
+    """
+    path = os.pathsep.join([str(ROOT), str(cwd)])
+    return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1", **(extra or {}))
+
+
+class ExampleServer(LiveServer):  # type: ignore[misc,valid-type]
+    """An example app in a subprocess on 127.0.0.1, ready once ``GET /health`` answers 200.
 
     :param argv: the command, with ``{port}`` replaced by the port.
     :param cwd: working directory.
     :param log_path: file receiving stdout and stderr.
     :param env: extra environment variables.
-    :param ready_path: URL path answering 200 once the server is up.
     """
 
     def __init__(
@@ -154,73 +198,36 @@ class ExampleServer:
         cwd: Path,
         log_path: Path,
         env: dict[str, str] | None = None,
-        ready_path: str = "/health",
     ) -> None:
-        self.port = free_port()
+        super().__init__("example", "auto", log_path)
         self.argv = [a.replace("{port}", str(self.port)) for a in argv]
         self.cwd = cwd
-        self.log_path = log_path
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(cwd)]),
-                        PYTHONUNBUFFERED="1", **(env or {}))  # fmt: skip
-        self.ready_path = ready_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = example_env(cwd, env)
 
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+    def _cmd(self) -> list[str]:
+        return list(self.argv)
 
-    def start(self) -> ExampleServer:
-        """Start and wait for the ready URL.
+    def start(self, attempts: int = 1) -> None:
+        """Start the command in :attr:`cwd` and wait for ``/health``.
 
-        :returns: self.
+        :param attempts: tries.
         :raises RuntimeError: when it does not come up.
         """
-        with open(self.log_path, "ab") as log:
-            log.write(f"=== {' '.join(self.argv)}\n".encode())
-            self.proc = subprocess.Popen(
-                self.argv, cwd=str(self.cwd), env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.argv} did not start:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL, by PID; reaps the process."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(STOP_TIMEOUT)
-
-    def log_tail(self, n: int = 80) -> str:
-        """The end of the server log.
-
-        :param n: lines.
-        :returns: the text.
-        """
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        for _ in range(attempts):
+            with open(self.log_path, "ab") as log:
+                log.write(f"=== {' '.join(self.argv)}\n".encode())
+                self.proc = subprocess.Popen(
+                    self.argv, cwd=str(self.cwd), env=self.env, stdout=log,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+            if any(self._wait_ready() for _ in range(READY_ROUNDS)):
+                return
+            self.stop()
+        raise RuntimeError(f"{self.argv} did not start:\n{self.log_tail(80)}")
 
     def __enter__(self) -> ExampleServer:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -267,9 +274,23 @@ def report(lines: list[dict[str, Any]]) -> str:
     return "\n".join(json.dumps(line) for line in lines)
 
 
-def python() -> str:
-    """The interpreter running the tests.
+def check_scenario(
+    scenario: dict[str, Any], server: ExampleServer, screenshot: Path
+) -> list[dict[str, Any]]:
+    """Run the browser scenario against an example and check every common step passed.
 
-    :returns: its path.
+    :param scenario: ``kind`` and ``users`` (see chat_scenario.js); the URL and
+        screenshot are added.
+    :param server: the running example.
+    :param screenshot: where the driver saves the page.
+    :returns: the driver's lines, for example-specific checks.
     """
-    return sys.executable
+    node = need_browser()
+    lines = run_scenario(node, {"base_url": server.url, "screenshot": str(screenshot), "users": {},
+                                **scenario})  # fmt: skip
+    done = [line for line in lines if line.get("done")]
+    assert done and done[-1]["ok"], report(lines) + "\n--- server log:\n" + server.log_tail()
+    steps = {line["step"] for line in lines if line.get("ok") and "step" in line}
+    assert steps >= EXPECTED_STEPS, report(lines)
+    assert screenshot.is_file()
+    return lines

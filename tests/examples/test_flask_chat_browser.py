@@ -16,27 +16,23 @@ from pathlib import Path
 import pytest
 from examples_support import (
     ROOT,
+    WORKERS,
     ExampleServer,
+    check_scenario,
+    gunicorn_argv,
     need_browser,
     need_client_js,
     output_path,
-    report,
-    run_scenario,
 )
 
 EXAMPLE = ROOT / "examples" / "flask_chat"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
-
-GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "--graceful-timeout", "2",
-            "-b", "127.0.0.1:{port}"]  # fmt: skip
 SERVERS = {
     # the README's commands, run from examples/flask_chat/
     "threading": [sys.executable, "app.py", "--port", "{port}"],
-    "gevent": [*GUNICORN, "-k", "gevent", "app:app"],
-    "eventlet": [*GUNICORN, "-k", "sio_wsgi.gunicorn.EventletWorker", "app:app"],
-    "gthread": [*GUNICORN, "-k", "gthread", "--threads", "50", "app:app"],
+    **{worker: gunicorn_argv(worker, "app:app") for worker in WORKERS},
 }
 
 
@@ -59,20 +55,6 @@ def flask_chat(
 
 def test_flask_chat_in_chromium(flask_chat: tuple[str, ExampleServer]) -> None:
     name, server = flask_chat
-    node = need_browser()
     screenshot = output_path("flask_chat.png" if name == "threading" else f"flask_chat-{name}.png")
-    lines = run_scenario(node, {"base_url": server.url, "kind": "flask",
-                                "screenshot": str(screenshot), "users": {}})  # fmt: skip
-    done = [line for line in lines if line.get("done")]
-    assert done and done[-1]["ok"], report(lines) + "\n--- server log:\n" + server.log_tail()
-    steps = {line["step"] for line in lines if line.get("ok") and "step" in line}
-    assert {
-        "transports",
-        "private message reaches only its target",
-        "typing indicator",
-        "binary image",
-        "POST /announce reaches every page",
-        "reload reconnects",
-    } <= steps
-    assert screenshot.is_file()
+    check_scenario({"kind": "flask"}, server, screenshot)
     print(f"\nscreenshot of the Flask chat ({name}): {screenshot}")

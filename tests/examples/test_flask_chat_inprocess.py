@@ -18,6 +18,7 @@ from examples_support import ROOT, png_bytes
 from sio_wsgi.testing import SocketIOTestClient
 
 EXAMPLE = ROOT / "examples" / "flask_chat"
+CHAT_CORE = ROOT / "examples" / "chat_core"
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,8 +29,7 @@ def chat_app() -> Iterator[ModuleType]:
 
     :returns: the module (``app``, ``flask_app``, ``sio``, ``state``).
     """
-    sys.path.insert(0, str(EXAMPLE))
-    saved = sys.modules.pop("chat", None)
+    saved_path = list(sys.path)  # app.py appends examples/ to import chat_core
     try:
         spec = importlib.util.spec_from_file_location("flask_chat_example_app", EXAMPLE / "app.py")
         assert spec is not None and spec.loader is not None
@@ -37,10 +37,7 @@ def chat_app() -> Iterator[ModuleType]:
         sys.modules[spec.name] = module  # Flask finds its templates from the module's file
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(EXAMPLE))
-        sys.modules.pop("chat", None)
-        if saved is not None:
-            sys.modules["chat"] = saved
+        sys.path[:] = saved_path
     yield module
     module.sio.shutdown()
     sys.modules.pop("flask_chat_example_app", None)
@@ -141,11 +138,17 @@ def test_pages_and_client_js(chat_app: ModuleType) -> None:
     http.post("/login", data={"name": "dora", "transport": "polling"})
     page = http.get("/").data
     assert b'src="/socket.io/socket.io.js"' in page and b"client-missing" in page
-    with http.get("/static/chat.js") as response:
-        assert response.status_code == 200
+    assert b'<strong id="me">dora</strong>' in page and b"examples/flask_chat/" in page
 
 
-def test_chat_js_and_css_are_the_same_in_both_examples() -> None:
-    django_static = ROOT / "examples" / "django_chat" / "chat" / "static" / "chat"
+def test_the_page_comes_from_chat_core(chat_app: ModuleType) -> None:
+    """chat.js and chat.css are chat_core's, linked by the shared templates, served by Flask."""
+    http = chat_app.flask_app.test_client()
+    assert b'href="/static/chat_core/chat.css"' in http.get("/").data  # the nickname form
+    http.post("/login", data={"name": "erin"})
+    page = http.get("/").data
     for name in ("chat.js", "chat.css"):
-        assert (EXAMPLE / "static" / name).read_bytes() == (django_static / name).read_bytes(), name
+        assert f'"/static/chat_core/{name}"'.encode() in page, name
+        with http.get(f"/static/chat_core/{name}") as response:
+            assert response.status_code == 200
+            assert response.data == (CHAT_CORE / "static" / "chat_core" / name).read_bytes()

@@ -15,6 +15,7 @@ import os
 from importlib import import_module
 from typing import Any
 
+from chat_core import ChatState, register
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -23,8 +24,6 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.db import connections
 
 import sio_wsgi
-
-from .realtime import ChatState, register
 
 __all__ = ["sio", "state", "identify", "user_from_environ", "LOGIN_REQUIRED"]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+from chat_core import announce as send_announcement
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .realtime import announce as send_announcement
 from .sockets import sio, state
 
 

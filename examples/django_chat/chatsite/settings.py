@@ -2,14 +2,23 @@
 
 Development defaults; for production set ``DJANGO_SECRET_KEY``,
 ``DJANGO_DEBUG=0`` and ``DJANGO_ALLOWED_HOSTS``.
+
+The chat itself (Socket.IO events, templates, ``chat.js``) is the package
+``examples/chat_core``, shared with the Flask example: this file puts it on
+``sys.path`` (every entry point, ``manage.py`` or ``chatsite.wsgi``, reads the
+settings first) and adds its templates and static files to Django's.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+CHAT_CORE = BASE_DIR.parent / "chat_core"
+if str(CHAT_CORE.parent) not in sys.path:
+    sys.path.append(str(CHAT_CORE.parent))
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-for-the-chat-example")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
@@ -40,13 +49,14 @@ WSGI_APPLICATION = "chatsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [CHAT_CORE / "templates"],  # chat_core/base.html, chat_core/chat.html
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chat.context_processors.chat_page",
             ],
         },
     },
@@ -68,6 +78,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [CHAT_CORE / "static"]  # chat_core/chat.js, chat_core/chat.css
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "/accounts/login/"

@@ -1,9 +1,9 @@
 """The chat's Socket.IO side: nicknames, rooms, private messages, typing, files.
 
-Framework-free on purpose: :func:`register` only needs a :class:`sio_wsgi.Server`
-and a function that tells who a new connection is. The Flask app (``app.py``)
-names people from the ``auth`` object the page sends; the Django example does
-the same with its session.
+Framework-free on purpose, and shared by both examples: :func:`register` only
+needs a :class:`sio_wsgi.Server` and a function that tells who a new connection
+is. The Flask app (``flask_chat/app.py``) names people from Flask's session
+cookie; the Django project (``django_chat/chat/sockets.py``) from Django's auth.
 
 Events the browser sends (every one but ``typing`` asks for an ack)::
 
