@@ -62,6 +62,8 @@ class Manager:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._rooms: dict[str, Rooms] = {}
+        # reverse index: (namespace, sid) -> the rooms (None included) the sid is in
+        self._memberships: dict[tuple[str, str], dict[str | None, None]] = {}
         self._eio_to_sid: dict[tuple[str, str], str] = {}
         self._callbacks: dict[str, dict[int, AckCallback]] = {}
         self._ack_ids = itertools.count(1)
@@ -113,6 +115,7 @@ class Manager:
             rooms = self._rooms.setdefault(namespace, {})
             rooms.setdefault(None, {})[sid] = eio_sid
             rooms.setdefault(sid, {})[sid] = eio_sid
+            self._memberships[(namespace, sid)] = {None: None, sid: None}
         return sid
 
     def disconnect(self, sid: str, namespace: str) -> None:
@@ -124,7 +127,7 @@ class Manager:
         with self._lock:
             rooms = self._rooms.get(namespace, {})
             eio_sid = rooms.get(None, {}).get(sid)
-            for room in [r for r, members in rooms.items() if sid in members]:
+            for room in list(self._memberships.pop((namespace, sid), ())):
                 self._remove(namespace, room, sid)
             if eio_sid is not None:
                 self._eio_to_sid.pop((eio_sid, namespace), None)
@@ -179,6 +182,7 @@ class Manager:
                 if eio_sid is None:
                     raise KeyError(f"{sid} is not connected to {namespace}")
             self._rooms.setdefault(namespace, {}).setdefault(room, {})[sid] = eio_sid
+            self._memberships.setdefault((namespace, sid), {})[room] = None
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
         """Remove a client from a room (no error if it was not in it).
@@ -197,7 +201,8 @@ class Manager:
         :param namespace: the namespace.
         """
         with self._lock:
-            self._rooms.get(namespace, {}).pop(room, None)
+            for sid in self._rooms.get(namespace, {}).pop(room, {}):
+                self._memberships.get((namespace, sid), {}).pop(room, None)
 
     def get_rooms(self, sid: str, namespace: str) -> list[str]:
         """Rooms a client is in, including its own sid room.
@@ -206,8 +211,7 @@ class Manager:
         :param namespace: the namespace.
         """
         with self._lock:
-            rooms = self._rooms.get(namespace, {})
-            return [r for r, members in rooms.items() if r is not None and sid in members]
+            return [r for r in self._memberships.get((namespace, sid), {}) if r is not None]
 
     def get_participants(self, namespace: str, room: str | None) -> Iterator[tuple[str, str]]:
         """``(sid, eio_sid)`` of every client in a room (``None``: the namespace).
@@ -254,6 +258,9 @@ class Manager:
         if rooms is None or room not in rooms:
             return
         rooms[room].pop(sid, None)
+        member_of = self._memberships.get((namespace, sid))
+        if member_of is not None:
+            member_of.pop(room, None)
         if not rooms[room]:
             del rooms[room]
         if not rooms:

@@ -21,7 +21,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport import free_port, in_ci, skip_or_fail
 
 __all__ = [
     "ASYNC_MODES",
@@ -54,33 +54,10 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 3.0
 
 
-def in_ci() -> bool:
-    """Tell whether we run under CI (``CI=true``), where skips become failures.
-
-    :returns: True under CI.
-    """
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip the test with ``reason``, or fail it under CI.
-
-    :param reason: why the test cannot run.
-    """
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    :returns: the port number.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------------------

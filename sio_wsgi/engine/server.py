@@ -369,7 +369,10 @@ class EngineServer:
     def _send_ping(self, session: EngineSession) -> None:
         if session.closed:
             return
-        session.pong_deadline = self.driver.monotonic() + self.options.ping_timeout
+        # the deadline counts from when the ping was due, so a lagging timer task
+        # does not stretch the heartbeat
+        due = session.ping_timer.when if session.ping_timer is not None else self.driver.monotonic()
+        session.pong_deadline = due + self.options.ping_timeout
         session.pong_timer = self.scheduler.call_later(
             self.options.ping_timeout, self._ping_timed_out, session
         )

@@ -85,6 +85,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: one decoder for every packet (``json.loads`` with options builds a new one per call)
+_DECODER = _stdlib_json.JSONDecoder(parse_constant=_reject_constant)
+
+
 class JSONSerializer:
     """Compact JSON (the Socket.IO default parser).
 
@@ -132,7 +136,7 @@ class JSONSerializer:
         try:
             if self._custom:
                 return self._module.loads(data)
-            return _stdlib_json.loads(data, parse_constant=_reject_constant)
+            return _DECODER.decode(data)
         except (ValueError, RecursionError) as exc:
             raise RemoteProtocolError(f"invalid JSON payload: {exc}") from exc
 

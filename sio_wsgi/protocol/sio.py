@@ -257,12 +257,20 @@ _VALIDATORS: dict[PacketType, Callable[[Packet], None]] = {
 }
 
 
-def _validate(packet: Packet, limits: Limits) -> Packet:
+def _too_deep(data: Any, limits: Limits, body: str | None) -> bool:
+    """Whether ``data`` nests deeper than allowed; with the JSON ``body`` it came from,
+    the walk runs only when the body has more brackets than the limit."""
+    if body is not None and body.count("[") + body.count("{") <= limits.max_json_depth:
+        return False
+    return data is not None and _depth(data) > limits.max_json_depth
+
+
+def _validate(packet: Packet, limits: Limits, body: str | None = None) -> Packet:
     if not packet.namespace.startswith("/"):
         raise _fail("namespace must start with '/'")
     if packet.id is not None and packet.type not in _ID_TYPES:
         raise _fail(f"{packet.type.name} packets cannot carry an ack id")
-    if packet.data is not None and _depth(packet.data) > limits.max_json_depth:
+    if _too_deep(packet.data, limits, body):
         raise _fail("payload nested too deeply")
     _VALIDATORS[packet.type](packet)
     return packet
@@ -298,13 +306,15 @@ class _Cursor:
         return self.text[self.pos :]
 
 
+_TYPES_BY_CODE = tuple(sorted(PacketType))
+
+
 def _packet_type(code: Any) -> PacketType:
     if isinstance(code, bool) or not isinstance(code, int):
         raise _fail("packet type must be an integer")
-    try:
-        return PacketType(code)
-    except ValueError:
-        raise _fail(f"unknown packet type {code!r}") from None
+    if 0 <= code < len(_TYPES_BY_CODE):
+        return _TYPES_BY_CODE[code]
+    raise _fail(f"unknown packet type {code!r}")
 
 
 def _read_attachments(cursor: _Cursor, limits: Limits) -> int:
@@ -329,11 +339,13 @@ def _decode_text(text: str, serializer: Serializer, limits: Limits) -> Packet:
     ack_digits = cursor.digits(MAX_ACK_ID_DIGITS) if packet_type in _ID_TYPES else ""
     body = cursor.rest()
     data = serializer.loads(body) if body else None
-    packet = Packet(packet_type, namespace, data, int(ack_digits) if ack_digits else None)
-    packet = _validate(packet, limits)
-    if packet_type in _BINARY_TYPES:
+    packet = Packet(
+        packet_type, namespace, data, int(ack_digits) if ack_digits else None, attachments
+    )
+    packet = _validate(packet, limits, body)
+    if attachments:
         _check_placeholders(packet.data, attachments)
-    return dataclasses.replace(packet, attachments=attachments)
+    return packet
 
 
 def _decode_whole(raw: str | bytes, serializer: Serializer, limits: Limits) -> Packet:

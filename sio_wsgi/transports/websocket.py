@@ -200,8 +200,11 @@ class WebSocketConnection:
         with session.lock:
             if session.write_state != _IDLE:
                 return
+            data = self._take(session)
+            if not data and not self._closing:
+                return
             session.write_state = _DIRECT
-        self._flush_direct(session)
+        self._flush_direct(session, data)
 
     def _take(self, session: EngineSession) -> bytes:
         """Frame and take everything queued; caller holds ``session.lock``."""
@@ -214,25 +217,30 @@ class WebSocketConnection:
         self._control = []
         return b"".join(control) + b"".join(map(_frame, items))
 
-    def _flush_direct(self, session: EngineSession) -> None:
+    def _flush_direct(self, session: EngineSession, data: bytes) -> None:
+        """As the writer (``write_state`` DIRECT): write ``data`` and whatever gets
+        queued meanwhile without blocking; hand over to a writer task when the kernel
+        buffer is full. Going back to IDLE happens under the lock together with the
+        check that nothing is queued, so nothing can be stranded."""
         while True:
+            if data:
+                sent = self._try_send(data)
+                if sent < 0:
+                    with session.lock:
+                        session.write_state = _IDLE
+                    self._broken(session)
+                    return
+                if sent < len(data):
+                    with session.lock:
+                        self._leftover = data[sent:]
+                        session.write_state = _WRITER
+                    self.writer = self.engine.driver.spawn(self._write_loop, session)
+                    return
             with session.lock:
                 data = self._take(session)
                 if not data:
                     session.write_state = _IDLE
                     break
-            sent = self._try_send(data)
-            if sent < 0:
-                with session.lock:
-                    session.write_state = _IDLE
-                self._broken(session)
-                return
-            if sent < len(data):
-                with session.lock:
-                    self._leftover = data[sent:]
-                    session.write_state = _WRITER
-                self.writer = self.engine.driver.spawn(self._write_loop, session)
-                return
         if self._closing:
             self._close_now()
 

@@ -13,12 +13,12 @@ import dataclasses
 import http.client
 import json
 import queue
-import socket
 import threading
 import time
 from typing import Any
 
 import websocket
+from testsupport import free_port  # noqa: F401 (re-exported)
 
 __all__ = ["Closed", "Http", "Response", "WS", "WSRefused", "json_error"]
 
@@ -293,12 +293,3 @@ class WS:
             pass
         self._reader.join(1.0)
 
-
-def free_port() -> int:
-    """Return a TCP port that was free on 127.0.0.1 a moment ago.
-
-    :returns: the port.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testsupport import free_port
+
 __all__ = [
     "DEPLOY_DIR",
     "ROOT",
@@ -59,14 +61,6 @@ _PLAIN_SERVERS = ("werkzeug", "eventlet", "gevent", "wsgiref")
 SERVER_KINDS = (*_GUNICORN_WORKERS, *_PLAIN_SERVERS)
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    :returns: the port number.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _gunicorn_extra() -> list[str]:

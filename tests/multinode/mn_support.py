@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from testsupport import free_port, in_ci, skip_or_fail  # noqa: F401 (re-exported)
 
 __all__ = [
     "HERE",
@@ -53,26 +53,10 @@ WORKERS = {
 }
 
 
-def in_ci() -> bool:
-    """:returns: True under ``CI=true`` (skips become failures)."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip with ``reason``, or fail under CI.
-
-    :param reason: why the test cannot run.
-    """
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
-def free_port() -> int:
-    """:returns: a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(port: int, host: str = HOST) -> bool:

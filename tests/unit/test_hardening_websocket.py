@@ -85,7 +85,7 @@ def test_finish_waits_for_a_direct_flush_in_another_task() -> None:
 
         def other_flusher_continues() -> None:
             time.sleep(0.2)
-            conn._flush_direct(session)
+            conn._flush_direct(session, b"")
 
         t = threading.Thread(target=other_flusher_continues)
         t.start()

@@ -54,10 +54,12 @@ def test_overdue_pong_closes_session_even_if_the_timer_lags() -> None:
     body = client.get("/engine.io/?EIO=4&transport=polling").get_data(as_text=True)
     sid = json.loads(body[1:])["sid"]
     session = engine.sessions[sid]
-    engine._send_ping(session)  # as the ping timer would
-    driver.now += 99.0
+    assert session.ping_timer is not None
+    driver.now = session.ping_timer.when + 5.0  # the timer task runs 5 s late
+    engine._send_ping(session)
+    driver.now += 94.0
     assert client.get(f"/?EIO=4&transport=polling&sid={sid}").get_data(as_text=True) == "2"
-    driver.now += 2.0  # past ping_timeout; the (real-time) timer has not fired
+    driver.now += 2.0  # past due + ping_timeout; the (real-time) timer has not fired
     response = client.get(f"/?EIO=4&transport=polling&sid={sid}")
     assert response.status_code == 400
     assert json.loads(response.get_data()) == {"code": 1, "message": "Session ID unknown"}
