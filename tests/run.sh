@@ -27,7 +27,7 @@ install_deps() {
         "$PYTHON" -m pip install -q -e ".[test]" || return 1
     fi
     local pkg dir
-    for pkg in tests/*/package.json examples/*/package.json; do
+    for pkg in tests/*/package.json examples/*/package.json bench/node/package.json; do
         [ -f "$pkg" ] || continue
         dir=$(dirname "$pkg")
         if [ ! -d "$dir/node_modules" ] && command -v npm >/dev/null; then

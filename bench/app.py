@@ -1,0 +1,90 @@
+"""The benchmark application, the same on sio_wsgi and on python-socketio.
+
+Loaded by gunicorn as ``bench.app:app``; the environment picks the implementation::
+
+    BENCH_IMPL=sio_wsgi BENCH_ASYNC=gevent gunicorn -k gevent -w 1 bench.app:app
+    BENCH_IMPL=socketio BENCH_ASYNC=threading gunicorn -k gthread --threads 600 bench.app:app
+
+Handlers on namespace ``/``:
+
+- ``echo(data)``: acks ``data`` back (text or binary).
+- ``bcast(data)``: emits ``fan`` with ``data`` to every connected client.
+
+Everything else (HTTP paths outside ``/socket.io/``) answers ``200 ok``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["build_app", "app"]
+
+logger = logging.getLogger(__name__)
+
+PING_INTERVAL = 25
+PING_TIMEOUT = 20
+MAX_BUFFER = 10_000_000
+
+
+def _plain(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Answer any non-Socket.IO request with ``200 ok``.
+
+    :param environ: the WSGI environ.
+    :param start_response: the WSGI start_response.
+    :returns: the body.
+    """
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
+def _server_module(impl: str) -> Any:
+    """Import the Socket.IO implementation.
+
+    :param impl: ``'sio_wsgi'`` or ``'socketio'``.
+    :returns: the module.
+    """
+    if impl == "socketio":
+        import socketio
+
+        return socketio
+    import sio_wsgi
+
+    return sio_wsgi
+
+
+def build_app(impl: str, async_mode: str) -> Any:
+    """Build the WSGI app.
+
+    :param impl: ``'sio_wsgi'`` or ``'socketio'`` (python-socketio, the baseline).
+    :param async_mode: ``'threading'``, ``'eventlet'`` or ``'gevent'``.
+    :returns: the WSGI application.
+    """
+    mod = _server_module(impl)
+    sio = mod.Server(
+        async_mode=async_mode,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=PING_TIMEOUT,
+        max_http_buffer_size=MAX_BUFFER,
+        cors_allowed_origins="*",
+        logger=False,
+        engineio_logger=False,
+    )
+
+    @sio.on("echo")  # type: ignore[untyped-decorator]
+    def echo(sid: str, data: Any = None) -> Any:
+        return data
+
+    @sio.on("bcast")  # type: ignore[untyped-decorator]
+    def bcast(sid: str, data: Any = None) -> None:
+        sio.emit("fan", data)
+
+    logger.info("bench app: %s in %s mode", impl, async_mode)
+    return mod.WSGIApp(sio, _plain)
+
+
+app = build_app(
+    os.environ.get("BENCH_IMPL", "sio_wsgi"), os.environ.get("BENCH_ASYNC", "threading")
+)

@@ -1,0 +1,501 @@
+#!/usr/bin/env node
+// Load generator for the sio_wsgi benchmark suite.
+//
+// Speaks the Engine.IO v4 / Socket.IO v5 wire protocol itself, over raw WebSocket (the `ws` package)
+// and over HTTP long-polling (node's http module with a keep-alive agent): handshake, namespace
+// connect, events with acks, binary attachments, answering pings. Many clients per process; with
+// --procs N the clients are split over N child processes and the results are merged.
+//
+// Usage:
+//   node loadgen.js --url http://127.0.0.1:5000 --scenario echo --clients 50 --duration 4
+// Scenarios: echo, binary, poll (long-polling echo), fanout, storm.
+// Output: one JSON object per line on stdout; the last one has "final": true. For `storm`, a line
+// {"phase":"connected"} is printed once every client is connected; the clients are then held idle
+// for --hold seconds (the caller measures server memory meanwhile).
+'use strict';
+
+const http = require('http');
+const { fork } = require('child_process');
+const WebSocket = require('ws');
+
+function parseArgs(argv) {
+  const o = {
+    url: 'http://127.0.0.1:5000', scenario: 'echo', clients: 50, duration: 4, warmup: 1,
+    procs: 1, window: 1, size: 65536, rounds: 20, gap: 0.05, hold: 3, concurrency: 200,
+    timeout: 60, payload: 'hello',
+  };
+  for (let i = 2; i < argv.length; i += 2) {
+    const k = argv[i].replace(/^--/, '');
+    const v = argv[i + 1];
+    o[k] = (typeof o[k] === 'number') ? Number(v) : v;
+  }
+  return o;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e6; // ms, CLOCK_MONOTONIC: shared by processes
+
+// ------------------------------------------------------------------ Socket.IO over WebSocket
+
+class WsClient {
+  // One Socket.IO client over a raw WebSocket, namespace "/".
+  constructor(base, handlers) {
+    this.base = base.replace(/^http/, 'ws');
+    this.h = handlers || {};
+    this.nextId = 1;
+    this.acks = new Map();
+    this.pendingBinary = null; // {id, header} waiting for its attachment
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${this.base}/socket.io/?EIO=4&transport=websocket`, {
+        perMessageDeflate: false,
+      });
+      this.ws = ws;
+      let done = false;
+      const fail = (e) => { if (!done) { done = true; reject(e); } };
+      ws.on('error', fail);
+      ws.on('close', () => { fail(new Error('closed')); if (this.h.close) this.h.close(); });
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) { this.onBinary(data); return; }
+        const s = data.toString();
+        const t = s.charCodeAt(0);
+        if (t === 50) { ws.send('3'); return; } // '2' ping -> '3' pong
+        if (t === 48) { ws.send('40'); return; } // '0' open -> connect namespace
+        if (t === 52) {
+          if (s.charCodeAt(1) === 48) { done = true; resolve(this); return; } // '40{sid}'
+          this.onSio(s);
+          return;
+        }
+        if (t === 49) ws.close(); // '1' close
+      });
+    });
+  }
+
+  onSio(s) {
+    const t = s.charCodeAt(1);
+    if (t === 51) { // '3' ack: 43<id>[...]
+      const b = s.indexOf('[');
+      const id = Number(s.slice(2, b));
+      const cb = this.acks.get(id);
+      if (cb) { this.acks.delete(id); cb(s); }
+    } else if (t === 50) { // '2' event
+      if (this.h.event) this.h.event(s);
+    } else if (t === 54) { // '6' binary ack: 46<n>-<id>[...]
+      const dash = s.indexOf('-');
+      const b = s.indexOf('[');
+      this.pendingBinary = { id: Number(s.slice(dash + 1, b)), n: Number(s.slice(2, dash)), parts: [] };
+    }
+  }
+
+  onBinary(buf) {
+    const p = this.pendingBinary;
+    if (!p) return;
+    p.parts.push(buf);
+    if (p.parts.length < p.n) return;
+    this.pendingBinary = null;
+    const cb = this.acks.get(p.id);
+    if (cb) { this.acks.delete(p.id); cb(p.parts); }
+  }
+
+  emitAck(json, cb) { // json: the array text, e.g. '["echo","x"]'
+    const id = this.nextId++;
+    this.acks.set(id, cb);
+    this.ws.send(`42${id}${json}`);
+  }
+
+  emitBinaryAck(event, buf, cb) {
+    const id = this.nextId++;
+    this.acks.set(id, cb);
+    this.ws.send(`451-${id}["${event}",{"_placeholder":true,"num":0}]`);
+    this.ws.send(buf, { binary: true });
+  }
+
+  emit(json) { this.ws.send(`42${json}`); }
+
+  close() { try { this.ws.terminate(); } catch (e) { /* already gone */ } }
+}
+
+// ------------------------------------------------------------------ Socket.IO over long-polling
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+function request(base, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(base + path);
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname + u.search, method, agent,
+      headers: body !== undefined ? { 'Content-Type': 'text/plain;charset=UTF-8',
+        'Content-Length': Buffer.byteLength(body) } : {},
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+        else resolve(Buffer.concat(chunks).toString());
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+class PollClient {
+  constructor(base) {
+    this.base = base;
+    this.nextId = 1;
+    this.acks = new Map();
+    this.closed = false;
+    this.outbox = [];
+    this.posting = false;
+  }
+
+  async connect() {
+    const open = await request(this.base, 'GET', '/socket.io/?EIO=4&transport=polling');
+    this.sid = JSON.parse(open.slice(1)).sid;
+    this.path = `/socket.io/?EIO=4&transport=polling&sid=${this.sid}`;
+    await request(this.base, 'POST', this.path, '40');
+    let connected = false;
+    this.onConnected = null;
+    const p = new Promise((resolve) => { this.onConnected = resolve; });
+    this.pollLoop();
+    await p;
+    connected = true;
+    return connected ? this : null;
+  }
+
+  async pollLoop() {
+    while (!this.closed) {
+      let body;
+      try {
+        body = await request(this.base, 'GET', this.path);
+      } catch (e) {
+        this.closed = true;
+        break;
+      }
+      for (const pkt of body.split('\x1e')) this.onPacket(pkt);
+    }
+  }
+
+  onPacket(s) {
+    const t = s.charCodeAt(0);
+    if (t === 50) { this.send('3'); return; }
+    if (t === 49) { this.closed = true; return; }
+    if (t !== 52) return;
+    if (s.charCodeAt(1) === 48) { if (this.onConnected) this.onConnected(); return; }
+    if (s.charCodeAt(1) === 51) {
+      const b = s.indexOf('[');
+      const id = Number(s.slice(2, b));
+      const cb = this.acks.get(id);
+      if (cb) { this.acks.delete(id); cb(s); }
+    }
+  }
+
+  send(pkt) {
+    this.outbox.push(pkt);
+    if (!this.posting) this.flush();
+  }
+
+  async flush() {
+    this.posting = true;
+    while (this.outbox.length && !this.closed) {
+      const body = this.outbox.join('\x1e');
+      this.outbox = [];
+      try {
+        await request(this.base, 'POST', this.path, body);
+      } catch (e) {
+        this.closed = true;
+      }
+    }
+    this.posting = false;
+  }
+
+  emitAck(json, cb) {
+    const id = this.nextId++;
+    this.acks.set(id, cb);
+    this.send(`42${id}${json}`);
+  }
+
+  close() { this.closed = true; }
+}
+
+// ------------------------------------------------------------------ helpers
+
+async function connectAll(n, make, concurrency) {
+  const clients = [];
+  let errors = 0;
+  let next = 0;
+  async function lane() {
+    while (next < n) {
+      next++;
+      try {
+        clients.push(await make().connect());
+      } catch (e) {
+        errors++;
+      }
+    }
+  }
+  const lanes = [];
+  for (let i = 0; i < Math.min(concurrency, n); i++) lanes.push(lane());
+  await Promise.all(lanes);
+  return { clients, errors };
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+function quantile(sorted, q) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function cpuMs() { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
+
+// ------------------------------------------------------------------ scenarios (one process)
+
+// Closed loop: every client keeps `window` acks outstanding; counts acks in the measuring window.
+async function runEcho(o, make, send) {
+  const { clients, errors } = await connectAll(o.clients, make, o.concurrency);
+  const lat = [];
+  let count = 0;
+  let measuring = false;
+  let running = true;
+  const stopAt = () => running;
+  for (const c of clients) {
+    const fire = () => {
+      if (!stopAt() || c.closed) return;
+      const t0 = now();
+      send(c, () => {
+        if (measuring) { count++; if (lat.length < 200000) lat.push(now() - t0); }
+        fire();
+      });
+    };
+    for (let w = 0; w < o.window; w++) fire();
+  }
+  await sleep(o.warmup * 1000);
+  measuring = true;
+  if (o.procs <= 1) out({ phase: 'start' });
+  const t0 = now();
+  const c0 = cpuMs();
+  await sleep(o.duration * 1000);
+  measuring = false;
+  if (o.procs <= 1) out({ phase: 'end' });
+  const elapsed = (now() - t0) / 1000;
+  const cpu = cpuMs() - c0;
+  running = false;
+  await sleep(50);
+  for (const c of clients) c.close();
+  return { connected: clients.length, errors, count, elapsed, lat, loadgen_cpu_ms: cpu };
+}
+
+function echoWs(o) {
+  const json = JSON.stringify(['echo', o.payload]);
+  return runEcho(o, () => new WsClient(o.url), (c, cb) => c.emitAck(json, cb));
+}
+
+function echoBinary(o) {
+  const buf = Buffer.alloc(o.size, 7);
+  return runEcho(o, () => new WsClient(o.url), (c, cb) => c.emitBinaryAck('echo', buf, (parts) => {
+    if (!Array.isArray(parts) || parts[0].length !== o.size) {
+      process.stderr.write('binary echo: wrong reply\n');
+    }
+    cb();
+  }));
+}
+
+function echoPoll(o) {
+  const json = JSON.stringify(['echo', o.payload]);
+  return runEcho(o, () => new PollClient(o.url), (c, cb) => c.emitAck(json, cb));
+}
+
+// Fanout receivers: report, per broadcast id, when this process's last client got it.
+async function fanoutReceivers(o, onAll) {
+  const seen = new Map(); // id -> {n, last}
+  let clientsN = 0;
+  const onEvent = (s) => {
+    // 42["fan",{"i":<id>}]
+    const k = s.indexOf('"i":');
+    if (k < 0) return;
+    const id = parseInt(s.slice(k + 4), 10);
+    const t = now();
+    let e = seen.get(id);
+    if (!e) { e = { n: 0, last: 0 }; seen.set(id, e); }
+    e.n++;
+    e.last = t;
+    if (e.n === clientsN) { onAll(id, t); seen.delete(id); }
+  };
+  const { clients, errors } = await connectAll(o.clients, () => new WsClient(o.url, { event: onEvent }),
+    o.concurrency);
+  clientsN = clients.length;
+  return { clients, errors, seen };
+}
+
+// ------------------------------------------------------------------ multi-process plumbing
+
+function shard(o, i) {
+  const per = Math.floor(o.clients / o.procs) + (i < o.clients % o.procs ? 1 : 0);
+  return { ...o, clients: per };
+}
+
+function spawnWorkers(o, role) {
+  const ws = [];
+  for (let i = 0; i < o.procs; i++) {
+    const child = fork(__filename, [], { env: { ...process.env, LOADGEN_ROLE: role } });
+    child.send({ o: shard(o, i) });
+    ws.push(child);
+  }
+  return ws;
+}
+
+function onceMsg(child, type) {
+  return new Promise((resolve) => {
+    const f = (m) => { if (m.type === type) { child.off('message', f); resolve(m); } };
+    child.on('message', f);
+  });
+}
+
+// Echo-type scenario split over processes (or in this one).
+async function echoMain(o, fn) {
+  if (o.procs <= 1) return fn(o);
+  const ws = spawnWorkers(o, o.scenario);
+  const rs = await Promise.all(ws.map((w) => onceMsg(w, 'result')));
+  ws.forEach((w) => w.kill());
+  const r = { connected: 0, errors: 0, count: 0, elapsed: 0, lat: [], loadgen_cpu_ms: 0 };
+  for (const { r: x } of rs) {
+    r.connected += x.connected; r.errors += x.errors; r.count += x.count;
+    r.elapsed = Math.max(r.elapsed, x.elapsed); r.lat.push(...x.lat); r.loadgen_cpu_ms += x.loadgen_cpu_ms;
+  }
+  return r;
+}
+
+function summarizeEcho(o, r) {
+  r.lat.sort((a, b) => a - b);
+  const out = {
+    scenario: o.scenario, clients: o.clients, connected: r.connected, errors: r.errors,
+    count: r.count, elapsed_s: r.elapsed, rate: r.count / r.elapsed,
+    p50_ms: quantile(r.lat, 0.5), p99_ms: quantile(r.lat, 0.99),
+    loadgen_cpu_pct: (100 * r.loadgen_cpu_ms) / (r.elapsed * 1000),
+  };
+  if (o.scenario === 'binary') out.mb_s = (r.count * o.size) / r.elapsed / 1e6;
+  return out;
+}
+
+async function fanoutMain(o) {
+  let local = null;
+  let ws = [];
+  const waiting = new Map(); // id -> {left, last}
+  const arrived = (id, t) => {
+    const w = waiting.get(id);
+    if (!w) return;
+    w.left--;
+    w.last = Math.max(w.last, t);
+    if (w.left === 0) w.resolve(w.last);
+  };
+  let connected = 0;
+  let errors = 0;
+  if (o.procs <= 1) {
+    local = await fanoutReceivers(o, arrived);
+    connected = local.clients.length;
+    errors = local.errors;
+  } else {
+    ws = spawnWorkers(o, 'fanout');
+    for (const w of ws) w.on('message', (m) => { if (m.type === 'all') arrived(m.id, m.t); });
+    const rs = await Promise.all(ws.map((w) => onceMsg(w, 'ready')));
+    for (const m of rs) { connected += m.connected; errors += m.errors; }
+  }
+  const trigger = await new WsClient(o.url).connect();
+  const parts = o.procs <= 1 ? 1 : o.procs;
+  const lat = [];
+  out({ phase: 'start' });
+  const c0 = cpuMs();
+  const t00 = now();
+  let timeouts = 0;
+  for (let i = 0; i < o.rounds + 1; i++) { // round 0 is a warm-up, not counted
+    const p = new Promise((resolve) => waiting.set(i, { left: parts, last: 0, resolve }));
+    const t0 = now();
+    trigger.emit(JSON.stringify(['bcast', { i }]));
+    const t = await Promise.race([p, sleep(o.timeout * 1000).then(() => null)]);
+    waiting.delete(i);
+    if (t === null) { timeouts++; break; }
+    if (i > 0) lat.push(t - t0);
+    await sleep(o.gap * 1000);
+  }
+  out({ phase: 'end' });
+  const elapsed = (now() - t00) / 1000;
+  const cpu = cpuMs() - c0;
+  trigger.close();
+  if (local) local.clients.forEach((c) => c.close());
+  ws.forEach((w) => w.kill());
+  const sorted = [...lat].sort((a, b) => a - b);
+  return {
+    scenario: 'fanout', clients: o.clients, connected, errors, rounds: lat.length, timeouts,
+    count: lat.length * connected, p50_ms: quantile(sorted, 0.5), p99_ms: quantile(sorted, 0.99),
+    max_ms: sorted.length ? sorted[sorted.length - 1] : null, elapsed_s: elapsed,
+    loadgen_cpu_pct: o.procs <= 1 ? (100 * cpu) / (elapsed * 1000) : null,
+  };
+}
+
+async function stormMain(o) {
+  out({ phase: 'start' });
+  const t0 = now();
+  let clients = [];
+  let errors = 0;
+  let ws = [];
+  if (o.procs <= 1) {
+    const r = await connectAll(o.clients, () => new WsClient(o.url), o.concurrency);
+    clients = r.clients;
+    errors = r.errors;
+  } else {
+    ws = spawnWorkers(o, 'storm');
+    const rs = await Promise.all(ws.map((w) => onceMsg(w, 'ready')));
+    for (const m of rs) { clients.length += m.connected; errors += m.errors; }
+  }
+  const elapsed = (now() - t0) / 1000;
+  const connected = clients.length;
+  out({ phase: 'end' });
+  out({ phase: 'connected', connected, errors, elapsed_s: elapsed });
+  await sleep(o.hold * 1000);
+  if (o.procs <= 1) clients.forEach((c) => c.close());
+  ws.forEach((w) => w.kill());
+  return { scenario: 'storm', clients: o.clients, connected, errors, elapsed_s: elapsed, rate: connected / elapsed };
+}
+
+// ------------------------------------------------------------------ entry points
+
+function out(obj) { process.stdout.write(`${JSON.stringify(obj)}\n`); }
+
+const ECHO = { echo: echoWs, binary: echoBinary, poll: echoPoll };
+
+async function worker(role) {
+  const { o } = await new Promise((resolve) => process.once('message', resolve));
+  if (ECHO[role]) {
+    process.send({ type: 'result', r: await ECHO[role](o) });
+  } else if (role === 'fanout') {
+    const r = await fanoutReceivers(o, (id, t) => process.send({ type: 'all', id, t }));
+    process.send({ type: 'ready', connected: r.clients.length, errors: r.errors });
+  } else if (role === 'storm') {
+    const r = await connectAll(o.clients, () => new WsClient(o.url), o.concurrency);
+    process.send({ type: 'ready', connected: r.clients.length, errors: r.errors });
+  }
+}
+
+async function main() {
+  const o = parseArgs(process.argv);
+  const hardStop = setTimeout(() => { out({ final: true, error: 'timeout' }); process.exit(2); },
+    (o.timeout + o.duration + o.warmup + o.hold + 30) * 1000);
+  hardStop.unref();
+  let r;
+  if (ECHO[o.scenario]) r = summarizeEcho(o, await echoMain(o, ECHO[o.scenario]));
+  else if (o.scenario === 'fanout') r = await fanoutMain(o);
+  else if (o.scenario === 'storm') r = await stormMain(o);
+  else throw new Error(`unknown scenario ${o.scenario}`);
+  out({ final: true, ...r });
+  process.exit(0);
+}
+
+if (process.env.LOADGEN_ROLE) {
+  worker(process.env.LOADGEN_ROLE).catch((e) => { process.stderr.write(`${e.stack}\n`); process.exit(1); });
+} else {
+  main().catch((e) => { out({ final: true, error: String(e) }); process.exit(1); });
+}

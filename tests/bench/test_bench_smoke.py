@@ -1,0 +1,141 @@
+"""Seconds-long smoke run of every benchmark scenario (the full suite is ``python -m bench``).
+
+One sio_wsgi server (gunicorn ``-k gthread``) and the Node load generator with a handful of
+clients per scenario: proves the load generator speaks the protocol, the app answers, and the
+CPU / memory readings and the Markdown writer work. Figures are not checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import run
+
+__all__: list[str] = []
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is required"),
+]
+
+SMOKE = [
+    run.Scenario(
+        "storm1000",
+        "connect storm",
+        {"scenario": "storm", "clients": 20, "hold": 0.2, "concurrency": 10},
+        "conn/s",
+    ),
+    run.Scenario(
+        "echo50",
+        "echo",
+        {"scenario": "echo", "clients": 5, "duration": 0.5, "warmup": 0.2},
+        "acks/s",
+    ),
+    run.Scenario(
+        "poll50",
+        "polling echo",
+        {"scenario": "poll", "clients": 3, "duration": 0.5, "warmup": 0.2},
+        "acks/s",
+    ),
+    run.Scenario(
+        "binary64k",
+        "binary",
+        {"scenario": "binary", "clients": 2, "size": 65536, "duration": 0.5, "warmup": 0.2},
+        "MB/s",
+    ),
+    run.Scenario(
+        "fanout1000",
+        "fanout",
+        {"scenario": "fanout", "clients": 20, "rounds": 3, "gap": 0.01},
+        "ms",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """A sio_wsgi bench app under gunicorn gthread.
+
+    :param tmp_path_factory: pytest's temp dirs (server log).
+    :returns: ``(pid, url)``.
+    """
+    run.check_tools()
+    spec = next(s for s in run.SERVERS if s.name == "sio_wsgi-gthread")
+    port = run.free_port()
+    old = run.GTHREAD_THREADS
+    run.GTHREAD_THREADS = 50
+    try:
+        proc = run.start_server(spec, port, tmp_path_factory.mktemp("bench-logs"))
+    finally:
+        run.GTHREAD_THREADS = old
+    try:
+        yield proc.pid, f"http://127.0.0.1:{port}"
+    finally:
+        run.stop_server(proc)
+
+
+@pytest.mark.parametrize("sc", SMOKE, ids=[s.name for s in SMOKE])
+def test_scenario_runs(server: tuple[int, str], sc: run.Scenario) -> None:
+    pid, url = server
+    rec = run.run_scenario(sc, pid, url, timeout=60)
+    res = run._result(run.SERVERS[4], sc, 0, rec)
+    assert res.ok, rec
+    assert res.connected == sc.args["clients"]
+    assert res.cpu_us is not None and res.cpu_us >= 0
+    if sc.args["scenario"] == "fanout":
+        assert res.p50_ms is not None and res.p50_ms > 0
+    else:
+        assert res.rate and res.rate > 0
+    if sc.args["scenario"] == "storm":
+        assert res.rss_kib_per_conn is not None
+
+
+def _cell(rate: float, p50: float = 1.0) -> dict[str, Any]:
+    return {
+        "rate": (rate, rate, rate),
+        "p50": (p50, p50, p50),
+        "p99": (p50, p50, p50),
+        "cpu": (10.0, 9.0, 11.0),
+        "rss": (20.0, 20.0, 20.0),
+        "n": 3,
+        "runs": 3,
+        "errors": [],
+    }
+
+
+def test_aggregate_ratio_and_docs(tmp_path: Path) -> None:
+    results = [
+        run.Result("sio_wsgi-gevent", "echo50", i, True, rate=float(r), cpu_us=10.0)
+        for i, r in enumerate((100, 300, 200))
+    ]
+    results.append(run.Result("socketio-gevent", "echo50", 0, False, error="boom"))
+    cells = run.aggregate(results)
+    assert cells[("sio_wsgi-gevent", "echo50")]["rate"] == (200.0, 100.0, 300.0)
+    assert cells[("socketio-gevent", "echo50")]["n"] == 0
+    assert run.ratio(_cell(300), _cell(100), "echo") == "3.0x"
+    assert run.ratio(_cell(1, p50=5), _cell(1, p50=10), "fanout") == "2.0x"
+    md = tmp_path / "b.md"
+    scs = [s for s in run.SCENARIOS if s.name == "echo50"]
+    run.write_markdown(
+        md, cells, scs, run.SERVERS[:2], {"date": "now", "cpus": 2, "reps": 3, "duration": 1}
+    )
+    text = md.read_text()
+    assert "| echo, 50 WebSocket clients (acks/s) | 200 [100-300] (10 µs)" in text
+    assert "failed: boom" in text
+
+
+def test_hot_spots(tmp_path: Path) -> None:
+    from bench.profile import hot_spots
+
+    raw = tmp_path / "p.txt"
+    raw.write_text("a (x/m.py:1);b (x/m.py:2) 3\na (x/m.py:1) 1\n")
+    total, own, incl = hot_spots(raw)
+    assert total == 4
+    assert own[0] == ("b (x/m.py:2)", 75.0)
+    assert incl[0] == ("a (x/m.py:1)", 100.0)
