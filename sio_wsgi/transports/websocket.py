@@ -3,6 +3,7 @@ writer task per connection, both written against the Driver."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -148,6 +149,10 @@ class WebSocketConnection:
         self._control: list[bytes] = []
         # TLS sockets must go through their own send(); no raw non-blocking path
         self._fast = not hasattr(self.sock, "cipher")
+        # one frame per message: do not let Nagle hold a small frame back waiting
+        # for the peer's delayed ACK (what Node does for its WebSockets too)
+        with contextlib.suppress(OSError, AttributeError):
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # one iterator for the whole connection: frames parsed from the same
         # recv() as the upgrade's "5" must reach read_loop()
         self._stream = self._events()
