@@ -59,11 +59,12 @@ class RedisManager(PubSubManager):
         self.url = url
         options: dict[str, Any] = {
             "socket_connect_timeout": 5,
-            "socket_keepalive": True,
             "health_check_interval": 15,
             # reconnecting is the manager's job (with logging and backoff)
             "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
         }
+        if not url.startswith("unix:"):  # TCP only: unix socket connections reject it
+            options["socket_keepalive"] = True
         options.update(redis_options or {})
         self.redis = redis.Redis.from_url(url, **options)
         self.retry_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,

@@ -1,0 +1,178 @@
+"""Private Redis-protocol servers for the URL-scheme tests: a unix socket only, or TLS only.
+
+- :func:`make_certs` writes a throwaway CA and a server certificate for
+  ``127.0.0.1`` (CN and IP SAN) with the ``openssl`` command line.
+- :class:`PrivateServer` runs ``redis-server`` (or ``valkey-server``, same
+  options) with ``--port 0``, so the only way in is the unix socket or the TLS
+  port; it is killed by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from mn_support import HOST, free_port, port_open, wait_until
+
+__all__ = ["BINARIES", "Certs", "PrivateServer", "make_certs", "server_binary", "short_tmpdir"]
+
+#: ``name -> binary`` of the Redis-protocol servers the tests try
+BINARIES = {"redis": "redis-server", "valkey": "valkey-server"}
+
+_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+_SERVER_EXT = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+"""
+
+
+def server_binary(name: str) -> str | None:
+    """:returns: the path of ``redis-server`` / ``valkey-server``, or None when missing.
+
+    :param name: a key of :data:`BINARIES`.
+    """
+    return shutil.which(BINARIES[name])
+
+
+@dataclass(frozen=True)
+class Certs:
+    """Paths of the generated PEM files."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    done = subprocess.run(
+        ["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=30,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{done.stderr}")
+
+
+def make_certs(directory: Path) -> Certs:
+    """Write ``ca.pem`` (a throwaway CA) and ``server.pem`` / ``server.key`` for 127.0.0.1.
+
+    :param directory: where the files go.
+    :returns: their paths.
+    """
+    _openssl("req", "-x509", *_EC_KEY, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=sio-wsgi test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)  # fmt: skip
+    _openssl("req", "-new", *_EC_KEY, "-keyout", "server.key", "-out", "server.csr",
+             "-subj", f"/CN={HOST}", cwd=directory)  # fmt: skip
+    (directory / "server.ext").write_text(_SERVER_EXT)
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2",
+             "-extfile", "server.ext", cwd=directory)  # fmt: skip
+    return Certs(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+
+
+def _unix_open(path: Path) -> bool:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(0.5)
+        sock.connect(str(path))
+        return True
+    return False
+
+
+class PrivateServer:
+    """A private ``redis-server`` / ``valkey-server`` with no plain TCP port.
+
+    :param binary: the server binary.
+    :param workdir: its working directory (log, socket); keep the path short
+        (a unix socket path is limited to ~107 bytes).
+    :param unix_socket: listen on ``workdir/r.sock``.
+    :param certs: listen with TLS on a free port.
+    """
+
+    def __init__(
+        self, binary: str, workdir: Path, unix_socket: bool = False, certs: Certs | None = None
+    ) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.socket_path = workdir / "r.sock" if unix_socket else None
+        self.certs = certs
+        self.tls_port = free_port() if certs is not None else None
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """:returns: the command line."""
+        cmd = [self.binary, "--port", "0", "--bind", HOST, "--save", "", "--appendonly", "no",
+               "--daemonize", "no", "--dir", str(self.workdir)]  # fmt: skip
+        if self.socket_path is not None:
+            cmd += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        if self.certs is not None:
+            certs = self.certs
+            cmd += ["--tls-port", str(self.tls_port), "--tls-cert-file", str(certs.cert),
+                    "--tls-key-file", str(certs.key), "--tls-ca-cert-file", str(certs.ca),
+                    "--tls-auth-clients", "no"]  # fmt: skip
+        return cmd
+
+    def _ready(self) -> bool:
+        if self.socket_path is not None and not _unix_open(self.socket_path):
+            return False
+        return self.tls_port is None or port_open(self.tls_port)
+
+    def start(self) -> None:
+        """Start it and wait (10 s at most) until it accepts connections."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=str(self.workdir),
+            )  # fmt: skip
+        proc = self.proc
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: self._ready() or proc.poll() is not None, 10, "server up")
+        if proc.poll() is not None or not self._ready():
+            self.stop()
+            raise RuntimeError(f"{self.binary} did not start:\n{self.log_tail()}")
+
+    def url(self, **query: Any) -> str:
+        """:returns: the ``unix://`` or ``rediss://`` URL (with ``query`` arguments).
+
+        :param query: URL query arguments (``ssl_ca_certs=...``).
+        """
+        args = urlencode({k: str(v) for k, v in query.items()})
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}?db=0" + (f"&{args}" if args else "")
+        return f"rediss://{HOST}:{self.tls_port}/0" + (f"?{args}" if args else "")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL, by PID."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(3)
+
+    def log_tail(self, n: int = 30) -> str:
+        """:returns: the last ``n`` lines of its log."""
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return ""
+
+
+def short_tmpdir() -> Path:
+    """:returns: a fresh directory with a short path (for unix sockets)."""
+    return Path(tempfile.mkdtemp(prefix="siow-r-"))
