@@ -343,7 +343,7 @@ def _decode_text(text: str, serializer: Serializer, limits: Limits) -> Packet:
         packet_type, namespace, data, int(ack_digits) if ack_digits else None, attachments
     )
     packet = _validate(packet, limits, body)
-    if attachments:
+    if packet_type in _BINARY_TYPES:  # with 0 attachments too: no placeholder may remain
         _check_placeholders(packet.data, attachments)
     return packet
 

@@ -58,6 +58,19 @@ def handle_get(engine: EngineServer, session: EngineSession, environ: dict[str, 
     return Response(200, headers, body)
 
 
+def _read_exactly(stream: Any, length: int) -> bytes:
+    """Read ``length`` bytes (fewer only at end of stream), whatever each read returns."""
+    chunks: list[bytes] = []
+    got = 0
+    while got < length:
+        chunk = bytes(stream.read(length - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
 def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
     """Read the request body; None when it is larger than ``limit``."""
     stream = environ["wsgi.input"]
@@ -68,7 +81,10 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
             raise ValueError(f"negative Content-Length {length}")
         if length > limit:
             return None
-        return bytes(stream.read(length)) if length else b""
+        data = _read_exactly(stream, length)
+        if len(data) < length:  # a cut-off payload must not be half delivered
+            raise ConnectionError(f"body ended after {len(data)} of {length} bytes")
+        return data
     data = bytes(stream.read(limit + 1))
     return None if len(data) > limit else data
 
@@ -93,8 +109,11 @@ def _post(engine: EngineServer, session: EngineSession, environ: dict[str, Any])
     try:
         body = _read_body(environ, limit)
     except ValueError:
-        body = b""
         return _reject(engine, session, "invalid Content-Length")
+    except OSError as exc:  # the client left mid-body (gevent/eventlet raise, others cut short)
+        engine.logger.info("session %s: POST body not received (%s); closing", session.sid, exc)
+        engine.close_session(session, "transport error", send_close_packet=False)
+        return error_response(ErrorCode.BAD_REQUEST, detail="incomplete request body")
     if body is None:
         engine.logger.info("session %s: POST body over %d bytes", session.sid, limit)
         engine.close_session(session, "transport error", send_close_packet=True)
