@@ -25,7 +25,7 @@ always_connect             False               send the CONNECT reply before the
 serializer                 'default'           'default' (JSON) or 'msgpack' (or a Serializer)
 max_attachments            10                  binary attachments per Socket.IO packet
 max_json_depth             64                  nesting depth accepted in JSON payloads
-max_pending_bytes          16_000_000          bytes queued to a client before it is dropped
+max_pending_bytes          16_000_000          bytes queued to or from a client before dropping it
 async_handlers             True                run handlers off the reader, in order per client
 namespaces                 None                None: '/' and registered ones; '*': any; list
 =========================  ==================  ================================================

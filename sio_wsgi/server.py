@@ -65,7 +65,6 @@ _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 
 Messages = Sequence[str | bytes]
 F = TypeVar("F", bound=Callable[..., Any])
-Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 # ------------------------------------------------------------------ engine contract
@@ -148,8 +147,10 @@ class _Client:
         self.pending: dict[str, list[str | bytes]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.assembler: AttachmentAssembler | None = None
-        self.tasks: deque[Task] = deque()
+        self.tasks: deque[tuple[Callable[..., Any], tuple[Any, ...], int]] = deque()
         self.draining = False
+        self.rx_unqueued = 0  # bytes received since the last queued task (reader only)
+        self.rx_queued = 0  # bytes of the events waiting in ``tasks``
         self.ever_connected = False
         self.closed = False
         self.timer: _Timer | None = None
@@ -804,15 +805,25 @@ class Server:
     # -------------------------------------------------------------- serial queue
 
     def _enqueue(self, client: _Client, fn: Callable[..., Any], *args: Any) -> None:
+        size, client.rx_unqueued = client.rx_unqueued, 0
         if not self.async_handlers:
             self._run_safely(fn, args)
             return
         with client.lock:
-            client.tasks.append((fn, args))
-            if client.draining:
-                return
-            client.draining = True
-        self.driver.submit(self._drain, client)
+            overflow = client.rx_queued + size > self.options.max_pending_bytes and client.tasks
+            if not overflow:
+                client.tasks.append((fn, args, size))
+                client.rx_queued += size
+                start = not client.draining
+                client.draining = True
+        if overflow:
+            self.logger.warning(
+                "closing %s: over %d bytes of events queued behind its handlers",
+                client.eio_sid, self.options.max_pending_bytes,
+            )  # fmt: skip
+            self.eio.close(client.eio_sid, self.reason.TRANSPORT_ERROR)
+        elif start:
+            self.driver.submit(self._drain, client)
 
     def _drain(self, client: _Client) -> None:
         while True:
@@ -820,7 +831,8 @@ class Server:
                 if not client.tasks:
                     client.draining = False
                     return
-                fn, args = client.tasks.popleft()
+                fn, args, size = client.tasks.popleft()
+                client.rx_queued -= size
             self._run_safely(fn, args)
 
     def _run_safely(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -848,6 +860,7 @@ class Server:
         client = self._clients.get(eio_sid)
         if client is None or client.closed:
             return
+        client.rx_unqueued += len(data)
         try:
             packet = self._parse(client, data)
             if packet is not None:

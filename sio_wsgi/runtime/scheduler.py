@@ -15,6 +15,10 @@ __all__ = ["Scheduler", "TimerHandle"]
 logger = logging.getLogger(__name__)
 
 
+def _noop(*args: Any) -> None:
+    return None
+
+
 class TimerHandle:
     """A pending call; :meth:`cancel` stops it from running."""
 
@@ -27,8 +31,11 @@ class TimerHandle:
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Do not run this call (a no-op once it ran)."""
+        """Do not run this call (a no-op once it ran). The callable and its arguments are
+        dropped at once, so a cancelled timer does not keep a session alive in the heap."""
         self.cancelled = True
+        self.fn = _noop
+        self.args = ()
 
 
 class Scheduler:

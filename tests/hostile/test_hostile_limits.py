@@ -290,12 +290,6 @@ def test_shutdown_disconnects_everyone_with_a_reason(fresh_server: HostileServer
     assert "Traceback" not in srv.log_text(), srv.log_tail()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (sio_wsgi/server.py): events queued behind a blocked handler are "
-    "buffered without limit; the per-client task queue needs a bound (backpressure or "
-    "disconnect), like max_pending_bytes for the outbound side",
-)
 def test_inbound_backlog_behind_a_blocked_handler_is_bounded(
     fresh_server: HostileServer,
 ) -> None:

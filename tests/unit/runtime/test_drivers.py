@@ -41,3 +41,12 @@ def test_scheduler_runs_in_order_and_skips_cancelled() -> None:
         time.sleep(0.01)
     scheduler.stop()
     assert out == ["a", "b"]
+
+
+def test_cancelled_timer_lets_go_of_its_arguments() -> None:
+    scheduler = Scheduler(ThreadingDriver())
+    payload = object()
+    handle = scheduler.call_later(60.0, print, payload)
+    handle.cancel()
+    assert payload not in handle.args and handle.fn is not print
+    scheduler.stop()
