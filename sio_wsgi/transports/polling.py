@@ -19,15 +19,24 @@ _UPGRADE_RACE_WAIT = 0.1
 _CLOSE = "1"
 
 
+def _claim(engine: EngineServer, session: EngineSession, flag: str, method: str) -> Response | None:
+    """Mark a GET or POST as in progress; a second concurrent one closes the session
+    (the pending request gets the close packet) and is answered 400."""
+    with session.lock:
+        conflict = getattr(session, flag)
+        setattr(session, flag, True)
+    if not conflict:
+        return None
+    engine.logger.info("session %s: second concurrent %s; closing", session.sid, method)
+    engine.close_session(session, "transport error", send_close_packet=True)
+    return error_response(ErrorCode.BAD_REQUEST, detail=f"overlapping {method} requests")
+
+
 def handle_get(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
     """Answer a long-poll GET with everything queued (waiting for something first)."""
-    with session.lock:
-        conflict = session.polling_get
-        session.polling_get = True
-    if conflict:
-        engine.logger.info("session %s: second concurrent GET; closing", session.sid)
-        engine.close_session(session, "transport error", send_close_packet=True)
-        return error_response(ErrorCode.BAD_REQUEST, detail="overlapping GET requests")
+    refused = _claim(engine, session, "polling_get", "GET")
+    if refused is not None:
+        return refused
     try:
         if session.state is State.UPGRADING and not session.outbox:
             # the upgrade's "5" may be in flight on the WebSocket: give it a moment,
@@ -91,13 +100,9 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
 
 def handle_post(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
     """Deliver the packets of a POST body to the engine; answer ``ok``."""
-    with session.lock:
-        conflict = session.polling_post
-        session.polling_post = True
-    if conflict:
-        engine.logger.info("session %s: second concurrent POST; closing", session.sid)
-        engine.close_session(session, "transport error", send_close_packet=True)
-        return error_response(ErrorCode.BAD_REQUEST, detail="overlapping POST requests")
+    refused = _claim(engine, session, "polling_post", "POST")
+    if refused is not None:
+        return refused
     try:
         return _post(engine, session, environ)
     finally:
