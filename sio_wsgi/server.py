@@ -982,15 +982,20 @@ class Server:
                 client.sessions.pop(ns, None)
 
     def _on_disconnect_packet(self, client: _Client, packet: Packet) -> None:
-        with client.lock:
-            sid = client.namespaces.pop(packet.namespace, None)
+        sid = client.namespaces.get(packet.namespace)
         if sid is None:
             return
         self._fail_waiters(sid)
-        self._enqueue(
-            client, self._finish_namespace, client, sid, packet.namespace,
-            self.reason.CLIENT_DISCONNECT,
-        )  # fmt: skip
+        # in the client's queue, so a CONNECT still being handled completes first
+        self._enqueue(client, self._client_left, client, sid, packet.namespace)
+
+    def _client_left(self, client: _Client, sid: str, ns: str) -> None:
+        with client.lock:
+            if client.namespaces.get(ns) == sid:
+                del client.namespaces[ns]
+        # a no-op when the server already disconnected it; ahead of a transport close
+        # queued behind it, so the handler gets the reason the client gave
+        self._finish_namespace(client, sid, ns, self.reason.CLIENT_DISCONNECT)
 
     def _on_event_packet(self, client: _Client, packet: Packet) -> None:
         sid = client.namespaces.get(packet.namespace)
