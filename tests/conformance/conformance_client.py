@@ -292,4 +292,3 @@ class WS:
         except (OSError, websocket.WebSocketException):
             pass
         self._reader.join(1.0)
-

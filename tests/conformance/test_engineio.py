@@ -31,6 +31,20 @@ PING_INTERVAL = 0.300
 PING_TIMEOUT = 0.200
 HANDSHAKE_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
 TEXT_PLAIN = "text/plain; charset=UTF-8"
+#: the official Socket.IO suite repeats the Engine.IO checks on /socket.io/: the
+#: checks that apply to both mounts are parametrized over them here
+MOUNTS = ["/engine.io/", "/socket.io/"]
+
+
+def polling(mount: str) -> str:
+    """:returns: the polling handshake URL under ``mount``."""
+    return f"{mount}?EIO=4&transport=polling"
+
+
+def websocket(mount: str) -> str:
+    """:returns: the WebSocket URL under ``mount``."""
+    return f"{mount}?EIO=4&transport=websocket"
+
 
 WSFactory = Callable[..., WS]
 
@@ -84,45 +98,56 @@ def assert_ws_closes(ws_factory: WSFactory, path: str, timeout: float = 2.0) -> 
 
 
 @pytest.mark.baseline_xfail("announces pingInterval 0 (int(0.3) * 1000)")
-def test_polling_successfully_opens_a_session(http: Http) -> None:
-    response = http.get(POLLING)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_successfully_opens_a_session(http: Http, mount: str) -> None:
+    response = http.get(polling(mount))
     assert response.status == 200
     check_open_packet(response.text, ["websocket"])
 
 
-def test_polling_fails_with_an_invalid_eio_query_parameter(http: Http) -> None:
-    assert http.get(f"{BASE}?transport=polling").status == 400
-    assert http.get(f"{BASE}?EIO=abc&transport=polling").status == 400
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_fails_with_an_invalid_eio_query_parameter(http: Http, mount: str) -> None:
+    assert http.get(f"{mount}?transport=polling").status == 400
+    assert http.get(f"{mount}?EIO=abc&transport=polling").status == 400
 
 
 @pytest.mark.baseline_xfail("a missing transport defaults to polling")
-def test_polling_fails_with_an_invalid_transport_query_parameter(http: Http) -> None:
-    assert http.get(f"{BASE}?EIO=4").status == 400
-    assert http.get(f"{BASE}?EIO=4&transport=abc").status == 400
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_fails_with_an_invalid_transport_query_parameter(http: Http, mount: str) -> None:
+    assert http.get(f"{mount}?EIO=4").status == 400
+    assert http.get(f"{mount}?EIO=4&transport=abc").status == 400
 
 
 @pytest.mark.baseline_xfail("PUT without sid gets 405")
-def test_polling_fails_with_an_invalid_request_method(http: Http) -> None:
-    assert http.request("POST", POLLING).status == 400
-    assert http.request("PUT", POLLING).status == 400
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_fails_with_an_invalid_request_method(http: Http, mount: str) -> None:
+    assert http.request("POST", polling(mount)).status == 400
+    assert http.request("PUT", polling(mount)).status == 400
 
 
 @pytest.mark.baseline_xfail("announces pingInterval 0 (int(0.3) * 1000)")
-def test_websocket_successfully_opens_a_session(ws_factory: WSFactory) -> None:
-    sock = ws_factory(WEBSOCKET)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_websocket_successfully_opens_a_session(ws_factory: WSFactory, mount: str) -> None:
+    sock = ws_factory(websocket(mount))
     data = sock.recv()
     assert isinstance(data, str)
     check_open_packet(data, [])
 
 
-def test_websocket_fails_with_an_invalid_eio_query_parameter(ws_factory: WSFactory) -> None:
-    assert_ws_closes(ws_factory, f"{BASE}?transport=websocket")
-    assert_ws_closes(ws_factory, f"{BASE}?EIO=abc&transport=websocket")
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_websocket_fails_with_an_invalid_eio_query_parameter(
+    ws_factory: WSFactory, mount: str
+) -> None:
+    assert_ws_closes(ws_factory, f"{mount}?transport=websocket")
+    assert_ws_closes(ws_factory, f"{mount}?EIO=abc&transport=websocket")
 
 
-def test_websocket_fails_with_an_invalid_transport_query_parameter(ws_factory: WSFactory) -> None:
-    assert_ws_closes(ws_factory, f"{BASE}?EIO=4")
-    assert_ws_closes(ws_factory, f"{BASE}?EIO=4&transport=abc")
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_websocket_fails_with_an_invalid_transport_query_parameter(
+    ws_factory: WSFactory, mount: str
+) -> None:
+    assert_ws_closes(ws_factory, f"{mount}?EIO=4")
+    assert_ws_closes(ws_factory, f"{mount}?EIO=4&transport=abc")
 
 
 # --------------------------------------------------------------------------
@@ -204,32 +229,36 @@ def test_websocket_closes_the_session_upon_invalid_packet_format(ws_factory: WSF
 # --------------------------------------------------------------------------
 
 
-def test_polling_sends_ping_pong_packets(http: Http) -> None:
-    sid = init_long_polling_session(http)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_sends_ping_pong_packets(http: Http, mount: str) -> None:
+    sid = init_long_polling_session(http, mount)
     for _ in range(3):
-        poll = http.get(f"{POLLING}&sid={sid}", timeout=5.0)
+        poll = http.get(f"{polling(mount)}&sid={sid}", timeout=5.0)
         assert poll.status == 200
         assert poll.text == "2"
-        assert http.post(f"{POLLING}&sid={sid}", "3").status == 200
+        assert http.post(f"{polling(mount)}&sid={sid}", "3").status == 200
 
 
 @pytest.mark.baseline_xfail('ping timeout is detected lazily; GET at 500 ms gets "2"')
-def test_polling_closes_the_session_upon_ping_timeout(http: Http) -> None:
-    sid = init_long_polling_session(http)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_closes_the_session_upon_ping_timeout(http: Http, mount: str) -> None:
+    sid = init_long_polling_session(http, mount)
     time.sleep(PING_INTERVAL + PING_TIMEOUT)
-    assert http.get(f"{POLLING}&sid={sid}").status == 400
+    assert http.get(f"{polling(mount)}&sid={sid}").status == 400
 
 
-def test_websocket_sends_ping_pong_packets(ws_factory: WSFactory) -> None:
-    sock = ws_factory(WEBSOCKET)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_websocket_sends_ping_pong_packets(ws_factory: WSFactory, mount: str) -> None:
+    sock = ws_factory(websocket(mount))
     sock.recv()  # handshake
     for _ in range(3):
         assert sock.recv(timeout=5.0) == "2"
         sock.send("3")
 
 
-def test_websocket_closes_the_session_upon_ping_timeout(ws_factory: WSFactory) -> None:
-    sock = ws_factory(WEBSOCKET)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_websocket_closes_the_session_upon_ping_timeout(ws_factory: WSFactory, mount: str) -> None:
+    sock = ws_factory(websocket(mount))
     assert sock.wait_close(timeout=5.0)
 
 
@@ -239,19 +268,21 @@ def test_websocket_closes_the_session_upon_ping_timeout(ws_factory: WSFactory) -
 
 
 @pytest.mark.baseline_xfail('pending GET gets an empty body, not "6"')
-def test_polling_forcefully_closes_the_session(http: Http) -> None:
-    sid = init_long_polling_session(http)
-    poll = http.in_background("GET", f"{POLLING}&sid={sid}")
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_polling_forcefully_closes_the_session(http: Http, mount: str) -> None:
+    sid = init_long_polling_session(http, mount)
+    poll = http.in_background("GET", f"{polling(mount)}&sid={sid}")
     time.sleep(0.01)  # let the GET be the pending one (Promise.all starts it first)
-    http.post(f"{POLLING}&sid={sid}", "1")
+    http.post(f"{polling(mount)}&sid={sid}", "1")
     response = poll.result()
     assert response.status == 200
     assert response.text == "6"
-    assert http.get(f"{POLLING}&sid={sid}").status == 400
+    assert http.get(f"{polling(mount)}&sid={sid}").status == 400
 
 
-def test_websocket_forcefully_closes_the_session(ws_factory: WSFactory) -> None:
-    sock = ws_factory(WEBSOCKET)
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_websocket_forcefully_closes_the_session(ws_factory: WSFactory, mount: str) -> None:
+    sock = ws_factory(websocket(mount))
     sock.recv()  # handshake
     sock.send("1")
     assert sock.wait_close()
@@ -308,7 +339,6 @@ def test_ignores_websocket_connection_with_same_sid_after_upgrade(
 # Reference behaviour beyond the official suite
 # ==========================================================================
 
-MOUNTS = ["/engine.io/", "/socket.io/"]
 
 # (method, query, status, code, message), after Node's ``Server.errors``.
 ERROR_CASES = [
