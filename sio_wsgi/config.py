@@ -28,6 +28,8 @@ max_json_depth             64                  nesting depth accepted in JSON pa
 max_pending_bytes          16_000_000          bytes queued to or from a client before dropping it
 async_handlers             True                run handlers off the reader, in order per client
 namespaces                 None                None: '/' and registered ones; '*': any; list
+http_body_timeout          10.0                seconds between body bytes of a POST (slowloris)
+shutdown_timeout           5.0                 seconds shutdown() waits for disconnect handlers
 =========================  ==================  ================================================
 """
 
@@ -69,6 +71,8 @@ class ServerOptions:
     max_pending_bytes: int = 16_000_000
     async_handlers: bool = True
     namespaces: Any = None
+    http_body_timeout: float = 10.0
+    shutdown_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.async_mode is not None and self.async_mode not in ASYNC_MODES:
@@ -81,7 +85,14 @@ class ServerOptions:
         if not transports or any(t not in TRANSPORTS for t in transports):
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
         object.__setattr__(self, "transports", transports)
-        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "connect_timeout"):
+        for name in (
+            "ping_interval",
+            "ping_timeout",
+            "upgrade_timeout",
+            "connect_timeout",
+            "http_body_timeout",
+            "shutdown_timeout",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, overload
@@ -247,6 +248,8 @@ class Server:
         max_attachments: int = DEFAULTS.max_attachments,
         max_json_depth: int = DEFAULTS.max_json_depth,
         max_pending_bytes: int = DEFAULTS.max_pending_bytes,
+        http_body_timeout: float = DEFAULTS.http_body_timeout,
+        shutdown_timeout: float = DEFAULTS.shutdown_timeout,
     ) -> None:
         if isinstance(namespaces, list):
             namespaces = tuple(namespaces)
@@ -261,6 +264,7 @@ class Server:
             serializer=serializer, max_attachments=max_attachments,
             max_json_depth=max_json_depth, max_pending_bytes=max_pending_bytes,
             async_handlers=async_handlers, namespaces=namespaces,
+            http_body_timeout=http_body_timeout, shutdown_timeout=shutdown_timeout,
         )  # fmt: skip
         self.logger = _resolve_logger(logger, __name__)
         self.serializer: Serializer = get_serializer(serializer, json_module=json)
@@ -754,9 +758,25 @@ class Server:
         self.driver.sleep(seconds)
 
     def shutdown(self) -> None:
-        """Disconnect every client and stop the server's background tasks."""
+        """Disconnect every client and stop the server's background tasks.
+
+        Every session is closed with the reason ``"server shutting down"``; the
+        call then waits (at most ``shutdown_timeout`` seconds) until each
+        client's ``disconnect`` handlers have run, so nothing of a client is
+        left when it returns. Called from inside a handler, that handler's own
+        client can only finish after it returns, so the wait ends at the timeout.
+        """
         self.logger.info("socket.io server shutting down")
         self.eio.shutdown()
+        deadline = self.driver.monotonic() + self.options.shutdown_timeout
+        pause = time.sleep if self.driver.in_foreign_thread() else self.driver.sleep
+        while self._clients and self.driver.monotonic() < deadline:
+            pause(0.005)
+        if self._clients:
+            self.logger.warning(
+                "shutdown: %d clients still running handlers after %.1f s",
+                len(self._clients), self.options.shutdown_timeout,
+            )  # fmt: skip
         self.manager.shutdown()
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -214,7 +214,7 @@ class EngineServer:
         elif method == "GET":
             response = polling.handle_get(self, session, environ)
         elif method == "POST":
-            response = polling.handle_post(self, session, environ)
+            response = polling.handle_post(self, session, environ, start_response)
         else:
             response = error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed")
         return self._with(response, cors)

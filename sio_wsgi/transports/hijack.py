@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Hijacked", "hijack", "parse_response_head", "SWITCHING_PROTOCOLS"]
+__all__ = ["Hijacked", "hijack", "parse_response_head", "request_socket", "SWITCHING_PROTOCOLS"]
 
 logger = logging.getLogger(__name__)
 
@@ -395,6 +395,26 @@ def _make_release(
         return adapter.release(environ, start_response)
 
     return release
+
+
+def request_socket(environ: Environ, start_response: StartResponse) -> Any | None:
+    """The socket of this request's client connection, left with the WSGI server.
+
+    For watching a request (say, to cut a body that arrives too slowly), not for
+    taking it over: that is :func:`hijack`. None when the server hides its socket.
+    """
+    if "gunicorn.socket" in environ:  # every gunicorn worker, sync included
+        return environ["gunicorn.socket"]
+    for adapter in _ADAPTERS:
+        if adapter is _GUNICORN:
+            continue
+        try:
+            if adapter.matches(environ, start_response):
+                return adapter.raw_socket(environ, start_response)
+        except Exception:  # an unexpected server shape: no socket, no watchdog
+            logger.debug("no socket from the %s adapter", adapter.name, exc_info=True)
+            return None
+    return None
 
 
 def hijack(

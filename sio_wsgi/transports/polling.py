@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 from ..engine.http import TEXT_PLAIN, ErrorCode, Response, compress, error_response
 from ..engine.session import EngineSession, State
 from ..exceptions import RemoteProtocolError
 from ..protocol.eio import decode_payload, encode_payload
+from .hijack import request_socket
 
 if TYPE_CHECKING:
-    from ..engine.server import EngineServer
+    from ..engine.server import EngineServer, StartResponse
 
 __all__ = ["handle_get", "handle_post"]
 
@@ -98,27 +100,97 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
-def handle_post(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
-    """Deliver the packets of a POST body to the engine; answer ``ok``."""
+def handle_post(
+    engine: EngineServer,
+    session: EngineSession,
+    environ: dict[str, Any],
+    start_response: StartResponse | None = None,
+) -> Response:
+    """Deliver the packets of a POST body to the engine; answer ``ok``.
+
+    The body must arrive within ``http_body_timeout`` seconds (when the WSGI
+    server exposes its socket, so it can be cut): a client trickling it in
+    (slowloris) gets a 408 and its session is closed.
+    """
     refused = _claim(engine, session, "polling_post", "POST")
     if refused is not None:
         return refused
     try:
-        return _post(engine, session, environ)
+        return _post(engine, session, environ, start_response)
     finally:
         session.polling_post = False
 
 
-def _post(engine: EngineServer, session: EngineSession, environ: dict[str, Any]) -> Response:
+class _BodyWatchdog:
+    """Cuts the read side of a connection whose POST body is late."""
+
+    def __init__(self, engine: EngineServer, session: EngineSession, sock: Any) -> None:
+        self.engine = engine
+        self.session = session
+        self.sock = sock
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.engine.logger.info(
+            "session %s: POST body not received within %.1f s; cutting it",
+            self.session.sid, self.engine.options.http_body_timeout,
+        )  # fmt: skip
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:  # already gone
+            pass
+
+
+def _post(
+    engine: EngineServer,
+    session: EngineSession,
+    environ: dict[str, Any],
+    start_response: StartResponse | None,
+) -> Response:
     limit = engine.options.max_http_buffer_size
+    sock = request_socket(environ, start_response) if start_response is not None else None
+    watchdog = _BodyWatchdog(engine, session, sock) if sock is not None else None
+    timer = (
+        engine.scheduler.call_later(engine.options.http_body_timeout, watchdog)
+        if watchdog is not None
+        else None
+    )
     try:
         body = _read_body(environ, limit)
-    except ValueError:
+    except (ValueError, OSError) as exc:
+        if watchdog is not None and watchdog.fired:
+            return _too_slow(engine, session)
+        if isinstance(exc, OSError):
+            engine.logger.info("session %s: POST body not received (%s); closing", session.sid, exc)
+            engine.close_session(session, "transport error", send_close_packet=False)
+            return error_response(ErrorCode.BAD_REQUEST, detail="incomplete request body")
         return _reject(engine, session, "invalid Content-Length")
-    except OSError as exc:  # the client left mid-body (gevent/eventlet raise, others cut short)
-        engine.logger.info("session %s: POST body not received (%s); closing", session.sid, exc)
-        engine.close_session(session, "transport error", send_close_packet=False)
-        return error_response(ErrorCode.BAD_REQUEST, detail="incomplete request body")
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if watchdog is not None and watchdog.fired:
+        return _too_slow(engine, session)
+    return _deliver_body(engine, session, environ, body, limit)
+
+
+def _too_slow(engine: EngineServer, session: EngineSession) -> Response:
+    engine.close_session(session, "transport error", send_close_packet=False)
+    return error_response(
+        ErrorCode.BAD_REQUEST,
+        status=408,
+        message="Request timeout",
+        detail=f"the body took over http_body_timeout ({engine.options.http_body_timeout} s)",
+    )
+
+
+def _deliver_body(
+    engine: EngineServer,
+    session: EngineSession,
+    environ: dict[str, Any],
+    body: bytes | None,
+    limit: int,
+) -> Response:
     if body is None:
         engine.logger.info("session %s: POST body over %d bytes", session.sid, limit)
         engine.close_session(session, "transport error", send_close_packet=True)

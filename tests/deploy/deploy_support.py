@@ -61,8 +61,6 @@ _PLAIN_SERVERS = ("werkzeug", "eventlet", "gevent", "wsgiref")
 SERVER_KINDS = (*_GUNICORN_WORKERS, *_PLAIN_SERVERS)
 
 
-
-
 def _gunicorn_extra() -> list[str]:
     """``--no-control-socket`` where gunicorn has one (27+): no file under ~/.gunicorn."""
     import gunicorn.config

@@ -23,7 +23,11 @@ __all__ = ["app", "flask_app", "sio"]
 
 logging.basicConfig(level=os.environ.get("SIO_DEPLOY_LOG", "WARNING"))
 
-sio = sio_wsgi.Server(cors_allowed_origins="*", ping_interval=5, ping_timeout=5)
+#: a short body deadline, so that test_slow_bodies_are_cut runs in seconds
+BODY_TIMEOUT = 1.5
+sio = sio_wsgi.Server(
+    cors_allowed_origins="*", ping_interval=5, ping_timeout=5, http_body_timeout=BODY_TIMEOUT
+)
 flask_app = Flask(__name__)
 
 

@@ -7,6 +7,9 @@ from a Flask view; check the driver that ``async_mode=None`` picked.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ import pytest
 import requests
 import socketio
 from deploy_support import ServerProcess, running_server
+from sio_app import BODY_TIMEOUT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,6 +110,49 @@ def test_several_clients_at_once(server: ServerProcess) -> None:
     finally:
         for client in clients:
             client.disconnect()
+
+
+def _slow_post(server: ServerProcess) -> socket.socket:
+    """Open a polling session and start a POST whose body never comes in full."""
+    handshake = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=WAIT)
+    sid = json.loads(handshake.text[1:])["sid"]
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+    sock.sendall(
+        f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 100000\r\n\r\n4".encode()
+    )
+    return sock
+
+
+def test_slow_bodies_are_cut(server: ServerProcess) -> None:
+    """Slowloris: more trickling POST bodies than gthread has threads. Each is cut
+    with a 408 after ``http_body_timeout``, and the server serves a client after."""
+    socks = [_slow_post(server) for _ in range(6)]
+    started = time.monotonic()
+    answers = dict.fromkeys(range(len(socks)), b"")
+    try:
+        for sock in socks:
+            sock.settimeout(0.02)
+        while time.monotonic() - started < BODY_TIMEOUT + 6 and not all(answers.values()):
+            for i, sock in enumerate(socks):
+                if answers[i]:
+                    continue
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"x")
+                with contextlib.suppress(TimeoutError):
+                    answers[i] = sock.recv(4096) or b"<eof>"
+            time.sleep(0.1)
+    finally:
+        for sock in socks:
+            sock.close()
+    heads = [answer.split(b"\r\n", 1)[0] for answer in answers.values()]
+    assert all(b" 408 " in head for head in heads), heads
+    client, _ = _client(server, TRANSPORTS["upgrade"])
+    try:
+        assert client.call("echo", "after", timeout=WAIT) == "after"
+    finally:
+        client.disconnect()
 
 
 def test_zz_no_server_errors(server: ServerProcess) -> None:

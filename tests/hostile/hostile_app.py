@@ -53,6 +53,7 @@ LIMITS: dict[str, Any] = {
     "max_pending_bytes": 256_000,
     "connect_timeout": 1.5,
     "upgrade_timeout": 1.0,
+    "http_body_timeout": 1.0,
     "cookie": "io",
 }
 

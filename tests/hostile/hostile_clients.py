@@ -208,6 +208,17 @@ def http(
     return HttpResponse(status, resp_headers, data)
 
 
+def read_response(
+    sock: socket.socket, buf: bytes = b"", method: str = "GET", timeout: float = 5.0
+) -> HttpResponse:
+    """Read one whole response from ``sock`` (``buf``: bytes of it already read)."""
+    raw_head, rest = read_head(sock, buf)
+    status, resp_headers = _parse_head(raw_head)
+    return HttpResponse(
+        status, resp_headers, _read_body(sock, status, resp_headers, rest, method, timeout)
+    )
+
+
 # ---------------------------------------------------------------- Engine.IO polling
 
 

@@ -11,6 +11,7 @@ mid-upgrade / mid-POST / mid-poll, and ``shutdown()``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -26,6 +27,7 @@ from hostile_clients import (
     eio_post,
     eio_query,
     http,
+    read_response,
     sio_polling_connect,
     ws_sio_connect,
 )
@@ -154,12 +156,51 @@ def test_slowloris_body_does_not_hold_the_session(srv: HostileServer) -> None:
         for _ in range(8):
             time.sleep(0.25)
             for sock in socks:
-                sock.sendall(b"x")
+                with contextlib.suppress(OSError):  # cut at http_body_timeout
+                    sock.sendall(b"x")
         srv.watcher.assert_alive()  # type: ignore[union-attr]
         srv.wait_settled(1)  # the session died of its missing pongs
     finally:
         for sock in socks:
             sock.close()
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_slowloris_body_is_cut_at_http_body_timeout(srv: HostileServer, framing: str) -> None:
+    """A body still trickling in after ``http_body_timeout`` is answered 408 with a
+    JSON body and its connection is released: it does not hold a worker."""
+    budget = LIMITS["http_body_timeout"]
+    other, _, _ = ws_sio_connect(srv.port)
+    sid, _, _ = eio_open(srv.port)
+    chunked = framing == "chunked"
+    sock = raw_post_head(srv.port, sid, None if chunked else 10_000, chunked=chunked)
+    started = time.monotonic()
+    with other, sock:
+        answer = b""
+        acks = 0
+        sock.settimeout(0.05)
+        while time.monotonic() - started < budget + 4 and not answer:
+            try:
+                sock.sendall(b"1\r\nx\r\n" if chunked else b"x")
+            except OSError:  # the server shut its side: read what it answered
+                pass
+            acks += 1  # the client alongside is served all along
+            other.send_text(f'42{acks}["echo","still here"]')
+            assert other.wait_text(f"43{acks}") == f'43{acks}["still here"]'
+            try:
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        elapsed = time.monotonic() - started
+        assert answer, "no answer within the budget"
+        sock.settimeout(3)
+        response = read_response(sock, answer, method="POST")
+        assert_json_error(response, 408, 3)
+        assert budget - 0.2 <= elapsed <= budget + 2.5, elapsed
+    assert_session_gone(srv, sid)
+    srv.wait_settled(1)
 
 
 # ---------------------------------------------------------------- faults
