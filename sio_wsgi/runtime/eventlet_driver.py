@@ -14,7 +14,7 @@ from eventlet import patcher
 from eventlet.green import threading as green_threading
 from eventlet.semaphore import Semaphore
 
-from .green import GreenDriverBase
+from .green import GreenDriverBase, GreenWorkerPool
 
 __all__ = ["EventletDriver"]
 
@@ -52,14 +52,20 @@ class EventletDriver(GreenDriverBase):
         )
         self._pipe: tuple[int, int] | None = None
         self._pipe_lock = _real_thread.allocate_lock()
+        hub = eventlet.hubs.get_hub()
+        self._pool = GreenWorkerPool(
+            lambda: hub.greenlet,
+            lambda fn, arg: hub.schedule_call_global(0, fn, arg),
+            hub.switch,
+        )
         self.start()
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenTask:
         return _GreenTask(eventlet.spawn(fn, *args, **kwargs))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a short job in a new green thread (no handle to join)."""
-        eventlet.spawn_n(fn, *args)
+        """Run a short job in a reused green thread (see :class:`GreenWorkerPool`)."""
+        self._pool.submit(fn, args)
 
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)

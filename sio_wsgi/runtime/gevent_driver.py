@@ -10,7 +10,7 @@ import gevent.event
 import gevent.lock
 from gevent import monkey
 
-from .green import GreenDriverBase
+from .green import GreenDriverBase, GreenWorkerPool
 
 __all__ = ["GeventDriver"]
 
@@ -36,14 +36,15 @@ class GeventDriver(GreenDriverBase):
             "_sock",  # gevent's socket wraps a non-blocking OS socket
         )
         self._hub = gevent.get_hub()
+        hub = self._hub
+        self._pool = GreenWorkerPool(lambda: hub, hub.loop.run_callback, hub.switch)
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenletTask:
         return _GreenletTask(gevent.spawn(fn, *args, **kwargs))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a short job in a new raw greenlet (no handle to join, no Greenlet
-        bookkeeping: the cheapest way gevent offers to run something concurrently)."""
-        gevent.spawn_raw(fn, *args)
+        """Run a short job in a reused greenlet (see :class:`GreenWorkerPool`)."""
+        self._pool.submit(fn, args)
 
     def sleep(self, seconds: float) -> None:
         gevent.sleep(seconds)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from sio_wsgi.runtime.scheduler import Scheduler
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_threading_pool_reuses_workers_and_keeps_running_jobs() -> None:
@@ -50,3 +57,46 @@ def test_cancelled_timer_lets_go_of_its_arguments() -> None:
     handle.cancel()
     assert payload not in handle.args and handle.fn is not print
     scheduler.stop()
+
+
+_GREEN_POOL_SCRIPT = """
+import sys, greenlet
+lib = sys.argv[1]
+if lib == "gevent":
+    from sio_wsgi.runtime.gevent_driver import GeventDriver as Driver
+else:
+    from sio_wsgi.runtime.eventlet_driver import EventletDriver as Driver
+driver = Driver()
+done, workers = [], set()
+
+def job(i):
+    workers.add(id(greenlet.getcurrent()))
+    if i % 10 == 0:
+        driver.sleep(0.001)  # a job that blocks parks its worker, others go on
+    if i == 7:
+        raise RuntimeError("a failing job")
+    done.append(i)
+
+for i in range(300):
+    driver.submit(job, i)
+    if i % 50 == 49:
+        driver.sleep(0.01)
+deadline = driver.monotonic() + 5
+while len(done) < 299 and driver.monotonic() < deadline:
+    driver.sleep(0.01)
+print(len(done), sorted(set(range(300)) - set(done)), len(workers))
+"""
+
+
+@pytest.mark.parametrize("lib", ["gevent", "eventlet"])
+def test_green_pool_reuses_workers_and_survives_failing_jobs(lib: str) -> None:
+    """Jobs run in reused greenlets; one that raises is logged and its worker lives on."""
+    result = subprocess.run(
+        [sys.executable, "-c", _GREEN_POOL_SCRIPT, lib],
+        capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("299 [7] "), result.stdout
+    workers = int(result.stdout.split()[-1])
+    assert workers <= 60, result.stdout
+    assert "a failing job" in result.stderr
