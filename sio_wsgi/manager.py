@@ -312,12 +312,13 @@ class Manager:
         encode, deliver = self._wiring()
         recipients = self.get_recipients(namespace, to, skip_sid)
         payload = [event, *args]
-        shared: list[str | bytes] | None = None
+        shared: tuple[str | bytes, ...] | None = None  # one object: framed once (engine.send)
         sent = 0
+        messages: Sequence[str | bytes]
         for sid, eio_sid in recipients:
             if callback is None:
                 if shared is None:
-                    shared = encode(Packet(PacketType.EVENT, namespace, payload))
+                    shared = tuple(encode(Packet(PacketType.EVENT, namespace, payload)))
                 messages = shared
             else:
                 ack_id = self.generate_ack_id(sid, callback)

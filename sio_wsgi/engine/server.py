@@ -85,18 +85,30 @@ class EngineServer:
         self.sessions: dict[str, EngineSession] = {}
         self._shutting_down = False
         self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
+        #: the last broadcast's messages (a tuple, the same object for every
+        #: recipient) and their Engine.IO items, prefixed once for all of them
+        self._shared: tuple[Sequence[Wire], list[Wire]] = ((), [])
 
     # ----------------------------------------------------------------- public API
 
     def send(self, sid: str, messages: Sequence[Wire], volatile: bool = False) -> bool:
         """Queue Engine.IO messages (str: text, bytes: binary) to one session, atomically.
 
+        Pass a broadcast's messages as one tuple, the same object for every
+        recipient: its items are built once and framed once for all of them.
+
         :returns: False when dropped (volatile and not writable now, or unknown sid).
         """
         session = self.sessions.get(sid)
         if session is None:
             return False
-        items = [m if isinstance(m, bytes) else "4" + m for m in messages]
+        shared = self._shared
+        if shared[0] is messages:  # one broadcast: the same items (and frames) for all
+            items = shared[1]
+        else:
+            items = [m if isinstance(m, bytes) else "4" + m for m in messages]
+            if type(messages) is tuple:  # immutable: safe to reuse while it is the same
+                self._shared = (messages, items)
         if self.driver.in_foreign_thread():
             # a plain OS thread under eventlet/gevent: hand the push to the loop
             self.driver.call_soon_threadsafe(self._push, session, items, volatile)

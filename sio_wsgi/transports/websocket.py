@@ -24,10 +24,19 @@ _RECV_SIZE = 65536
 _ABORT_GRACE = 5.0
 
 
+#: the last message framed and its frame: a broadcast hands every recipient the
+#: same item object (see ``EngineServer.send``), so it is framed once
+_last_frame: tuple[Wire, bytes] = ("", b"")
+
+
 def _frame(item: Wire) -> bytes:
-    if isinstance(item, bytes):
-        return ws.encode_binary(item)
-    return ws.encode_text(item)
+    global _last_frame
+    last = _last_frame  # one read: another thread may replace the pair meanwhile
+    if last[0] is item:
+        return last[1]
+    frame = ws.encode_binary(item) if isinstance(item, bytes) else ws.encode_text(item)
+    _last_frame = (item, frame)
+    return frame
 
 
 def _accept(
