@@ -11,6 +11,10 @@ Handlers on namespace ``/``:
 - ``bcast(data)``: emits ``fan`` with ``data`` to every connected client.
 
 Everything else (HTTP paths outside ``/socket.io/``) answers ``200 ok``.
+
+With ``BENCH_REDIS_CHANNEL`` set, the server gets a Redis client manager on that channel
+(``BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/0``), so every node started with the same
+channel shares its broadcasts (the cross-node fanout scenario). Unset: no manager, one node.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ logger = logging.getLogger(__name__)
 PING_INTERVAL = 25
 PING_TIMEOUT = 20
 MAX_BUFFER = 10_000_000
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _plain(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -55,14 +60,22 @@ def _server_module(impl: str) -> Any:
     return sio_wsgi
 
 
-def build_app(impl: str, async_mode: str) -> Any:
+def build_app(
+    impl: str, async_mode: str, redis_channel: str | None = None, redis_url: str = REDIS_URL
+) -> Any:
     """Build the WSGI app.
 
     :param impl: ``'sio_wsgi'`` or ``'socketio'`` (python-socketio, the baseline).
     :param async_mode: ``'threading'``, ``'eventlet'`` or ``'gevent'``.
+    :param redis_channel: when given, a ``RedisManager`` on this channel is the client manager
+        (both implementations take the same arguments); when None, the default in-process one.
+    :param redis_url: the Redis server for ``redis_channel``.
     :returns: the WSGI application.
     """
     mod = _server_module(impl)
+    extra: dict[str, Any] = {}
+    if redis_channel:
+        extra["client_manager"] = mod.RedisManager(redis_url, channel=redis_channel)
     sio = mod.Server(
         async_mode=async_mode,
         ping_interval=PING_INTERVAL,
@@ -71,6 +84,7 @@ def build_app(impl: str, async_mode: str) -> Any:
         cors_allowed_origins="*",
         logger=False,
         engineio_logger=False,
+        **extra,
     )
 
     @sio.on("echo")  # type: ignore[untyped-decorator]
@@ -81,10 +95,13 @@ def build_app(impl: str, async_mode: str) -> Any:
     def bcast(sid: str, data: Any = None) -> None:
         sio.emit("fan", data)
 
-    logger.info("bench app: %s in %s mode", impl, async_mode)
+    logger.info("bench app: %s in %s mode, Redis channel %s", impl, async_mode, redis_channel)
     return mod.WSGIApp(sio, _plain)
 
 
 app = build_app(
-    os.environ.get("BENCH_IMPL", "sio_wsgi"), os.environ.get("BENCH_ASYNC", "threading")
+    os.environ.get("BENCH_IMPL", "sio_wsgi"),
+    os.environ.get("BENCH_ASYNC", "threading"),
+    os.environ.get("BENCH_REDIS_CHANNEL") or None,
+    os.environ.get("BENCH_REDIS_URL", REDIS_URL),
 )

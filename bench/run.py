@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -38,6 +39,8 @@ __all__ = [
     "ServerSpec",
     "SCENARIOS",
     "SERVERS",
+    "redis_available",
+    "run_multinode",
     "run_scenario",
     "start_server",
     "stop_server",
@@ -52,6 +55,7 @@ LOADGEN = NODE_DIR / "loadgen.js"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 GTHREAD_THREADS = 5200
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
 # ------------------------------------------------------------------ scenarios
@@ -65,12 +69,16 @@ class Scenario:
     :param title: the table row's label.
     :param args: load generator arguments.
     :param unit: what ``rate`` counts.
+    :param nodes: servers of the same implementation; above 1 they are started afresh for this
+        scenario with a Redis client manager on a channel of their own, the load generator's
+        receivers are spread over them and its trigger goes to the first.
     """
 
     name: str
     title: str
     args: dict[str, Any]
     unit: str
+    nodes: int = 1
 
 
 def _scenarios(duration: float, quick: bool) -> list[Scenario]:
@@ -133,6 +141,13 @@ def _scenarios(duration: float, quick: bool) -> list[Scenario]:
                 "concurrency": 200,
             },
             "ms p50",
+        ),
+        Scenario(
+            "fanout_redis1000",
+            f"fanout across 2 nodes via Redis, {n(1000)} clients",
+            {"scenario": "fanout", "clients": n(1000), "rounds": rounds},
+            "ms p50",
+            nodes=2,
         ),
     ]
 
@@ -242,24 +257,35 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 2
     return False
 
 
-def start_server(spec: ServerSpec, port: int, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    spec: ServerSpec,
+    port: int,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    log_name: str | None = None,
+) -> subprocess.Popen[bytes]:
     """Start a server and wait for it to listen.
 
     :param spec: the server.
     :param port: the port.
     :param log_dir: where its stderr goes.
+    :param extra_env: more environment for the server (e.g. ``BENCH_REDIS_CHANNEL``).
+    :param log_name: the log file's name without ``.log`` (default: the server's name).
     :returns: the process.
     :raises RuntimeError: when it does not come up.
     """
     env = dict(os.environ, BENCH_IMPL=spec.impl, BENCH_ASYNC=spec.async_mode, PYTHONPATH=str(ROOT))
+    env.pop("BENCH_REDIS_CHANNEL", None)  # single nodes never share a bus by accident
+    env.update(extra_env or {})
     log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{spec.name}.log", "ab") as err:  # the child keeps its own descriptor
+    log = log_dir / f"{log_name or spec.name}.log"
+    with open(log, "ab") as err:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             _command(spec, port), cwd=ROOT, env=env, stdout=err, stderr=err, start_new_session=True
         )
     if not _wait_listening(port, proc):
         stop_server(proc)
-        raise RuntimeError(f"{spec.name} did not start (see {log_dir / (spec.name + '.log')})")
+        raise RuntimeError(f"{spec.name} did not start (see {log})")
     return proc
 
 
@@ -345,6 +371,10 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def _roots(pid: int | Sequence[int]) -> list[int]:
+    return [pid] if isinstance(pid, int) else list(pid)
+
+
 # ------------------------------------------------------------------ one run
 
 
@@ -366,8 +396,10 @@ class Result:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _loadgen_cmd(url: str, args: dict[str, Any]) -> list[str]:
+def _loadgen_cmd(url: str, args: dict[str, Any], urls: Sequence[str] = ()) -> list[str]:
     cmd = ["node", str(LOADGEN), "--url", url]
+    if urls:
+        cmd += ["--urls", ",".join(urls)]
     for k, v in args.items():
         cmd += [f"--{k}", str(v)]
     return cmd
@@ -376,20 +408,20 @@ def _loadgen_cmd(url: str, args: dict[str, Any]) -> list[str]:
 class _Window:
     """Reads the load generator's lines and takes the server's readings at its phases.
 
-    :param server_pid: root of the server's process tree.
-    :param rss0: the server's RSS before the run, KiB.
+    :param server_pids: roots of the server process trees (one per node); readings are summed.
+    :param rss0: the servers' RSS before the run, KiB.
     :param on_start: called when the measuring window opens.
     :param on_end: called when it closes.
     """
 
     def __init__(
         self,
-        server_pid: int,
+        server_pids: list[int],
         rss0: int,
         on_start: Callable[[], None] | None,
         on_end: Callable[[], None] | None,
     ) -> None:
-        self.pid = server_pid
+        self.pids = server_pids
         self.hooks = {"start": on_start, "end": on_end}
         self.extra: dict[str, Any] = {"rss0_kib": rss0}
         self.final: dict[str, Any] = {"error": "no result"}
@@ -418,39 +450,47 @@ class _Window:
         elif rec.get("final"):
             self.final = rec
 
+    def _cpu(self) -> float:
+        return sum(cpu_seconds(p) for p in self.pids)
+
     def _start(self) -> None:
-        self.cpu0 = cpu_seconds(self.pid)
+        self.cpu0 = self._cpu()
 
     def _end(self) -> None:
         if self.cpu0 is not None:
-            self.extra["server_cpu_s"] = cpu_seconds(self.pid) - self.cpu0
+            self.extra["server_cpu_s"] = self._cpu() - self.cpu0
 
     def _connected(self) -> None:
         time.sleep(1.0)  # let the server settle before reading its memory
-        self.extra["rss1_kib"] = rss_kib(self.pid)
+        self.extra["rss1_kib"] = sum(rss_kib(p) for p in self.pids)
 
 
 def run_scenario(
     sc: Scenario,
-    server_pid: int,
+    server_pid: int | Sequence[int],
     url: str,
     timeout: float = 120.0,
     on_start: Callable[[], None] | None = None,
     on_end: Callable[[], None] | None = None,
+    urls: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the load generator once and read the server's CPU and memory around its window.
 
     :param sc: the scenario.
-    :param server_pid: root of the server's process tree.
-    :param url: the server's base URL.
+    :param server_pid: root of the server's process tree, or the roots of several nodes' trees
+        (their CPU and RSS are summed).
+    :param url: the server's base URL (with several nodes: the one the fanout trigger uses).
     :param timeout: seconds before the load generator is killed.
     :param on_start: called when the measuring window opens (e.g. to start a profiler).
     :param on_end: called when it closes.
+    :param urls: every node's base URL, for fanout receivers spread over several nodes; empty:
+        ``url`` alone.
     :returns: the load generator's final record plus ``server_cpu_s`` and RSS figures.
     """
-    rss0 = rss_kib(server_pid)
+    pids = _roots(server_pid)
+    rss0 = sum(rss_kib(p) for p in pids)
     proc = subprocess.Popen(
-        _loadgen_cmd(url, sc.args),
+        _loadgen_cmd(url, sc.args, urls),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=NODE_DIR,
@@ -463,7 +503,7 @@ def run_scenario(
 
     killer = threading.Timer(timeout, kill)
     killer.start()
-    window = _Window(server_pid, rss0, on_start, on_end)
+    window = _Window(pids, rss0, on_start, on_end)
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -550,10 +590,95 @@ def _warm(url: str, server_pid: int) -> None:
 def run_server(
     spec: ServerSpec, scenarios: Sequence[Scenario], rep: int, log_dir: Path
 ) -> list[Result]:
-    """Start one server, run every scenario against it, stop it.
+    """Start one server, run every single-node scenario against it, stop it; then run each
+    multi-node scenario on fresh nodes (:func:`run_multinode`; not for the Node server, which
+    has no Redis adapter here: its cell stays empty).
 
     :param spec: the server.
     :param scenarios: what to run.
+    :param rep: the repetition number.
+    :param log_dir: server logs.
+    :returns: one result per scenario run.
+    """
+    single = [sc for sc in scenarios if sc.nodes == 1]
+    out = _run_single(spec, single, rep, log_dir) if single else []
+    for sc in scenarios:
+        if sc.nodes == 1:
+            continue
+        if spec.impl == "node":
+            logger.info("rep %d %-18s %-11s skipped (no Redis adapter)", rep, spec.name, sc.name)
+            continue
+        res = run_multinode(spec, sc, rep, log_dir)
+        logger.info("rep %d %-18s %-11s %s", rep, spec.name, sc.name, _brief(res))
+        out.append(res)
+        time.sleep(0.5)
+    return out
+
+
+def redis_available(timeout: float = 2.0) -> bool:
+    """Whether Redis answers ``PING`` on ``REDIS_HOST:REDIS_PORT``.
+
+    :param timeout: seconds.
+    :returns: True when it does.
+    """
+    try:
+        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=timeout) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def run_multinode(spec: ServerSpec, sc: Scenario, rep: int, log_dir: Path) -> Result:
+    """Start ``sc.nodes`` servers of ``spec`` sharing a fresh Redis channel, run ``sc``, stop them.
+
+    The receivers are spread round-robin over the nodes, the trigger goes to the first node; the
+    server CPU is summed over every node's process tree.
+
+    :param spec: the server (a gunicorn one: the Node server has no Redis adapter here).
+    :param sc: the scenario (``sc.nodes`` > 1).
+    :param rep: the repetition number.
+    :param log_dir: server logs (one per node).
+    :returns: the result; ``raw`` holds the channel and the clients per node.
+    """
+    if not redis_available():
+        return Result(
+            spec.name, sc.name, rep, ok=False, error=f"no Redis on {REDIS_HOST}:{REDIS_PORT}"
+        )
+    channel = f"sio-bench-{os.getpid()}-{secrets.token_hex(4)}"  # unique to this run
+    env = {
+        "BENCH_REDIS_CHANNEL": channel,
+        "BENCH_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+    }
+    nodes: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for i in range(sc.nodes):
+            port = free_port()  # the previous node already listens: no clash
+            proc = start_server(spec, port, log_dir, env, f"{spec.name}-node{i}")
+            nodes.append((proc, f"http://127.0.0.1:{port}"))
+        for proc, url in nodes:
+            _warm(url, proc.pid)
+        if any(proc.poll() is not None for proc, _ in nodes):
+            return Result(spec.name, sc.name, rep, ok=False, error="server died")
+        urls = [url for _, url in nodes]
+        rec = run_scenario(sc, [proc.pid for proc, _ in nodes], urls[0], urls=urls)
+        rec["redis_channel"] = channel
+        return _result(spec, sc, rep, rec)
+    except RuntimeError as exc:
+        logger.warning("%s", exc)
+        return Result(spec.name, sc.name, rep, ok=False, error="server did not start")
+    finally:
+        for proc, _ in nodes:
+            stop_server(proc)
+
+
+def _run_single(
+    spec: ServerSpec, scenarios: Sequence[Scenario], rep: int, log_dir: Path
+) -> list[Result]:
+    """Start one server, run every scenario against it, stop it.
+
+    :param spec: the server.
+    :param scenarios: what to run (single-node ones).
     :param rep: the repetition number.
     :param log_dir: server logs.
     :returns: one result per scenario.
@@ -793,6 +918,10 @@ def write_chart(
         ax.set_ylabel(label)
         if metric == "cpu":
             ax.set_yscale("log")
+    for j, sc in enumerate(scenarios):  # e.g. the Redis fanout: Node has no adapter here
+        node = cells.get(("node-node", sc.name))
+        if not node or not node["n"]:
+            axes[1].text(j + 0.4 - width / 2, 0.02, "no Node\nfigure", ha="center", fontsize=8)
     axes[1].legend(fontsize=8)
     fig.suptitle(
         "sio_wsgi vs python-socketio vs Node socket.io (median of runs; failed cells are 0)"
@@ -950,7 +1079,14 @@ NOTES = [
     "Server CPU = utime + stime of the whole gunicorn process tree (master + worker) from "
     "/proc, read "
     "when the load generator opens and closes its measuring window.",
-    "Cross-node fanout through Redis is not measured here yet (bench/multinode_throughput.py).",
+    "Cross-node fanout through Redis (`fanout_redis1000`): two fresh gunicorn nodes of the "
+    "same implementation (one worker each, their own ports), both with a `RedisManager` "
+    "(`client_manager=`) on 127.0.0.1:6379 and a channel unique to the run; the receivers are "
+    "split evenly between the nodes, the trigger `emit` goes to the first node, and the latency "
+    "is trigger to the last delivery on either node. Server CPU per delivery is summed over both "
+    "nodes' process trees (the redis-server's own CPU is not counted). The Node server has no "
+    "Redis adapter installed here, so its cell is empty.",
+    "Messages crossing nodes per second and broker recovery: bench/multinode_throughput.py.",
 ]
 
 

@@ -9,6 +9,8 @@
 // Usage:
 //   node loadgen.js --url http://127.0.0.1:5000 --scenario echo --clients 50 --duration 4
 // Scenarios: echo, binary, poll (long-polling echo), fanout, storm.
+// fanout takes --urls a,b,...: the receivers are spread round-robin over these servers (nodes
+// sharing a message bus), the trigger still connects to --url; the default is --url alone.
 // Output: one JSON object per line on stdout; the last one has "final": true. For `storm`, a line
 // {"phase":"connected"} is printed once every client is connected; the clients are then held idle
 // for --hold seconds (the caller measures server memory meanwhile).
@@ -22,7 +24,7 @@ function parseArgs(argv) {
   const o = {
     url: 'http://127.0.0.1:5000', scenario: 'echo', clients: 50, duration: 4, warmup: 1,
     procs: 1, window: 1, size: 65536, rounds: 20, gap: 0.05, hold: 3, concurrency: 200,
-    timeout: 60, payload: 'hello',
+    timeout: 60, payload: 'hello', urls: '',
   };
   for (let i = 2; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -39,6 +41,7 @@ const now = () => Number(process.hrtime.bigint()) / 1e6; // ms, CLOCK_MONOTONIC:
 class WsClient {
   // One Socket.IO client over a raw WebSocket, namespace "/".
   constructor(base, handlers) {
+    this.url = base;
     this.base = base.replace(/^http/, 'ws');
     this.h = handlers || {};
     this.nextId = 1;
@@ -229,9 +232,9 @@ async function connectAll(n, make, concurrency) {
   let next = 0;
   async function lane() {
     while (next < n) {
-      next++;
+      const i = next++;
       try {
-        clients.push(await make().connect());
+        clients.push(await make(i).connect());
       } catch (e) {
         errors++;
       }
@@ -309,7 +312,13 @@ function echoPoll(o) {
   return runEcho(o, () => new PollClient(o.url), (c, cb) => c.emitAck(json, cb));
 }
 
-// Fanout receivers: report, per broadcast id, when this process's last client got it.
+// The fanout receivers' servers: --urls (comma-separated), or --url alone.
+function receiverUrls(o) {
+  return o.urls ? o.urls.split(',') : [o.url];
+}
+
+// Fanout receivers: report, per broadcast id, when this process's last client got it. Client i
+// connects to receiverUrls(o)[i % n]; perUrl counts the connected clients per URL.
 async function fanoutReceivers(o, onAll) {
   const seen = new Map(); // id -> {n, last}
   let clientsN = 0;
@@ -325,10 +334,12 @@ async function fanoutReceivers(o, onAll) {
     e.last = t;
     if (e.n === clientsN) { onAll(id, t); seen.delete(id); }
   };
-  const { clients, errors } = await connectAll(o.clients, () => new WsClient(o.url, { event: onEvent }),
-    o.concurrency);
+  const urls = receiverUrls(o);
+  const { clients, errors } = await connectAll(o.clients,
+    (i) => new WsClient(urls[i % urls.length], { event: onEvent }), o.concurrency);
   clientsN = clients.length;
-  return { clients, errors, seen };
+  const perUrl = urls.map((u) => clients.filter((c) => c.url === u).length);
+  return { clients, errors, seen, perUrl };
 }
 
 // ------------------------------------------------------------------ multi-process plumbing
@@ -394,15 +405,20 @@ async function fanoutMain(o) {
   };
   let connected = 0;
   let errors = 0;
+  let perUrl = receiverUrls(o).map(() => 0);
   if (o.procs <= 1) {
     local = await fanoutReceivers(o, arrived);
     connected = local.clients.length;
     errors = local.errors;
+    perUrl = local.perUrl;
   } else {
     ws = spawnWorkers(o, 'fanout');
     for (const w of ws) w.on('message', (m) => { if (m.type === 'all') arrived(m.id, m.t); });
     const rs = await Promise.all(ws.map((w) => onceMsg(w, 'ready')));
-    for (const m of rs) { connected += m.connected; errors += m.errors; }
+    for (const m of rs) {
+      connected += m.connected; errors += m.errors;
+      m.perUrl.forEach((k, j) => { perUrl[j] += k; });
+    }
   }
   const trigger = await new WsClient(o.url).connect();
   const parts = o.procs <= 1 ? 1 : o.procs;
@@ -428,12 +444,14 @@ async function fanoutMain(o) {
   if (local) local.clients.forEach((c) => c.close());
   ws.forEach((w) => w.kill());
   const sorted = [...lat].sort((a, b) => a - b);
-  return {
+  const r = {
     scenario: 'fanout', clients: o.clients, connected, errors, rounds: lat.length, timeouts,
     count: lat.length * connected, p50_ms: quantile(sorted, 0.5), p99_ms: quantile(sorted, 0.99),
     max_ms: sorted.length ? sorted[sorted.length - 1] : null, elapsed_s: elapsed,
     loadgen_cpu_pct: o.procs <= 1 ? (100 * cpu) / (elapsed * 1000) : null,
   };
+  if (o.urls) r.connected_per_url = perUrl; // only with --urls: the single-node output is unchanged
+  return r;
 }
 
 async function stormMain(o) {
@@ -473,7 +491,7 @@ async function worker(role) {
     process.send({ type: 'result', r: await ECHO[role](o) });
   } else if (role === 'fanout') {
     const r = await fanoutReceivers(o, (id, t) => process.send({ type: 'all', id, t }));
-    process.send({ type: 'ready', connected: r.clients.length, errors: r.errors });
+    process.send({ type: 'ready', connected: r.clients.length, errors: r.errors, perUrl: r.perUrl });
   } else if (role === 'storm') {
     const r = await connectAll(o.clients, () => new WsClient(o.url), o.concurrency);
     process.send({ type: 'ready', connected: r.clients.length, errors: r.errors });

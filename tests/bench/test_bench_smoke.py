@@ -2,7 +2,9 @@
 
 One sio_wsgi server (gunicorn ``-k gthread``) and the Node load generator with a handful of
 clients per scenario: proves the load generator speaks the protocol, the app answers, and the
-CPU / memory readings and the Markdown writer work. Figures are not checked.
+CPU / memory readings and the Markdown writer work. Figures are not checked. The cross-node
+fanout (two sio_wsgi nodes on a Redis channel) needs Redis on 127.0.0.1:6379 and is skipped
+without it.
 """
 
 from __future__ import annotations
@@ -94,6 +96,37 @@ def test_scenario_runs(server: tuple[int, str], sc: run.Scenario) -> None:
         assert res.rate and res.rate > 0
     if sc.args["scenario"] == "storm":
         assert res.rss_kib_per_conn is not None
+
+
+REDIS_SMOKE = run.Scenario(
+    "fanout_redis1000",
+    "fanout via Redis",
+    {"scenario": "fanout", "clients": 20, "rounds": 3, "gap": 0.01},
+    "ms",
+    nodes=2,
+)
+
+
+@pytest.mark.redis
+def test_fanout_redis_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not run.redis_available():
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    run.check_tools()
+    monkeypatch.setattr(run, "GTHREAD_THREADS", 50)
+    spec = next(s for s in run.SERVERS if s.name == "sio_wsgi-gthread")
+    res = run.run_multinode(spec, REDIS_SMOKE, 0, tmp_path)
+    assert res.ok, res.raw or res.error
+    assert res.connected == 20
+    assert res.raw["connected_per_url"] == [10, 10]  # half the receivers on the second node
+    assert res.raw["redis_channel"].startswith("sio-bench-")
+    assert res.p50_ms is not None and res.p50_ms > 0
+    assert res.cpu_us is not None and res.cpu_us >= 0
+
+
+def test_node_server_skips_multinode(tmp_path: Path) -> None:
+    node = next(s for s in run.SERVERS if s.impl == "node")
+    assert run.run_server(node, [REDIS_SMOKE], 0, tmp_path) == []
+    assert [s.name for s in run.SCENARIOS if s.nodes > 1] == ["fanout_redis1000"]
 
 
 def _cell(rate: float, p50: float = 1.0) -> dict[str, Any]:
