@@ -179,15 +179,10 @@ class _EngineBridge:
 
     def __init__(self, server: Server) -> None:
         self._server = server
-
-    def on_connect(self, sid: str, environ: dict[str, Any]) -> bool:
-        return self._server._eio_connect(sid, environ)
-
-    def on_message(self, sid: str, data: str | bytes) -> None:
-        self._server._eio_message(sid, data)
-
-    def on_disconnect(self, sid: str, reason: str) -> None:
-        self._server._eio_disconnect(sid, reason)
+        # bound straight to the server: no extra call per message
+        self.on_connect: Callable[[str, dict[str, Any]], bool] = server._eio_connect
+        self.on_message: Callable[[str, str | bytes], None] = server._eio_message
+        self.on_disconnect: Callable[[str, str], None] = server._eio_disconnect
 
 
 # ------------------------------------------------------------------ the server
@@ -1022,9 +1017,9 @@ class Server:
         if sid is None:
             self.logger.debug("event for unconnected namespace %s ignored", packet.namespace)
             return
-        self._enqueue(client, self._run_event, sid, packet)
+        self._enqueue(client, self._run_event, sid, packet, client)
 
-    def _run_event(self, sid: str, packet: Packet) -> None:
+    def _run_event(self, sid: str, packet: Packet, client: _Client) -> None:
         ns = packet.namespace
         if not self.manager.is_connected(sid, ns):
             return
@@ -1035,9 +1030,11 @@ class Server:
             return
         self.logger.info("received event %s from %s [%s]", event, sid, ns)
         result = handler(sid, *args)
-        if packet.id is not None:
-            ack = _as_args(result)
-            self.manager.send_packet(sid, ns, Packet(PacketType.ACK, ns, ack, packet.id))
+        if packet.id is None:
+            return
+        ack = Packet(PacketType.ACK, ns, _as_args(result), packet.id)
+        if client.namespaces.get(ns) == sid:  # still connected: straight to its client
+            self._deliver(client.eio_sid, sid, self._encode(ack), False)
 
     def _on_ack_packet(self, client: _Client, packet: Packet) -> None:
         sid = client.namespaces.get(packet.namespace)

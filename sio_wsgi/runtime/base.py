@@ -35,15 +35,15 @@ class Event(Protocol):
 
 
 class Lock(Protocol):
-    """A mutual-exclusion lock usable as a context manager."""
+    """A mutual-exclusion lock; sio_wsgi only ever uses it as ``with lock:``.
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+    (``threading.Lock`` for threads, the library's semaphore of one for eventlet
+    and gevent: their ``acquire`` signatures differ, so none is part of this.)
+    """
 
-    def release(self) -> None: ...
+    def __enter__(self) -> Any: ...
 
-    def __enter__(self) -> bool: ...
-
-    def __exit__(self, *args: object) -> None: ...
+    def __exit__(self, *args: Any) -> Any: ...
 
 
 class Driver(Protocol):

@@ -14,7 +14,7 @@ import greenlet
 
 from .base import nonblocking_send
 
-__all__ = ["GreenDriverBase", "GreenWorkerPool", "SemaphoreLock"]
+__all__ = ["GreenDriverBase", "GreenWorkerPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,25 +73,6 @@ class GreenWorkerPool:
             job = self._park()
 
 
-class SemaphoreLock:
-    """A green semaphore with the :class:`threading.Lock` interface."""
-
-    def __init__(self, semaphore: Any) -> None:
-        self._sem = semaphore
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return bool(self._sem.acquire(blocking, None if timeout < 0 else timeout))
-
-    def release(self) -> None:
-        self._sem.release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *args: object) -> None:
-        self.release()
-
-
 class GreenDriverBase:
     """Common part of the green-thread drivers.
 
@@ -117,9 +98,14 @@ class GreenDriverBase:
         self._semaphore = semaphore
         self._raw_attr = raw_attr
 
-    def lock(self) -> SemaphoreLock:
-        """A green lock."""
-        return SemaphoreLock(self._semaphore(1))
+    def lock(self) -> Any:
+        """A green lock: the library's semaphore of one, used as is.
+
+        No wrapper: ``with lock:`` goes straight to the semaphore's own (for gevent,
+        compiled) ``__enter__`` / ``__exit__``. Its ``acquire`` takes
+        ``(blocking=True, timeout=None)``: sio_wsgi only ever uses ``with``.
+        """
+        return self._semaphore(1)
 
     def thread_event(self) -> Any:
         """An OS-level event, for a foreign OS thread to wait on."""

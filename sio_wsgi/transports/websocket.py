@@ -343,12 +343,22 @@ class WebSocketConnection:
     def read_loop(self, session: EngineSession) -> None:
         """Read frames and hand packets to the engine until the connection ends."""
         reason = "transport close"
+        engine = self.engine
+        on_message = engine.handler.on_message  # the hot path: Engine.IO MESSAGE frames
+        sid = session.sid
         try:
             for event in self._stream:
                 if session.closed:
                     break
-                if isinstance(event, (ws.TextMessage, ws.BinaryMessage)):
-                    self.engine.handle_packet(session, decode_wire(event.data))
+                kind = type(event)
+                if kind is ws.TextMessage:
+                    data = event.data
+                    if data[:1] == "4":
+                        on_message(sid, data[1:])
+                    else:
+                        engine.handle_packet(session, decode_wire(data))
+                elif kind is ws.BinaryMessage:
+                    on_message(sid, event.data)
                 elif isinstance(event, ws.Ping):
                     self.send_control(ws.encode_pong(event.data))
                 elif isinstance(event, ws.CloseReceived):
