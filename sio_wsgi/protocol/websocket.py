@@ -557,6 +557,11 @@ class FrameParser:
         a larger one raises 1009 as soon as its frame header is parsed.
     """
 
+    __slots__ = (
+        "max_message_size", "_buf", "_pos", "_header", "_message_opcode", "_fragments",
+        "_text_decoder", "_text_parts", "_message_size", "_error", "_closed",
+    )  # fmt: skip
+
     def __init__(self, max_message_size: int = 1_000_000) -> None:
         self.max_message_size = max_message_size
         self._buf = bytearray()
@@ -564,19 +569,12 @@ class FrameParser:
         self._header: _Header | None = None
         self._message_opcode: Opcode | None = None
         self._fragments: list[bytes] = []
-        self._text_decoder = codecs.getincrementaldecoder("utf-8")()
+        # created for the first fragmented text message only (memory per idle connection)
+        self._text_decoder: codecs.IncrementalDecoder | None = None
         self._text_parts: list[str] = []
         self._message_size = 0
         self._error: FrameError | None = None
         self._closed = False
-        self._handlers: dict[Opcode, Callable[[_Header, bytes], Event | None]] = {
-            Opcode.CONTINUATION: self._on_data,
-            Opcode.TEXT: self._on_data,
-            Opcode.BINARY: self._on_data,
-            Opcode.CLOSE: self._on_close,
-            Opcode.PING: lambda _h, payload: Ping(payload),
-            Opcode.PONG: lambda _h, payload: Pong(payload),
-        }
 
     @property
     def closed(self) -> bool:
@@ -627,7 +625,7 @@ class FrameParser:
             if payload is None:
                 return
             header, self._header = self._header, None
-            event = self._handlers[header.opcode](header, payload)
+            event = _HANDLERS[header.opcode](self, header, payload)
             if event is not None:
                 events.append(event)
 
@@ -760,6 +758,17 @@ class FrameParser:
         :param payload: unmasked payload.
         :return: the message when this frame completes it.
         """
+        if header.fin and self._message_opcode is None:  # a whole message in one frame
+            if header.opcode is Opcode.TEXT:
+                try:
+                    return TextMessage(payload.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise FrameError(
+                        f"invalid UTF-8 in text message: {exc.reason}",
+                        CloseCode.INVALID_PAYLOAD,
+                    ) from None
+            if header.opcode is Opcode.BINARY:
+                return BinaryMessage(payload)
         if header.opcode is not Opcode.CONTINUATION:
             self._message_opcode = header.opcode
         if self._message_opcode is Opcode.TEXT:
@@ -778,6 +787,8 @@ class FrameParser:
         :param final: whether this is the last fragment.
         :raises FrameError: 1007 on invalid UTF-8.
         """
+        if self._text_decoder is None:
+            self._text_decoder = codecs.getincrementaldecoder("utf-8")()
         try:
             self._text_parts.append(self._text_decoder.decode(payload, final))
         except UnicodeDecodeError as exc:
@@ -800,7 +811,8 @@ class FrameParser:
         self._message_size = 0
         self._fragments.clear()
         self._text_parts.clear()
-        self._text_decoder.reset()
+        if self._text_decoder is not None:
+            self._text_decoder.reset()
         return event
 
     def _on_close(self, _header: _Header, payload: bytes) -> Event:
@@ -813,3 +825,14 @@ class FrameParser:
         event = _parse_close(payload)
         self._closed = True
         return event
+
+
+#: what each opcode's frame turns into (one table for every parser)
+_HANDLERS: dict[Opcode, Callable[[FrameParser, _Header, bytes], Event | None]] = {
+    Opcode.CONTINUATION: FrameParser._on_data,
+    Opcode.TEXT: FrameParser._on_data,
+    Opcode.BINARY: FrameParser._on_data,
+    Opcode.CLOSE: FrameParser._on_close,
+    Opcode.PING: lambda _parser, _h, payload: Ping(payload),
+    Opcode.PONG: lambda _parser, _h, payload: Pong(payload),
+}

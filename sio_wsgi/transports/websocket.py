@@ -144,6 +144,11 @@ class WebSocketConnection:
     party writes at a time (``session.write_state``), so frames never interleave.
     """
 
+    __slots__ = (
+        "engine", "hijacked", "sock", "parser", "session", "writer", "_pending", "_closed",
+        "_closing", "_leftover", "_control", "_fast", "_stream",
+    )  # fmt: skip
+
     def __init__(self, engine: EngineServer, hijacked: Hijacked) -> None:
         self.engine = engine
         self.hijacked = hijacked
