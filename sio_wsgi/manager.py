@@ -95,6 +95,8 @@ class Manager:
             server-to-server handler of ``event`` (see :meth:`server_side_emit`).
         """
         self._encode, self._deliver, self.driver = encode, deliver, driver
+        if driver is not None:  # the mode's cheapest lock (critical sections never block)
+            self._lock = driver.lock()
         self._disconnect_hook, self._server_event_hook = disconnect, server_event
 
     def shutdown(self) -> None:

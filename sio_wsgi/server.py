@@ -943,12 +943,14 @@ class Server:
             self._send_now(client, Packet(PacketType.CONNECT_ERROR, ns, _INVALID_NAMESPACE))
             return
         with client.lock:
-            if ns in client.namespaces:
-                self.logger.warning("%s is already connected to %s", client.eio_sid, ns)
-                return
-            sid = self.manager.connect(client.eio_sid, ns)
-            client.namespaces[ns] = sid
-            client.pending[sid] = []
+            already = ns in client.namespaces
+            if not already:
+                sid = self.manager.connect(client.eio_sid, ns)
+                client.namespaces[ns] = sid
+                client.pending[sid] = []
+        if already:
+            self.logger.warning("%s is already connected to %s", client.eio_sid, ns)
+            return
         self._enqueue(client, self._run_connect, client, sid, ns, packet.data)
 
     def _run_connect(self, client: _Client, sid: str, ns: str, auth: Any) -> None:

@@ -37,8 +37,8 @@ class Event(Protocol):
 class Lock(Protocol):
     """A mutual-exclusion lock; sio_wsgi only ever uses it as ``with lock:``.
 
-    (``threading.Lock`` for threads, the library's semaphore of one for eventlet
-    and gevent: their ``acquire`` signatures differ, so none is part of this.)
+    (An OS lock in every async mode; see :meth:`Driver.lock` for the rule that
+    makes that safe under eventlet and gevent.)
     """
 
     def __enter__(self) -> Any: ...
@@ -67,7 +67,12 @@ class Driver(Protocol):
         """Return an OS-level event, for a plain OS thread to wait on."""
 
     def lock(self) -> Lock:
-        """Return a new :class:`Lock`."""
+        """Return a new :class:`Lock`.
+
+        Hold it only for a few operations that never block or yield (no I/O, no
+        sleep, no waiting): under eventlet and gevent it is an OS lock, and a
+        greenlet that yielded while holding it would stall its whole thread.
+        """
 
     def monotonic(self) -> float:
         """Return a monotonic clock reading in seconds."""

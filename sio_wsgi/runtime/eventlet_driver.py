@@ -12,7 +12,6 @@ import eventlet
 import eventlet.hubs
 from eventlet import patcher
 from eventlet.green import threading as green_threading
-from eventlet.semaphore import Semaphore
 
 from .green import GreenDriverBase, GreenWorkerPool
 
@@ -44,7 +43,7 @@ class EventletDriver(GreenDriverBase):
         super().__init__(
             _real_thread.get_ident,
             _real_threading.Event,
-            Semaphore,
+            _real_thread.allocate_lock,
             "fd",  # GreenSocket wraps a non-blocking OS socket
         )
         self._pending: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (

@@ -7,7 +7,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-import gevent.lock
 from gevent import monkey
 
 from .green import GreenDriverBase, GreenWorkerPool
@@ -32,7 +31,7 @@ class GeventDriver(GreenDriverBase):
         super().__init__(
             monkey.get_original("_thread", "get_ident"),
             monkey.get_original("threading", "Event"),
-            gevent.lock.Semaphore,
+            monkey.get_original("_thread", "allocate_lock"),
             "_sock",  # gevent's socket wraps a non-blocking OS socket
         )
         self._hub = gevent.get_hub()
