@@ -147,7 +147,8 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
         :param client: the accepted connection.
         :param addr: the peer address.
         """
-        self._clients.add(client)
+        raw = client
+        self._clients.add(raw)
         try:
             if self.cfg.is_ssl:
                 client = gunicorn_sock.ssl_wrap_socket(client, self.cfg)
@@ -159,6 +160,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
                 client.close()
         finally:
             self._clients.discard(client)
+            self._clients.discard(raw)  # the TLS wrapper and the socket it wraps
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
         """Run one request; a killed green thread just ends its connection.
