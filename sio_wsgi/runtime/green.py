@@ -53,13 +53,17 @@ class GreenWorkerPool:
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """Run ``fn(*args)`` soon in a worker greenlet."""
         if self._idle:
-            worker = self._idle.pop()
-        else:
-            worker = greenlet.greenlet(self._work, parent=self._hub_greenlet())
-        self._schedule(worker.switch, (fn, args))
+            self._schedule(self._idle.pop().switch, (fn, args))
+            return
+        worker = greenlet.greenlet(self._work, parent=self._hub_greenlet())
+        # a new greenlet's first arguments stay referenced for as long as it lives
+        # (greenlet keeps them on its C stack): hand the first job over in a box
+        # that the worker empties, so the job can be freed once done
+        self._schedule(worker.switch, [(fn, args)])
 
-    def _work(self, job: Job) -> None:
+    def _work(self, box: list[Job]) -> None:
         me = greenlet.getcurrent()
+        job = box.pop()
         while True:
             fn, args = job
             try:

@@ -100,3 +100,39 @@ def test_green_pool_reuses_workers_and_survives_failing_jobs(lib: str) -> None:
     workers = int(result.stdout.split()[-1])
     assert workers <= 60, result.stdout
     assert "a failing job" in result.stderr
+
+
+_GREEN_POOL_RELEASE_SCRIPT = """
+import gc, sys, weakref
+lib = sys.argv[1]
+if lib == "gevent":
+    from sio_wsgi.runtime.gevent_driver import GeventDriver as Driver
+else:
+    from sio_wsgi.runtime.eventlet_driver import EventletDriver as Driver
+driver = Driver()
+
+class Payload:
+    pass
+
+refs = []
+for _ in range(40):
+    payload = Payload()
+    refs.append(weakref.ref(payload))
+    driver.submit(lambda p: driver.sleep(0.01), payload)
+    del payload
+driver.sleep(0.3)
+gc.collect()
+print(sum(ref() is not None for ref in refs))
+"""
+
+
+@pytest.mark.parametrize("lib", ["gevent", "eventlet"])
+def test_green_pool_lets_go_of_finished_jobs(lib: str) -> None:
+    """A parked worker keeps nothing of the jobs it ran, its first one included
+    (greenlet holds a new greenlet's first arguments for its whole life)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _GREEN_POOL_RELEASE_SCRIPT, lib],
+        capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0", result.stdout
