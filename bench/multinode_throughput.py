@@ -37,6 +37,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "multinode"))
+sys.path.insert(0, str(ROOT / "tests"))  # testsupport, which mn_support imports
 
 from mn_support import Cluster, PyClient, RedisServer, port_open, wait_until  # noqa: E402
 
