@@ -184,7 +184,6 @@ class _EngineBridge:
     """Implements the engine's ``EngineHandler`` protocol for a :class:`Server`."""
 
     def __init__(self, server: Server) -> None:
-        self._server = server
         # bound straight to the server: no extra call per message
         self.on_connect: Callable[[str, dict[str, Any]], bool] = server._eio_connect
         self.on_message: Callable[[str, str | bytes], None] = server._eio_message

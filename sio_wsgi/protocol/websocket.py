@@ -763,10 +763,7 @@ class FrameParser:
                 try:
                     return TextMessage(payload.decode("utf-8"))
                 except UnicodeDecodeError as exc:
-                    raise FrameError(
-                        f"invalid UTF-8 in text message: {exc.reason}",
-                        CloseCode.INVALID_PAYLOAD,
-                    ) from None
+                    raise _invalid_utf8(exc) from None
             if header.opcode is Opcode.BINARY:
                 return BinaryMessage(payload)
         if header.opcode is not Opcode.CONTINUATION:
@@ -792,10 +789,7 @@ class FrameParser:
         try:
             self._text_parts.append(self._text_decoder.decode(payload, final))
         except UnicodeDecodeError as exc:
-            raise FrameError(
-                f"invalid UTF-8 in text message: {exc.reason}",
-                CloseCode.INVALID_PAYLOAD,
-            ) from None
+            raise _invalid_utf8(exc) from None
 
     def _finish_message(self) -> Event:
         """Build the completed message event and reset the message state.
@@ -825,6 +819,11 @@ class FrameParser:
         event = _parse_close(payload)
         self._closed = True
         return event
+
+
+def _invalid_utf8(exc: UnicodeDecodeError) -> FrameError:
+    """The 1007 error for a text message that is not UTF-8."""
+    return FrameError(f"invalid UTF-8 in text message: {exc.reason}", CloseCode.INVALID_PAYLOAD)
 
 
 #: what each opcode's frame turns into (one table for every parser)

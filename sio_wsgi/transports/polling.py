@@ -129,8 +129,25 @@ class _BodyWatchdog:
         self.session = session
         self.sock = sock
         self.fired = False
+        self._timer = engine.scheduler.call_later(engine.options.http_body_timeout, self._fire)
 
-    def __call__(self) -> None:
+    @classmethod
+    def arm(
+        cls,
+        engine: EngineServer,
+        session: EngineSession,
+        environ: dict[str, Any],
+        start_response: StartResponse | None,
+    ) -> _BodyWatchdog | None:
+        """Watch this request's body; None when the WSGI server hides its socket."""
+        sock = request_socket(environ, start_response) if start_response is not None else None
+        return None if sock is None else cls(engine, session, sock)
+
+    def disarm(self) -> None:
+        """The body is read (or failed): nothing to cut any more."""
+        self._timer.cancel()
+
+    def _fire(self) -> None:
         self.fired = True
         self.engine.logger.info(
             "session %s: POST body not received within %.1f s; cutting it",
@@ -149,39 +166,42 @@ def _post(
     start_response: StartResponse | None,
 ) -> Response:
     limit = engine.options.max_http_buffer_size
-    sock = request_socket(environ, start_response) if start_response is not None else None
-    watchdog = _BodyWatchdog(engine, session, sock) if sock is not None else None
-    timer = (
-        engine.scheduler.call_later(engine.options.http_body_timeout, watchdog)
-        if watchdog is not None
-        else None
-    )
+    watchdog = _BodyWatchdog.arm(engine, session, environ, start_response)
+    body: bytes | None = None
+    failure: Exception | None = None
     try:
         body = _read_body(environ, limit)
     except (ValueError, OSError) as exc:
-        if watchdog is not None and watchdog.fired:
-            return _too_slow(engine, session)
-        if isinstance(exc, OSError):
-            engine.logger.info("session %s: POST body not received (%s); closing", session.sid, exc)
-            engine.close_session(session, "transport error", send_close_packet=False)
-            return error_response(ErrorCode.BAD_REQUEST, detail="incomplete request body")
-        return _reject(engine, session, "invalid Content-Length")
+        failure = exc
     finally:
-        if timer is not None:
-            timer.cancel()
+        if watchdog is not None:
+            watchdog.disarm()
+    # a cut body ends however the server's reader takes it (short, OSError, even
+    # ValueError from a chunked reader): the watchdog decides first
     if watchdog is not None and watchdog.fired:
         return _too_slow(engine, session)
+    if isinstance(failure, ValueError):
+        return _reject(engine, session, "invalid Content-Length")
+    if failure is not None:  # the client left mid-body
+        engine.logger.info("session %s: POST body not received (%s); closing", session.sid, failure)
+        return _close_with_error(engine, session, False, detail="incomplete request body")
     return _deliver_body(engine, session, environ, body, limit)
 
 
+def _close_with_error(
+    engine: EngineServer, session: EngineSession, send_close_packet: bool, **error: Any
+) -> Response:
+    """Close the session ("transport error") and answer ``error_response(BAD_REQUEST, **error)``."""
+    engine.close_session(session, "transport error", send_close_packet=send_close_packet)
+    return error_response(ErrorCode.BAD_REQUEST, **error)
+
+
 def _too_slow(engine: EngineServer, session: EngineSession) -> Response:
-    engine.close_session(session, "transport error", send_close_packet=False)
-    return error_response(
-        ErrorCode.BAD_REQUEST,
-        status=408,
-        message="Request timeout",
-        detail=f"the body took over http_body_timeout ({engine.options.http_body_timeout} s)",
-    )
+    timeout = engine.options.http_body_timeout
+    return _close_with_error(
+        engine, session, False, status=408, message="Request timeout",
+        detail=f"the body took over http_body_timeout ({timeout} s)",
+    )  # fmt: skip
 
 
 def _deliver_body(
@@ -193,13 +213,10 @@ def _deliver_body(
 ) -> Response:
     if body is None:
         engine.logger.info("session %s: POST body over %d bytes", session.sid, limit)
-        engine.close_session(session, "transport error", send_close_packet=True)
-        return error_response(
-            ErrorCode.BAD_REQUEST,
-            status=413,
-            message="Payload too large",
+        return _close_with_error(
+            engine, session, True, status=413, message="Payload too large",
             detail=f"the limit (max_http_buffer_size) is {limit} bytes",
-        )
+        )  # fmt: skip
     if environ.get("CONTENT_TYPE", "").startswith("application/octet-stream"):
         return _reject(engine, session, "binary POST bodies are not part of Engine.IO v4")
     try:
