@@ -303,6 +303,8 @@ class EngineServer:
         return Response(200, headers, self.handshake_packet(session.sid, "polling").encode())
 
     def _push(self, session: EngineSession, items: Sequence[Wire], volatile: bool) -> bool:
+        if session.ws_attached and session.extra.write(items):
+            return True  # written now: nobody was writing and nothing was queued
         result = session.push(items, volatile)
         if result is None:
             self.logger.warning(

@@ -80,11 +80,18 @@ class Driver(Protocol):
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` soon in the driver's own context; callable from any OS thread."""
 
-    def try_send(self, sock: Any, data: bytes) -> int:
-        """Send what fits in the kernel buffer without blocking; return the byte count.
+    def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
+        """A call that parks the task until ``sock`` is readable, or None.
 
-        :raises OSError: the connection is broken.
+        A reader that expects no data yet waits first, instead of a ``recv()``
+        that fails with EAGAIN before the green library waits anyway. None when
+        a blocking ``recv()`` already waits in the kernel (OS threads) or the
+        library's socket does not offer it.
         """
+
+    def raw_socket(self, sock: Any) -> Any:
+        """The OS socket under ``sock``: :func:`nonblocking_send` on it never
+        blocks nor yields to a hub (green libraries wrap the real socket)."""
 
     def in_foreign_thread(self) -> bool:
         """True when called from an OS thread the driver's loop does not run in."""

@@ -72,6 +72,10 @@ class EventletDriver(GreenDriverBase):
     def event(self) -> Any:
         return green_threading.Event()
 
+    def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
+        wait = getattr(sock, "_read_trampoline", None)  # a GreenSocket's own wait
+        return wait if callable(wait) else None
+
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         if not self.in_foreign_thread():
             fn(*args)

@@ -51,6 +51,17 @@ class GeventDriver(GreenDriverBase):
     def event(self) -> gevent.event.Event:
         return gevent.event.Event()
 
+    def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
+        if getattr(sock, "_wait", None) is None or getattr(sock, "_read_event", None) is None:
+            return None  # not a gevent socket
+
+        def wait() -> None:
+            watcher = sock._read_event  # None once closed: the recv() that follows fails
+            if watcher is not None:
+                sock._wait(watcher)
+
+        return wait
+
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         if not self.in_foreign_thread():
             fn(*args)

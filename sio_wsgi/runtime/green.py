@@ -12,8 +12,6 @@ from typing import Any
 
 import greenlet
 
-from .base import nonblocking_send
-
 __all__ = ["GreenDriverBase", "GreenWorkerPool"]
 
 logger = logging.getLogger(__name__)
@@ -123,5 +121,5 @@ class GreenDriverBase:
     def in_foreign_thread(self) -> bool:
         return self._get_ident() != self._loop_thread
 
-    def try_send(self, sock: Any, data: bytes) -> int:
-        return nonblocking_send(getattr(sock, self._raw_attr, sock), data)
+    def raw_socket(self, sock: Any) -> Any:
+        return getattr(sock, self._raw_attr, sock)

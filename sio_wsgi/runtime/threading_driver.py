@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .base import nonblocking_send
-
 __all__ = ["ThreadingDriver"]
 
 logger = logging.getLogger(__name__)
@@ -102,8 +100,11 @@ class ThreadingDriver:
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         fn(*args)
 
-    def try_send(self, sock: Any, data: bytes) -> int:
-        return nonblocking_send(sock, data)
+    def readable_waiter(self, sock: Any) -> None:
+        return None  # a blocking recv() waits in the kernel
+
+    def raw_socket(self, sock: Any) -> Any:
+        return sock
 
     def in_foreign_thread(self) -> bool:
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine.http import ErrorCode, Response, error_response
@@ -13,6 +13,7 @@ from ..engine.session import EngineSession, State
 from ..exceptions import RemoteProtocolError
 from ..protocol import websocket as ws
 from ..protocol.eio import PacketType, Wire, decode_wire
+from ..runtime.base import nonblocking_send
 from .hijack import Hijacked, hijack
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class WebSocketConnection:
 
     __slots__ = (
         "engine", "hijacked", "sock", "parser", "session", "writer", "_pending", "_closed",
-        "_closing", "_leftover", "_control", "_fast", "_stream",
+        "_closing", "_leftover", "_control", "_fast", "_stream", "_raw",
     )  # fmt: skip
 
     def __init__(self, engine: EngineServer, hijacked: Hijacked) -> None:
@@ -163,6 +164,7 @@ class WebSocketConnection:
         self._control: list[bytes] = []
         # TLS sockets must go through their own send(); no raw non-blocking path
         self._fast = not hasattr(self.sock, "cipher")
+        self._raw = engine.driver.raw_socket(self.sock)
         # one frame per message: do not let Nagle hold a small frame back waiting
         # for the peer's delayed ACK (what Node does for its WebSockets too)
         with contextlib.suppress(OSError, AttributeError):
@@ -186,12 +188,12 @@ class WebSocketConnection:
     def attach(self, session: EngineSession) -> None:
         """Make this connection the session's transport and flush what is queued."""
         self.session = session
+        session.extra = self  # before ws_attached: senders check that flag, then use extra
         with session.lock:
             session.transport = "websocket"
             session.ws_attached = True
             if session.state is State.UPGRADING:
                 session.state = State.OPEN
-        session.extra = self
         self.kick()
 
     def send_control(self, frame: bytes) -> None:
@@ -210,6 +212,29 @@ class WebSocketConnection:
             self.sock.sendall(data)
         except OSError:
             self._closed = True
+
+    def write(self, items: Sequence[Wire]) -> bool:
+        """The fast path of a send: when nobody is writing and nothing is queued,
+        become the writer and write ``items`` now, without queuing them.
+
+        :returns: False when the caller must queue them instead (someone is
+            writing, something is queued, or the session is not open).
+        """
+        session = self.session
+        if session is None:
+            return False
+        with session.lock:
+            if (
+                session.write_state != _IDLE
+                or session.outbox
+                or self._control
+                or session.state is not State.OPEN
+            ):
+                return False
+            session.write_state = _DIRECT
+        data = _frame(items[0]) if len(items) == 1 else b"".join(map(_frame, items))
+        self._flush_direct(session, data)
+        return True
 
     def kick(self) -> None:
         """Something was queued: write it now unless another party is writing."""
@@ -270,7 +295,9 @@ class WebSocketConnection:
         if not self._fast:
             return 0
         try:
-            return self.engine.driver.try_send(self.sock, data)
+            return self._raw.send(data, socket.MSG_DONTWAIT)  # type: ignore[no-any-return]
+        except (BlockingIOError, InterruptedError):
+            return 0
         except OSError:
             return -1
 
@@ -305,14 +332,24 @@ class WebSocketConnection:
 
     def _events(self) -> Iterable[Any]:
         """Yield parsed frames until the peer closes or the socket fails."""
+        recv = self.sock.recv
+        # after a short read the socket is most likely drained: park until it is
+        # readable, rather than a recv() the green library sees fail with EAGAIN
+        # (not under TLS: decrypted bytes can wait in the TLS object, not the socket)
+        wait = self.engine.driver.readable_waiter(self.sock) if self._fast else None
+        drained = False
         while True:
             if self._pending:
                 data = self._pending.pop()
             else:
                 try:
-                    data = self.sock.recv(_RECV_SIZE)
-                except (OSError, EOFError):  # eventlet: EOFError once closed by another task
+                    if drained and wait is not None:
+                        wait()
+                    data = recv(_RECV_SIZE)
+                except (OSError, EOFError, ValueError):
+                    # closed meanwhile (eventlet: EOFError, or ValueError for fd -1)
                     return
+                drained = len(data) < _RECV_SIZE
             if not data:
                 return
             yield from self.parser.feed(data)
@@ -389,7 +426,7 @@ class WebSocketConnection:
     def _close_now(self) -> None:
         if not self._closed and self._fast:
             try:
-                self.engine.driver.try_send(self.sock, ws.encode_close(1000))
+                nonblocking_send(self._raw, ws.encode_close(1000))
             except OSError:
                 pass
         self.close_socket()
