@@ -90,6 +90,8 @@ class _Engine(Protocol):
     def close(self, sid: str, reason: str = "server disconnect") -> None: ...
     def shutdown(self) -> None: ...
     def transport(self, sid: str) -> str | None: ...
+    def dispatch(self, sid: str, fn: Callable[..., Any], *args: Any) -> None: ...
+    def release_reader(self) -> None: ...
 
 
 def _resolve_logger(value: bool | logging.Logger, name: str) -> logging.Logger:
@@ -488,6 +490,7 @@ class Server:
                 raise DisconnectedError(f"{target} is not connected to {ns}")
             self.emit(event, data, to=target, namespace=ns, callback=waiter.resolve,
                       ignore_queue=ignore_queue)  # fmt: skip
+            self.eio.release_reader()  # the ack may have to come through this very reader
             if not waiter.event.wait(timeout):
                 raise TimeoutError(f"no acknowledgement for {event!r} within {timeout}s")
         finally:
@@ -755,6 +758,7 @@ class Server:
 
         :param seconds: how long.
         """
+        self.eio.release_reader()
         self.driver.sleep(seconds)
 
     def shutdown(self) -> None:
@@ -845,7 +849,7 @@ class Server:
             )  # fmt: skip
             self.eio.close(client.eio_sid, self.reason.TRANSPORT_ERROR)
         elif start:
-            self.driver.submit(self._drain, client)
+            self.eio.dispatch(client.eio_sid, self._drain, client)
 
     def _drain(self, client: _Client) -> None:
         while True:

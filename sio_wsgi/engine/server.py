@@ -19,6 +19,7 @@ from ..protocol.eio import Packet, PacketType, Wire
 from ..runtime.base import Driver
 from ..runtime.scheduler import Scheduler
 from ..transports import polling, websocket
+from ..transports.websocket import HANDOVER_AFTER, inline_connection
 from .http import (
     TEXT_PLAIN,
     ErrorCode,
@@ -88,6 +89,12 @@ class EngineServer:
         #: the last broadcast's messages (a tuple, the same object for every
         #: recipient) and their Engine.IO items, prefixed once for all of them
         self._shared: tuple[Sequence[Wire], list[Wire]] = ((), [])
+        #: threading mode: handlers run inline on their WebSocket reader; the
+        #: readers running one now, watched by a sweep while there are any
+        self.inline_handlers = driver.name == "threading"
+        self.busy_readers: dict[Any, None] = {}
+        self._sweeping = False
+        self._sweep_lock = driver.lock()
 
     # ----------------------------------------------------------------- public API
 
@@ -114,6 +121,47 @@ class EngineServer:
             self.driver.call_soon_threadsafe(self._push, session, items, volatile)
             return True
         return self._push(session, items, volatile)
+
+    def dispatch(self, sid: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in another task soon; in threading mode right here
+        when called by the WebSocket reader of ``sid`` (no thread handoff: if
+        ``fn`` blocks, the reading moves to a new thread, see
+        :meth:`WebSocketConnection.run_inline`)."""
+        if self.inline_handlers:
+            session = self.sessions.get(sid)
+            if session is not None and session.ws_attached and session.extra.run_inline(fn, args):
+                return
+        self.driver.submit(fn, *args)
+
+    def release_reader(self) -> None:
+        """Called before a handler waits (``call()``, ``sleep()``): if it runs
+        inline on a WebSocket reader, move the reading to a new thread now."""
+        if self.inline_handlers:
+            conn = inline_connection()
+            if conn is not None:
+                conn.hand_over(force=True)
+
+    def watch_busy_readers(self) -> None:
+        """Make sure a sweep runs while :attr:`busy_readers` is not empty."""
+        if self._sweeping:
+            return
+        with self._sweep_lock:
+            if self._sweeping:
+                return
+            self._sweeping = True
+        self.scheduler.call_later(HANDOVER_AFTER, self._sweep)
+
+    def _sweep(self) -> None:
+        """Hand the reading over for readers stuck in a handler; re-arm while needed."""
+        for conn in list(self.busy_readers):
+            conn.hand_over(force=False)
+        with self._sweep_lock:
+            again = bool(self.busy_readers)
+            self._sweeping = again
+        if again:
+            self.scheduler.call_later(HANDOVER_AFTER, self._sweep)
+        elif self.busy_readers:  # one came in while stopping, and saw the sweep still on
+            self.watch_busy_readers()
 
     def close(self, sid: str, reason: str = REASON_SERVER) -> None:
         """Close a session after flushing what is queued for it."""

@@ -89,6 +89,37 @@ def _reject_constant(name: str) -> Any:
 _DECODER = _stdlib_json.JSONDecoder(parse_constant=_reject_constant)
 
 
+def _not_serializable(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _make_json_text() -> Any:
+    """Compact JSON text, UTF-8 rather than ``\\u`` escapes, NaN refused.
+
+    ``json.dumps`` with options builds an encoder per call (two thirds of its
+    cost on a small payload); this builds the C encoder once. It keeps no
+    circular-reference table, so a cycle ends in ``RecursionError``.
+    """
+    make = getattr(_stdlib_json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the plain call
+        encoder = _stdlib_json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return encoder.encode
+    encode_c = make(
+        None, _not_serializable, _stdlib_json.encoder.encode_basestring, None, ":", ",",
+        False, False, False,
+    )  # fmt: skip
+
+    def json_text(obj: Any) -> str:
+        return "".join(encode_c(obj, 0))
+
+    return json_text
+
+
+_json_text = _make_json_text()
+
+
 class JSONSerializer:
     """Compact JSON (the Socket.IO default parser).
 
@@ -117,10 +148,8 @@ class JSONSerializer:
         try:
             if self._custom:
                 return _utf8_safe(str(self._module.dumps(obj, separators=(",", ":"))))
-            return _utf8_safe(
-                _stdlib_json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-            )
-        except (TypeError, ValueError) as exc:
+            return _utf8_safe(_json_text(obj))
+        except (TypeError, ValueError, RecursionError) as exc:
             raise LocalProtocolError(f"cannot encode payload as JSON: {exc}") from exc
 
     def loads(self, data: str | bytes) -> Any:

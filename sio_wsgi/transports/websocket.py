@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine.http import ErrorCode, Response, error_response
@@ -23,6 +25,20 @@ __all__ = ["handle_open", "handle_upgrade", "WebSocketConnection"]
 
 _RECV_SIZE = 65536
 _ABORT_GRACE = 5.0
+
+#: a handler run inline on a WebSocket reader (threading mode) that has not
+#: returned after this many seconds gets the reading handed to a new thread
+HANDOVER_AFTER = 0.02
+
+#: the connection whose handler this OS thread runs inline, if any
+_inline = threading.local()
+_get_ident = threading.get_ident
+
+
+def inline_connection() -> WebSocketConnection | None:
+    """The connection whose reader this thread is, while it runs a handler inline."""
+    conn: WebSocketConnection | None = getattr(_inline, "conn", None)
+    return conn
 
 
 #: the last message framed and its frame: a broadcast hands every recipient the
@@ -148,6 +164,7 @@ class WebSocketConnection:
     __slots__ = (
         "engine", "hijacked", "sock", "parser", "session", "writer", "_pending", "_closed",
         "_closing", "_leftover", "_control", "_fast", "_stream", "_raw",
+        "_reader_id", "_busy_since", "_ended",
     )  # fmt: skip
 
     def __init__(self, engine: EngineServer, hijacked: Hijacked) -> None:
@@ -165,6 +182,11 @@ class WebSocketConnection:
         # TLS sockets must go through their own send(); no raw non-blocking path
         self._fast = not hasattr(self.sock, "cipher")
         self._raw = engine.driver.raw_socket(self.sock)
+        # inline handlers (threading mode): the OS thread that reads now, since
+        # when it runs a handler (0: it does not), set once the reading moved
+        self._reader_id: int | None = None
+        self._busy_since = 0.0
+        self._ended: Any = None
         # one frame per message: do not let Nagle hold a small frame back waiting
         # for the peer's delayed ACK (what Node does for its WebSockets too)
         with contextlib.suppress(OSError, AttributeError):
@@ -383,7 +405,21 @@ class WebSocketConnection:
         return False
 
     def read_loop(self, session: EngineSession) -> None:
-        """Read frames and hand packets to the engine until the connection ends."""
+        """Read frames and hand packets to the engine until the connection ends.
+
+        In threading mode a handler may run inline on this thread and the reading
+        move to a new thread meanwhile (:meth:`hand_over`); this thread then waits
+        until the connection has ended, so the WSGI server gets it back last.
+        """
+        if not self._read(session):
+            ended = self._ended
+            if ended is not None:
+                ended.wait()
+
+    def _read(self, session: EngineSession) -> bool:
+        """The reading itself; False when handed over to another thread before the end."""
+        me = _get_ident()
+        self._reader_id = me
         reason = "transport close"
         engine = self.engine
         on_message = engine.handler.on_message  # the hot path: Engine.IO MESSAGE frames
@@ -405,6 +441,8 @@ class WebSocketConnection:
                     self.send_control(ws.encode_pong(event.data))
                 elif isinstance(event, ws.CloseReceived):
                     break
+                if self._reader_id != me:
+                    return False  # a handler ran long here: another thread reads now
         except RemoteProtocolError as exc:
             self.engine.logger.info("session %s: protocol error: %s", session.sid, exc)
             close_reason = str(exc).encode("utf-8")[:120].decode("utf-8", "ignore")
@@ -413,7 +451,75 @@ class WebSocketConnection:
         except Exception:
             self.engine.logger.exception("session %s: reader failed", session.sid)
             reason = "transport error"
+        with session.lock:
+            self._reader_id = None  # nothing runs inline from here on
         self.engine.close_session(session, reason, send_close_packet=False)
+        if self._ended is not None:
+            self._ended.set()
+        return True
+
+    # ---------------------------------------------------------------- inline handlers
+
+    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Run ``fn(*args)`` here when this thread is the connection's reader.
+
+        Saves the handoff to a pooled thread (threading mode). If ``fn`` blocks,
+        :meth:`hand_over` moves the reading to a new thread, so the client's
+        other packets (acks a ``call()`` waits for, pongs) are still read.
+
+        :returns: False when the caller is not the reader (run it elsewhere).
+        """
+        me = _get_ident()
+        if self._reader_id != me:
+            return False
+        session = self.session
+        assert session is not None
+        engine = self.engine
+        with session.lock:
+            self._busy_since = time.monotonic()
+            engine.busy_readers[self] = None
+        engine.watch_busy_readers()
+        previous = getattr(_inline, "conn", None)
+        _inline.conn = self
+        try:
+            fn(*args)
+        finally:
+            _inline.conn = previous
+            with session.lock:
+                if self._reader_id == me:
+                    self._busy_since = 0.0
+                    engine.busy_readers.pop(self, None)
+        return True
+
+    def hand_over(self, force: bool) -> None:
+        """Start a new reader thread if this connection's reader runs a handler
+        (for :data:`HANDOVER_AFTER` seconds already, unless ``force``)."""
+        session = self.session
+        if session is None:
+            return
+        with session.lock:
+            since = self._busy_since
+            if not since or self._reader_id is None:
+                self.engine.busy_readers.pop(self, None)
+                return
+            if not force and time.monotonic() - since < HANDOVER_AFTER:
+                return
+            reader = self._reader_id
+            self._busy_since = 0.0
+            self.engine.busy_readers.pop(self, None)
+            self._reader_id = None  # the busy thread stops reading when its handler returns
+            if self._ended is None:
+                self._ended = self.engine.driver.thread_event()
+        self.engine.logger.debug(
+            "session %s: a handler holds its reader; reading moves", session.sid
+        )
+        try:
+            self.engine.driver.spawn(self._read, session)
+        except Exception:  # no thread to be had: the busy thread goes on reading afterwards
+            self.engine.logger.exception("session %s: cannot start a reader thread", session.sid)
+            with session.lock:
+                if self._reader_id is None:
+                    self._reader_id = reader
 
     # ---------------------------------------------------------------- closing
 

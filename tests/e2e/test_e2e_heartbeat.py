@@ -135,6 +135,47 @@ def test_heartbeat_timeout_websocket(hb_server: Any) -> None:
         ws.shutdown()  # closes the socket even when close() gave up early
 
 
+def test_blocked_handler_does_not_stop_pongs(hb_server: Any) -> None:
+    """A handler blocking its thread for 1.5 s (six ping intervals) while the client
+    keeps answering pings: the client stays connected and gets the ack.
+
+    In threading mode the handler runs on the WebSocket reader; the reading must
+    move to another thread, or the pongs are not read and the client times out.
+    """
+    url = hb_server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(url, timeout=3)
+    try:
+        assert ws.recv().startswith("0{")
+        ws.send("40")
+        seen: list[str] = []
+        deadline = time.monotonic() + 3
+        while _sio_sid(seen) is None and time.monotonic() < deadline:
+            seen.append(ws.recv())
+        sid = _sio_sid(seen)
+        assert sid, seen
+        ws.send('421["block",1.5]')
+        ws.settimeout(0.1)
+        ack, pings = None, 0
+        deadline = time.monotonic() + 4
+        while ack is None and time.monotonic() < deadline:
+            try:
+                msg = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            if msg == "2":
+                pings += 1
+                ws.send("3")
+            elif isinstance(msg, str) and msg.startswith("431"):
+                ack = msg
+        assert ack == "431[1.5]", (ack, hb_server.log_tail())
+        assert pings >= 3, pings
+        assert not hb_server.disconnects(sid), hb_server.disconnects(sid)
+    finally:
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            ws.close(timeout=0.5)
+        ws.shutdown()
+
+
 def test_http_fallthrough_and_handshake(server: Any) -> None:
     """Non-Socket.IO paths reach Flask; the Socket.IO path answers the handshake."""
     status, body = _http(server.url + "/")

@@ -180,6 +180,19 @@ def test_py_server_call_to_client(server: Any, transport: str, peers: Any) -> No
     assert p.sio.call("ask_client", "q?", timeout=8) == {"answer": {"py": "answer"}}
 
 
+def test_py_server_waits_for_client_ack_on_a_plain_event(
+    server: Any, transport: str, peers: Any
+) -> None:
+    """A handler waiting for the client's ack on its own Event (not call()) gets it.
+
+    In threading mode the handler runs on the WebSocket reader; the reading must
+    move to another thread while it waits, or the ack is never read.
+    """
+    p = peers(answer={"py": "raw"})
+    p.connect(server.url, transport)
+    assert p.sio.call("ask_client_raw", "q?", timeout=8) == {"answer": {"py": "raw"}}
+
+
 def test_py_binary(server: Any, transport: str, peers: Any) -> None:
     """Bytes nested in dicts and lists go both ways as bytes."""
     p = peers()

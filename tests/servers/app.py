@@ -242,6 +242,26 @@ def _register_namespace(st: State, ns: str) -> None:
             return {"error": f"timeout: {exc!r}"}
         return {"answer": answer}
 
+    def ask_client_raw(sid: str, data: Any = None) -> dict[str, Any]:
+        # like ask_client, but waiting on a plain Event the server knows nothing of
+        import threading
+
+        done, box = threading.Event(), []
+
+        def got(*args: Any) -> None:
+            box.append(args[0] if len(args) == 1 else list(args))
+            done.set()
+
+        sio.emit("question", data, to=sid, namespace=ns, callback=got)
+        return {"answer": box[0]} if done.wait(5) else {"error": "timeout"}
+
+    def block(sid: str, seconds: float) -> float:
+        # blocks its thread without telling the server (time.sleep is patched in green modes)
+        import time
+
+        time.sleep(min(float(seconds), 5.0))
+        return seconds
+
     def binary(sid: str, *args: Any) -> tuple[Any, ...]:
         sio.emit("binary_back", args, to=sid, namespace=ns)
         return (*args, _describe(list(args)))
@@ -269,6 +289,8 @@ def _register_namespace(st: State, ns: str) -> None:
         "to_room": to_room,
         "broadcast": broadcast,
         "ask_client": ask_client,
+        "ask_client_raw": ask_client_raw,
+        "block": block,
         "binary": binary,
         "volatile_burst": volatile_burst,
         "kick": kick,

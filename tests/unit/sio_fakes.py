@@ -113,8 +113,9 @@ class FakeScheduler:
 class FakeEngine:
     """Records what the Socket.IO layer sends; tests drive the handler."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, driver: Any = None) -> None:
         self.handler = handler
+        self.driver = driver
         self.scheduler = FakeScheduler()
         self.cond = threading.Condition()
         self.sent: dict[str, list[str | bytes]] = {}
@@ -148,6 +149,12 @@ class FakeEngine:
 
     def environ(self, sid: str) -> dict[str, Any] | None:
         return None
+
+    def dispatch(self, sid: str, fn: Any, *args: Any) -> None:
+        self.driver.submit(fn, *args)  # no WebSocket reader here: never inline
+
+    def release_reader(self) -> None:
+        pass
 
     def is_connected(self, sid: str) -> bool:
         return sid in self.open
@@ -212,7 +219,7 @@ class FakeServer(Server):
     ) -> Any:
         from sio_wsgi.server import _EngineBridge
 
-        return FakeEngine(_EngineBridge(self))
+        return FakeEngine(_EngineBridge(self), driver)
 
 
 def make_server(**kwargs: Any) -> tuple[FakeServer, FakeEngine]:
