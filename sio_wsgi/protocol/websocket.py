@@ -347,13 +347,29 @@ def encode_frame(opcode: Opcode, payload: Buffer, fin: bool = True) -> bytes:
     return _length_header(first, len(data)) + data
 
 
+#: the first header byte of a final text / binary frame
+_FIN_TEXT = 0x80 | Opcode.TEXT.value
+_FIN_BINARY = 0x80 | Opcode.BINARY.value
+_SHORT_HEADERS = tuple(
+    (bytes((_FIN_TEXT, n)), bytes((_FIN_BINARY, n))) for n in range(_MAX_CONTROL_PAYLOAD + 1)
+)
+
+
+def _data_frame(binary: bool, data: bytes) -> bytes:
+    """A final data frame: the hot path of every send (no opcode checks to make)."""
+    length = len(data)
+    if length <= _MAX_CONTROL_PAYLOAD:
+        return _SHORT_HEADERS[length][binary] + data
+    return _length_header(_FIN_BINARY if binary else _FIN_TEXT, length) + data
+
+
 def encode_text(text: str) -> bytes:
     """Encode a complete text message in one frame.
 
     :param text: message.
     :return: frame bytes.
     """
-    return encode_frame(Opcode.TEXT, text.encode("utf-8"))
+    return _data_frame(False, text.encode("utf-8"))
 
 
 def encode_binary(data: Buffer) -> bytes:
@@ -362,7 +378,7 @@ def encode_binary(data: Buffer) -> bytes:
     :param data: message.
     :return: frame bytes.
     """
-    return encode_frame(Opcode.BINARY, data)
+    return _data_frame(True, bytes(data))  # no copy when it already is ``bytes``
 
 
 def encode_close(code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
