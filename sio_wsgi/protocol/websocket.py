@@ -130,7 +130,10 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
 
 
-_OPCODES: Final = frozenset(int(op) for op in Opcode)
+#: opcode value -> member, for the parser (``Opcode(raw)`` costs an Enum call per frame)
+_OPCODE_OF: Final = {int(op): op for op in Opcode}
+#: opcodes at or above this are control frames (CLOSE, PING, PONG)
+_FIRST_CONTROL: Final = 8
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -712,12 +715,12 @@ class FrameParser:
         if b0 & 0x70:
             raise FrameError(f"reserved bits set ({b0 & 0x70:#x}) without a negotiated extension")
         raw = b0 & 0x0F
-        if raw not in _OPCODES:
+        opcode = _OPCODE_OF.get(raw)
+        if opcode is None:
             raise FrameError(f"unknown opcode {raw:#x}")
-        opcode = Opcode(raw)
         if not b1 & 0x80:
             raise FrameError("client frame is not masked")
-        if opcode.is_control:
+        if raw >= _FIRST_CONTROL:
             if not b0 & 0x80:
                 raise FrameError(f"fragmented control frame {opcode.name}")
         elif opcode is Opcode.CONTINUATION:
@@ -736,7 +739,7 @@ class FrameParser:
         """
         if header.length >> 63:
             raise FrameError("64-bit payload length has its most significant bit set")
-        if header.opcode.is_control:
+        if header.opcode >= _FIRST_CONTROL:
             if header.length > _MAX_CONTROL_PAYLOAD:
                 raise FrameError(f"control frame payload of {header.length} bytes (max 125)")
             return
