@@ -12,6 +12,11 @@ Handlers on namespace ``/``:
 
 Everything else (HTTP paths outside ``/socket.io/``) answers ``200 ok``.
 
+Diagnosis only (``python -m bench.memory``): with ``BENCH_TRACEMALLOC=1`` the worker traces
+Python allocations, ``GET /_bench/memory?mark`` remembers a snapshot and ``GET /_bench/memory``
+answers the growth since then by source file, as JSON. ``BENCH_GC=off`` disables the cyclic
+garbage collector in the worker, to measure what it costs a scenario.
+
 With ``BENCH_REDIS_CHANNEL`` set, the server gets a Redis client manager on that channel
 (``BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/0``), so every node started with the same
 channel shares its broadcasts (the cross-node fanout scenario). Unset: no manager, one node.
@@ -19,8 +24,11 @@ channel shares its broadcasts (the cross-node fanout scenario). Unset: no manage
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 import os
+import tracemalloc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,13 +42,47 @@ MAX_BUFFER = 10_000_000
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+if os.environ.get("BENCH_GC") == "off":
+    gc.disable()
+if os.environ.get("BENCH_TRACEMALLOC") == "1":
+    tracemalloc.start()
+
+_marked: list[tracemalloc.Snapshot] = []
+
+
+def _memory(query: str) -> bytes:
+    """``mark``: remember a snapshot; otherwise the growth since the mark, by file (JSON)."""
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot()
+    if query == "mark" or not _marked:
+        _marked[:] = [snapshot]
+        return b"{}"
+    diffs = snapshot.compare_to(_marked[0], "filename")
+    return json.dumps(
+        {
+            "traced_growth": sum(d.size_diff for d in diffs),
+            "by_file": [
+                [d.traceback[0].filename, d.size_diff, d.count_diff]
+                for d in diffs[:40]
+                if d.size_diff
+            ],
+        }
+    ).encode()
+
+
 def _plain(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Answer any non-Socket.IO request with ``200 ok``.
+    """Answer any non-Socket.IO request with ``200 ok`` (and ``/_bench/memory``, see above).
 
     :param environ: the WSGI environ.
     :param start_response: the WSGI start_response.
     :returns: the body.
     """
+    if environ.get("PATH_INFO") == "/_bench/memory" and tracemalloc.is_tracing():
+        body = _memory(environ.get("QUERY_STRING", ""))
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
 
