@@ -20,17 +20,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.protocol.sio import Packet, PacketType
 
 __all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
 
 logger = logging.getLogger(__name__)
 
-Deliver = Callable[[str, str, Sequence[str | bytes], bool], bool]
-"""``deliver(eio_sid, sid, messages, volatile) -> bool`` sends encoded messages."""
+Deliver = Callable[[str, str, Outgoing, bool], bool]
+"""``deliver(eio_sid, sid, message, volatile) -> bool`` sends an encoded packet."""
 
-Encode = Callable[[Packet], list[str | bytes]]
-"""``encode(packet) -> messages`` encodes one packet with the server's serializer."""
+Encode = Callable[[Packet], Outgoing]
+"""``encode(packet) -> message`` encodes one packet with the server's serializer, ready
+for every transport; the manager hands it on as it is (one object per broadcast)."""
 
 AckCallback = Callable[..., object]
 """Called with the arguments of the client's acknowledgement."""
@@ -314,18 +316,17 @@ class Manager:
         encode, deliver = self._wiring()
         recipients = self.get_recipients(namespace, to, skip_sid)
         payload = [event, *args]
-        shared: tuple[str | bytes, ...] | None = None  # one object: framed once (engine.send)
+        shared: Outgoing | None = None  # one object for every recipient: framed once
         sent = 0
-        messages: Sequence[str | bytes]
         for sid, eio_sid in recipients:
             if callback is None:
                 if shared is None:
-                    shared = tuple(encode(Packet(PacketType.EVENT, namespace, payload)))
-                messages = shared
+                    shared = encode(Packet(PacketType.EVENT, namespace, payload))
+                message = shared
             else:
                 ack_id = self.generate_ack_id(sid, callback)
-                messages = encode(Packet(PacketType.EVENT, namespace, payload, ack_id))
-            sent += bool(deliver(eio_sid, sid, messages, volatile))
+                message = encode(Packet(PacketType.EVENT, namespace, payload, ack_id))
+            sent += bool(deliver(eio_sid, sid, message, volatile))
         return sent
 
     def send_packet(self, sid: str, namespace: str, packet: Packet) -> bool:

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, overload
 
 from sio_wsgi.config import DEFAULTS, ServerOptions
+from sio_wsgi.engine.outgoing import Outgoing
+from sio_wsgi.engine.ports import DisconnectReason
 from sio_wsgi.engine.server import EngineServer
 from sio_wsgi.exceptions import (
     ConnectionRefusedError,
@@ -64,7 +66,7 @@ DEFAULT_CALL_TIMEOUT = 60
 _REFUSED = {"message": "Connection rejected by server"}
 _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 
-Messages = Sequence[str | bytes]
+Messages = Outgoing
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -87,7 +89,9 @@ class _Engine(Protocol):
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]: ...
     def send(self, sid: str, messages: Messages, volatile: bool = False) -> bool: ...
-    def close(self, sid: str, reason: str = "server disconnect") -> None: ...
+    def close(
+        self, sid: str, reason: DisconnectReason = DisconnectReason.SERVER_DISCONNECT
+    ) -> None: ...
     def shutdown(self) -> None: ...
     def transport(self, sid: str) -> str | None: ...
     def dispatch(self, sid: str, fn: Callable[..., Any], *args: Any) -> None: ...
@@ -152,7 +156,7 @@ class _Client:
         self.environ = environ
         self.lock = lock
         self.namespaces: dict[str, str] = {}
-        self.pending: dict[str, list[str | bytes]] = {}
+        self.pending: dict[str, list[Outgoing]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.assembler: AttachmentAssembler | None = None
         # created at the first event (an empty deque is 600 bytes per idle connection)
@@ -217,11 +221,11 @@ class Server:
     class reason:  # python-socketio's spelling
         """Disconnect reasons passed to ``disconnect`` handlers."""
 
-        CLIENT_DISCONNECT = "client disconnect"
-        SERVER_DISCONNECT = "server disconnect"
-        PING_TIMEOUT = "ping timeout"
-        TRANSPORT_CLOSE = "transport close"
-        TRANSPORT_ERROR = "transport error"
+        CLIENT_DISCONNECT = DisconnectReason.CLIENT_DISCONNECT
+        SERVER_DISCONNECT = DisconnectReason.SERVER_DISCONNECT
+        PING_TIMEOUT = DisconnectReason.PING_TIMEOUT
+        TRANSPORT_CLOSE = DisconnectReason.TRANSPORT_CLOSE
+        TRANSPORT_ERROR = DisconnectReason.TRANSPORT_ERROR
 
     def __init__(
         self,
@@ -794,8 +798,8 @@ class Server:
 
     # -------------------------------------------------------------- delivery
 
-    def _encode(self, packet: Packet) -> list[str | bytes]:
-        return sio_codec.encode(packet, self.serializer)
+    def _encode(self, packet: Packet) -> Outgoing:
+        return Outgoing.messages(sio_codec.encode(packet, self.serializer))
 
     def _deliver(self, eio_sid: str, sid: str, messages: Messages, volatile: bool) -> bool:
         """Send to a client, holding messages back until its CONNECT reply went out."""
@@ -804,16 +808,16 @@ class Server:
             with client.lock:
                 queue = client.pending.get(sid)
                 if queue is not None:
-                    queue.extend(messages)
+                    queue.append(messages)
                     return True
         return self.eio.send(eio_sid, messages, volatile)
 
     def _send_now(self, client: _Client, packet: Packet) -> bool:
         return self.eio.send(client.eio_sid, self._encode(packet))
 
-    def _flush_connect(self, client: _Client, sid: str, first: list[str | bytes]) -> None:
+    def _flush_connect(self, client: _Client, sid: str, first: Outgoing) -> None:
         """Send the CONNECT reply, then what was queued meanwhile, in order."""
-        batch = first
+        batch = [first]
         while True:
             with client.lock:
                 queued = client.pending.get(sid)
@@ -823,7 +827,8 @@ class Server:
                     del client.pending[sid]
                     return
                 client.pending[sid] = []
-            self.eio.send(client.eio_sid, [*batch, *queued])
+            batch.extend(queued)
+            self.eio.send(client.eio_sid, batch[0] if len(batch) == 1 else Outgoing.join(batch))
             batch = []
 
     # -------------------------------------------------------------- serial queue
@@ -893,7 +898,7 @@ class Server:
                 self._packet_handlers[packet.type](client, packet)
         except RemoteProtocolError as exc:
             self.logger.warning("closing %s: invalid packet: %s", eio_sid, exc)
-            self.eio.close(eio_sid, "parse error")
+            self.eio.close(eio_sid, DisconnectReason.PARSE_ERROR)
 
     def _parse(self, client: _Client, data: str | bytes) -> Packet | None:
         if client.assembler is not None:

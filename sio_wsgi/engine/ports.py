@@ -14,8 +14,24 @@ handlers receive (a ``str`` subclass, so ``reason == "ping timeout"`` holds).
 from __future__ import annotations
 
 import enum
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["DisconnectReason"]
+if TYPE_CHECKING:
+    from ..config import ServerOptions
+    from ..protocol.eio import Packet, Wire
+    from ..runtime.base import Driver, Timer
+    from .outgoing import Outgoing
+    from .session import EngineSession
+
+__all__ = ["DisconnectReason", "Connection", "Host", "Environ", "StartResponse"]
+
+Environ = dict[str, Any]
+"""A WSGI environ."""
+
+StartResponse = Callable[..., Any]
+"""A WSGI ``start_response`` (``(status, headers, exc_info=None) -> write``)."""
 
 
 class DisconnectReason(str, enum.Enum):
@@ -34,3 +50,64 @@ class DisconnectReason(str, enum.Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class Connection(Protocol):
+    """What the engine calls on the transport carrying a session now.
+
+    Calls other than :meth:`writable` come from any task; implementations
+    take the session's lock where they touch the session's outbox.
+    """
+
+    def write(self, out: Outgoing) -> bool:
+        """Write ``out`` at once when nothing is queued and nobody is writing.
+
+        :returns: False when the caller must queue it (and then :meth:`kick`).
+        """
+
+    def writable(self) -> bool:
+        """Could the client take a packet right now? (Caller holds the session lock.)"""
+
+    def kick(self) -> None:
+        """Something was queued: deliver it (or wake whoever delivers it)."""
+
+    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Run ``fn(*args)`` in the calling task if it is this connection's reader.
+
+        :returns: False when the caller must run it elsewhere.
+        """
+
+    def session_closed(self, send_close_packet: bool) -> None:
+        """The session closed: flush what is queued (then the close packet, if
+        asked and the transport has one) and end."""
+
+
+class Host(Protocol):
+    """What a transport calls on the engine that owns it."""
+
+    options: ServerOptions
+    logger: logging.Logger
+    driver: Driver
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``fn(*args)`` in the engine's timer task after ``delay`` seconds."""
+
+    def create_session(
+        self, transport: str, environ: Environ, connection: Connection | None = None
+    ) -> EngineSession | None:
+        """Register a new session and ask the handler; None when refused."""
+
+    def open_packet(self, sid: str, transport: str) -> str:
+        """The OPEN packet (handshake) text of a new session."""
+
+    def close_session(
+        self, session: EngineSession, reason: DisconnectReason, send_close_packet: bool
+    ) -> None:
+        """Close ``session`` once: drop it and tell the handler."""
+
+    def handle_packet(self, session: EngineSession, packet: Packet) -> None:
+        """Act on one packet received from the client of ``session``."""
+
+    #: ``on_message(sid, data)``: a MESSAGE packet's data, straight to the
+    #: handler (the hot path, no engine frame in between)
+    on_message: Callable[[str, Wire], None]

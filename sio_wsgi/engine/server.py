@@ -1,8 +1,9 @@
 """EngineServer: the Engine.IO v4 server (session table, routing, heartbeats).
 
-It classifies each WSGI request, hands it to the polling or WebSocket transport,
-and tells its :class:`EngineHandler` about connects, messages and disconnects.
-See docs/DESIGN.md for the contract with the Socket.IO layer.
+It classifies each WSGI request, hands it to the polling or WebSocket transport
+(to which it is their :class:`~sio_wsgi.engine.ports.Host`), and tells its
+:class:`EngineHandler` about connects, messages and disconnects. See
+docs/DESIGN.md for the contract with the Socket.IO layer.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from ..config import ServerOptions
-from ..protocol.eio import Packet, PacketType, Wire
+from ..exceptions import RemoteProtocolError
+from ..protocol.eio import Packet, PacketType, Wire, encode_packet
 from ..runtime.base import Driver
-from ..runtime.scheduler import Scheduler
-from ..transports import polling, websocket
-from ..transports.websocket import HANDOVER_AFTER, inline_connection
+from ..runtime.scheduler import Scheduler, TimerHandle
+from ..transports.polling import PollingTransport
+from ..transports.websocket import WebSocketTransport
 from .http import (
     TEXT_PLAIN,
     ErrorCode,
@@ -29,36 +31,31 @@ from .http import (
     error_response,
     origin_allowed,
 )
-from .session import EngineSession, State
+from .outgoing import PING_OUT, Outgoing
+from .ports import Connection, DisconnectReason, Environ, StartResponse
+from .session import EngineSession, PushResult, Transition
 
-__all__ = ["EngineHandler", "EngineServer", "StartResponse"]
-
-StartResponse = Callable[..., Any]
+__all__ = ["EngineHandler", "EngineServer", "StartResponse", "new_sid"]
 
 module_logger = logging.getLogger(__name__)
 _UNKNOWN_SID_WARN_EVERY = 60.0
+_EIO_VERSION = "4"
 
-REASON_CLIENT = "client disconnect"
-REASON_SERVER = "server disconnect"
-REASON_PING = "ping timeout"
-REASON_TRANSPORT_CLOSE = "transport close"
-REASON_TRANSPORT_ERROR = "transport error"
-REASON_PARSE = "parse error"
-REASON_SHUTDOWN = "server shutting down"
+Headers = list[tuple[str, str]]
 
 
 class EngineHandler(Protocol):
     """What the layer above the engine implements."""
 
-    def on_connect(self, sid: str, environ: dict[str, Any]) -> bool: ...
+    def on_connect(self, sid: str, environ: Environ) -> bool: ...
 
     def on_message(self, sid: str, data: Wire) -> None: ...
 
-    def on_disconnect(self, sid: str, reason: str) -> None: ...
+    def on_disconnect(self, sid: str, reason: DisconnectReason) -> None: ...
 
 
 def new_sid() -> str:
-    """A new session id from a cryptographically secure source (20 url-safe chars)."""
+    """A new session id from a cryptographically secure source (120 bits, 20 url-safe chars)."""
     return secrets.token_urlsafe(15)
 
 
@@ -82,88 +79,62 @@ class EngineServer:
         self.handler = handler
         self.driver = driver
         self.logger = logger
+        self.on_message: Callable[[str, Wire], None] = handler.on_message
         self.scheduler = Scheduler(driver)
         self.sessions: dict[str, EngineSession] = {}
         self._shutting_down = False
         self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
-        #: the last broadcast's messages (a tuple, the same object for every
-        #: recipient) and their Engine.IO items, prefixed once for all of them
-        self._shared: tuple[Sequence[Wire], list[Wire]] = ((), [])
-        #: threading mode: handlers run inline on their WebSocket reader; the
-        #: readers running one now, watched by a sweep while there are any
-        self.inline_handlers = driver.name == "threading"
-        self.busy_readers: dict[Any, None] = {}
-        self._sweeping = False
-        self._sweep_lock = driver.lock()
+        self._polling = PollingTransport(self)
+        self._websocket = WebSocketTransport(self)
+        self._inline = self._websocket.handover is not None
+        self._on_packet: dict[PacketType, Callable[[EngineSession, Packet], None]] = {
+            PacketType.MESSAGE: self._on_message_packet,
+            PacketType.PONG: self._on_pong,
+            PacketType.CLOSE: self._on_close,
+            PacketType.PING: self._on_ping,
+            PacketType.NOOP: self._on_noop,
+        }
 
     # ----------------------------------------------------------------- public API
 
-    def send(self, sid: str, messages: Sequence[Wire], volatile: bool = False) -> bool:
-        """Queue Engine.IO messages (str: text, bytes: binary) to one session, atomically.
+    def send(self, sid: str, out: Outgoing, volatile: bool = False) -> bool:
+        """Queue packets to one session, atomically and in order; safe from any thread.
 
-        Pass a broadcast's messages as one tuple, the same object for every
-        recipient: its items are built once and framed once for all of them.
+        Hand a broadcast's :class:`Outgoing` to every recipient: its frames and
+        polling text are then built once for all of them.
 
         :returns: False when dropped (volatile and not writable now, or unknown sid).
         """
         session = self.sessions.get(sid)
         if session is None:
             return False
-        shared = self._shared
-        if shared[0] is messages:  # one broadcast: the same items (and frames) for all
-            items = shared[1]
-        else:
-            items = [m if isinstance(m, bytes) else "4" + m for m in messages]
-            if type(messages) is tuple:  # immutable: safe to reuse while it is the same
-                self._shared = (messages, items)
         if self.driver.in_foreign_thread():
             # a plain OS thread under eventlet/gevent: hand the push to the loop
-            self.driver.call_soon_threadsafe(self._push, session, items, volatile)
+            self.driver.call_soon_threadsafe(self._push, session, out, volatile)
             return True
-        return self._push(session, items, volatile)
+        return self._push(session, out, volatile)
 
     def dispatch(self, sid: str, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in another task soon; in threading mode right here
         when called by the WebSocket reader of ``sid`` (no thread handoff: if
         ``fn`` blocks, the reading moves to a new thread, see
-        :meth:`WebSocketConnection.run_inline`)."""
-        if self.inline_handlers:
+        :class:`~sio_wsgi.transports.websocket.ReaderHandover`)."""
+        if self._inline:
             session = self.sessions.get(sid)
-            if session is not None and session.ws_attached and session.extra.run_inline(fn, args):
+            conn = None if session is None else session.connection
+            if conn is not None and conn.run_inline(fn, args):
                 return
         self.driver.submit(fn, *args)
 
     def release_reader(self) -> None:
         """Called before a handler waits (``call()``, ``sleep()``): if it runs
         inline on a WebSocket reader, move the reading to a new thread now."""
-        if self.inline_handlers:
-            conn = inline_connection()
-            if conn is not None:
-                conn.hand_over(force=True)
+        if self._inline:
+            self._websocket.release_reader()
 
-    def watch_busy_readers(self) -> None:
-        """Make sure a sweep runs while :attr:`busy_readers` is not empty."""
-        if self._sweeping:
-            return
-        with self._sweep_lock:
-            if self._sweeping:
-                return
-            self._sweeping = True
-        self.scheduler.call_later(HANDOVER_AFTER, self._sweep)
-
-    def _sweep(self) -> None:
-        """Hand the reading over for readers stuck in a handler; re-arm while needed."""
-        for conn in list(self.busy_readers):
-            conn.hand_over(force=False)
-        with self._sweep_lock:
-            again = bool(self.busy_readers)
-            self._sweeping = again
-        if again:
-            self.scheduler.call_later(HANDOVER_AFTER, self._sweep)
-        elif self.busy_readers:  # one came in while stopping, and saw the sweep still on
-            self.watch_busy_readers()
-
-    def close(self, sid: str, reason: str = REASON_SERVER) -> None:
+    def close(
+        self, sid: str, reason: DisconnectReason = DisconnectReason.SERVER_DISCONNECT
+    ) -> None:
         """Close a session after flushing what is queued for it."""
         session = self.sessions.get(sid)
         if session is None:
@@ -173,7 +144,7 @@ class EngineServer:
         else:
             self.close_session(session, reason, send_close_packet=True)
 
-    def environ(self, sid: str) -> dict[str, Any] | None:
+    def environ(self, sid: str) -> Environ | None:
         """The handshake environ of ``sid`` (None when unknown)."""
         session = self.sessions.get(sid)
         return None if session is None else session.environ
@@ -192,14 +163,14 @@ class EngineServer:
         """Close every session (reason "server shutting down") and stop the timers."""
         self._shutting_down = True
         for session in list(self.sessions.values()):
-            self.close_session(session, REASON_SHUTDOWN, send_close_packet=True)
+            self.close_session(
+                session, DisconnectReason.SERVER_SHUTTING_DOWN, send_close_packet=True
+            )
         self.scheduler.stop()
 
     # ------------------------------------------------------------ request routing
 
-    def handle_request(
-        self, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def handle_request(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for requests under the Engine.IO path."""
         try:
             result = self._route(environ, start_response)
@@ -211,14 +182,13 @@ class EngineServer:
             return [result.body]
         return result
 
-    def _route(
-        self, environ: dict[str, Any], start_response: StartResponse
-    ) -> Response | Iterable[bytes]:
+    def _route(self, environ: Environ, start_response: StartResponse) -> Response | Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         origin = environ.get("HTTP_ORIGIN")
+        options = self.options
         if not origin_allowed(
             origin,
-            self.options.cors_allowed_origins,
+            options.cors_allowed_origins,
             environ.get("HTTP_HOST"),
             environ.get("wsgi.url_scheme", "http"),
         ):
@@ -226,8 +196,8 @@ class EngineServer:
             return error_response(ErrorCode.FORBIDDEN, detail="Not an accepted origin")
         cors = cors_headers(
             origin,
-            self.options.cors_allowed_origins,
-            self.options.cors_credentials,
+            options.cors_allowed_origins,
+            options.cors_credentials,
             preflight=method == "OPTIONS",
             request_headers=environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"),
         )
@@ -235,17 +205,17 @@ class EngineServer:
             return Response(204, cors)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         transport = query.get("transport")
-        if transport not in self.options.transports:
-            return self._with(error_response(ErrorCode.UNKNOWN_TRANSPORT), cors)
-        if query.get("EIO") != "4":
-            return self._with(error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION), cors)
+        if transport not in options.transports:
+            return _with(error_response(ErrorCode.UNKNOWN_TRANSPORT), cors)
+        if query.get("EIO") != _EIO_VERSION:
+            return _with(error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION), cors)
         sid = query.get("sid")
         if sid is None:
             if method != "GET":
-                return self._with(error_response(ErrorCode.BAD_HANDSHAKE_METHOD), cors)
+                return _with(error_response(ErrorCode.BAD_HANDSHAKE_METHOD), cors)
             if transport == "websocket":
-                return websocket.handle_open(self, environ, start_response, cors)
-            return self._with(self._open_polling(environ), cors)
+                return self._websocket.open(environ, start_response, cors)
+            return _with(self._open_polling(environ), cors)
         return self._route_session(sid, transport, method, environ, start_response, cors)
 
     def _route_session(
@@ -253,9 +223,9 @@ class EngineServer:
         sid: str,
         transport: str,
         method: str,
-        environ: dict[str, Any],
+        environ: Environ,
         start_response: StartResponse,
-        cors: list[tuple[str, str]],
+        cors: Headers,
     ) -> Response | Iterable[bytes]:
         session = self.sessions.get(sid)
         if session is not None and self._pong_overdue(session):
@@ -264,20 +234,20 @@ class EngineServer:
             session = None
         if session is None:
             self._log_unknown_sid(sid)
-            return self._with(error_response(ErrorCode.UNKNOWN_SID), cors)
+            return _with(error_response(ErrorCode.UNKNOWN_SID), cors)
         if transport == "websocket":
-            return websocket.handle_upgrade(self, session, environ, start_response, cors)
+            return self._websocket.upgrade(session, environ, start_response, cors)
         if session.transport != "polling":
             response = error_response(
                 ErrorCode.BAD_REQUEST, detail="session uses another transport"
             )
         elif method == "GET":
-            response = polling.handle_get(self, session, environ)
+            response = self._polling.get(session, environ)
         elif method == "POST":
-            response = polling.handle_post(self, session, environ, start_response)
+            response = self._polling.post(session, environ, start_response)
         else:
             response = error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed")
-        return self._with(response, cors)
+        return _with(response, cors)
 
     def _log_unknown_sid(self, sid: str) -> None:
         """Say that sticky sessions are probably missing: at WARNING on the module
@@ -295,37 +265,40 @@ class EngineServer:
             sid,
         )
 
-    @staticmethod
-    def _with(response: Response, headers: list[tuple[str, str]]) -> Response:
-        response.headers.extend(headers)
-        return response
+    # ----------------------------------------------------------- Host (transports)
 
-    # ------------------------------------------------------------------- sessions
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``fn(*args)`` in the timer task after ``delay`` seconds."""
+        return self.scheduler.call_later(delay, fn, *args)
 
-    def handshake_packet(self, sid: str, transport: str) -> str:
+    def open_packet(self, sid: str, transport: str) -> str:
         """The OPEN packet text for a new session."""
-        upgrades = (
-            ["websocket"]
-            if transport == "polling"
-            and self.options.allow_upgrades
-            and "websocket" in self.options.transports
-            else []
+        options = self.options
+        offers_upgrade = (
+            transport == "polling" and options.allow_upgrades and "websocket" in options.transports
         )
         body = {
             "sid": sid,
-            "upgrades": upgrades,
-            "pingInterval": int(self.options.ping_interval * 1000),
-            "pingTimeout": int(self.options.ping_timeout * 1000),
-            "maxPayload": self.options.max_http_buffer_size,
+            "upgrades": ["websocket"] if offers_upgrade else [],
+            "pingInterval": int(options.ping_interval * 1000),
+            "pingTimeout": int(options.ping_timeout * 1000),
+            "maxPayload": options.max_http_buffer_size,
         }
-        return "0" + json.dumps(body, separators=(",", ":"))
+        return encode_packet(PacketType.OPEN, json.dumps(body, separators=(",", ":")))
 
-    def create_session(self, transport: str, environ: dict[str, Any]) -> EngineSession | None:
+    def create_session(
+        self, transport: str, environ: Environ, connection: Connection | None = None
+    ) -> EngineSession | None:
         """Register a new session and ask the handler; None when refused."""
         if self._shutting_down:
             return None
         session = EngineSession(
-            new_sid(), transport, environ, self.driver, self.options.max_pending_bytes
+            new_sid(),
+            transport,
+            environ,
+            self.driver,
+            self.options.max_pending_bytes,
+            connection,
         )
         self.sessions[session.sid] = session
         try:
@@ -335,64 +308,31 @@ class EngineServer:
             accepted = False
         if accepted is False:
             self.sessions.pop(session.sid, None)
-            session.mark_closed("refused", send_close_packet=False)
+            session.transition(Transition.REFUSE)
             return None
-        self.schedule_ping(session)
+        session.transition(Transition.ACCEPT)
+        self._schedule_ping(session)
         return session
-
-    def _open_polling(self, environ: dict[str, Any]) -> Response:
-        session = self.create_session("polling", environ)
-        if session is None:
-            return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
-        headers = [("Content-Type", TEXT_PLAIN)]
-        cookie = cookie_header(self.options.cookie, session.sid)
-        if cookie:
-            headers.append(cookie)
-        return Response(200, headers, self.handshake_packet(session.sid, "polling").encode())
-
-    def _push(self, session: EngineSession, items: Sequence[Wire], volatile: bool) -> bool:
-        if session.ws_attached and session.extra.write(items):
-            return True  # written now: nobody was writing and nothing was queued
-        result = session.push(items, volatile)
-        if result is None:
-            self.logger.warning(
-                "session %s has over %d bytes queued: the client is not reading; closing it",
-                session.sid,
-                self.options.max_pending_bytes,
-            )
-            self.close_session(session, REASON_TRANSPORT_ERROR, send_close_packet=False)
-            return False
-        if result and session.extra is not None:
-            session.extra.kick()
-        return result
 
     def close_session(
         self,
         session: EngineSession,
-        reason: str,
+        reason: DisconnectReason,
         send_close_packet: bool,
         notify_in_task: bool = False,
     ) -> None:
         """Close ``session`` once: drop it from the table and tell the handler."""
-        if not session.mark_closed(reason, send_close_packet):
+        if not session.close(reason):
             return
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
-        ws = session.extra
-        if ws is not None:
-            ws.on_session_closed()
+        conn = session.connection
+        if conn is not None:
+            conn.session_closed(send_close_packet)
         if notify_in_task:
             self.driver.spawn(self._notify_disconnect, session.sid, reason)
         else:
             self._notify_disconnect(session.sid, reason)
-
-    def _notify_disconnect(self, sid: str, reason: str) -> None:
-        try:
-            self.handler.on_disconnect(sid, reason)
-        except Exception:
-            self.logger.exception("disconnect handler failed for %s", sid)
-
-    # ------------------------------------------------------------------- packets
 
     def handle_packet(self, session: EngineSession, packet: Packet) -> None:
         """Act on one packet received from the client of ``session``.
@@ -400,25 +340,66 @@ class EngineServer:
         :raises RemoteProtocolError: from the handler's decoding, or for a packet
             the client may not send here.
         """
-        ptype = packet.type
-        if ptype is PacketType.MESSAGE:
-            self.handler.on_message(session.sid, packet.data)
-        elif ptype is PacketType.PONG:
-            self._on_pong(session)
-        elif ptype is PacketType.CLOSE:
-            self.close_session(session, REASON_CLIENT, send_close_packet=False)
-        elif ptype is PacketType.PING:
-            self._push(session, ["3" + str(packet.data)], False)
-        elif ptype is PacketType.NOOP:
-            pass
-        else:
-            from ..exceptions import RemoteProtocolError
+        on_packet = self._on_packet.get(packet.type)
+        if on_packet is None:
+            raise RemoteProtocolError(f"unexpected {packet.type.name} packet")
+        on_packet(session, packet)
 
-            raise RemoteProtocolError(f"unexpected {ptype.name} packet")
+    # ------------------------------------------------------------------ internals
 
-    # ----------------------------------------------------------------- heartbeat
+    def _open_polling(self, environ: Environ) -> Response:
+        session = self.create_session("polling", environ, self._polling.connection())
+        if session is None:
+            return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
+        headers = [("Content-Type", TEXT_PLAIN)]
+        cookie = cookie_header(self.options.cookie, session.sid)
+        if cookie:
+            headers.append(cookie)
+        return Response(200, headers, self.open_packet(session.sid, "polling").encode())
 
-    def schedule_ping(self, session: EngineSession) -> None:
+    def _push(self, session: EngineSession, out: Outgoing, volatile: bool) -> bool:
+        conn = session.connection
+        if conn is not None and conn.write(out):
+            return True  # written now: nobody was writing and nothing was queued
+        result = session.push(out, volatile)
+        if result is PushResult.QUEUED:
+            conn = session.connection  # the upgrade may have switched it meanwhile
+            if conn is not None:
+                conn.kick()
+            return True
+        if result is PushResult.OVERFLOW:
+            self.logger.warning(
+                "session %s has over %d bytes queued: the client is not reading; closing it",
+                session.sid,
+                self.options.max_pending_bytes,
+            )
+            self.close_session(session, DisconnectReason.TRANSPORT_ERROR, send_close_packet=False)
+        return False
+
+    def _notify_disconnect(self, sid: str, reason: DisconnectReason) -> None:
+        try:
+            self.handler.on_disconnect(sid, reason)
+        except Exception:
+            self.logger.exception("disconnect handler failed for %s", sid)
+
+    # ------------------------------------------------------------ packet handlers
+
+    def _on_message_packet(self, session: EngineSession, packet: Packet) -> None:
+        self.on_message(session.sid, packet.data)
+
+    def _on_close(self, session: EngineSession, packet: Packet) -> None:
+        self.close_session(session, DisconnectReason.CLIENT_DISCONNECT, send_close_packet=False)
+
+    def _on_ping(self, session: EngineSession, packet: Packet) -> None:
+        pong = encode_packet(PacketType.PONG, str(packet.data))
+        self._push(session, Outgoing((pong,)), False)
+
+    def _on_noop(self, session: EngineSession, packet: Packet) -> None:
+        pass
+
+    # ------------------------------------------------------------------- heartbeat
+
+    def _schedule_ping(self, session: EngineSession) -> None:
         """Arm the next ping of ``session`` one ``ping_interval`` from now."""
         session.ping_timer = self.scheduler.call_later(
             self.options.ping_interval, self._send_ping, session
@@ -433,14 +414,15 @@ class EngineServer:
             return
         # the deadline counts from when the ping was due, so a lagging timer task
         # does not stretch the heartbeat
-        due = session.ping_timer.when if session.ping_timer is not None else self.driver.monotonic()
+        timer = session.ping_timer
+        due = timer.when if timer is not None else self.driver.monotonic()
         session.pong_deadline = due + self.options.ping_timeout
         session.pong_timer = self.scheduler.call_later(
             self.options.ping_timeout, self._ping_timed_out, session
         )
-        self._push(session, ["2"], False)
+        self._push(session, PING_OUT, False)
 
-    def _on_pong(self, session: EngineSession) -> None:
+    def _on_pong(self, session: EngineSession, packet: Packet) -> None:
         timer = session.pong_timer
         if timer is None:
             return
@@ -449,10 +431,17 @@ class EngineServer:
         session.pong_deadline = None
         if session.ping_timer is not None:
             session.ping_timer.cancel()
-        self.schedule_ping(session)
+        self._schedule_ping(session)
 
     def _ping_timed_out(self, session: EngineSession) -> None:
-        if session.state is State.CLOSED:
+        if session.closed:
             return
         self.logger.info("session %s: no pong within ping_timeout", session.sid)
-        self.close_session(session, REASON_PING, send_close_packet=False, notify_in_task=True)
+        self.close_session(
+            session, DisconnectReason.PING_TIMEOUT, send_close_packet=False, notify_in_task=True
+        )
+
+
+def _with(response: Response, headers: Headers) -> Response:
+    response.headers.extend(headers)
+    return response

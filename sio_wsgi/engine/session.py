@@ -1,38 +1,74 @@
-"""One Engine.IO session: its state, its outbox and who may write to it now.
+"""One Engine.IO session: its lifecycle, its outbox and the transport carrying it.
 
-The outbox holds :data:`~sio_wsgi.protocol.eio.Wire` items (text packets with
-their type digit, or bytes for binary messages). Whichever transport owns the
-session drains it: a polling GET (woken through ``wake``), or the WebSocket
-connection (told through its ``kick()``). ``wake`` is set whenever there is
-something for a GET to drain or the session is closing.
+The lifecycle is an explicit table (:data:`TRANSITIONS`): a session is OPENING
+while the handler decides on it, OPEN once accepted, UPGRADING while a
+WebSocket probes it, CLOSING from the moment it is closed (nothing new is
+queued; the transport still flushes what was) and CLOSED once its transport is
+done with it. Every change goes through :meth:`EngineSession.apply`.
+
+The outbox holds :class:`~sio_wsgi.engine.outgoing.Outgoing` objects. The
+session's :attr:`~EngineSession.connection` (the polling slot or the WebSocket,
+see :class:`~sio_wsgi.engine.ports.Connection`) drains it.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..protocol.eio import Wire
-from ..runtime.base import Driver
-from ..runtime.scheduler import TimerHandle
+from ..runtime.base import Driver, Timer
+from .outgoing import Outgoing
 
-__all__ = ["State", "EngineSession"]
+if TYPE_CHECKING:
+    from .ports import Connection, DisconnectReason
 
-logger = logging.getLogger(__name__)
+__all__ = ["State", "Transition", "TRANSITIONS", "PushResult", "EngineSession"]
 
 
 class State(enum.Enum):
     """Lifecycle of a session."""
 
+    OPENING = "opening"
     OPEN = "open"
     UPGRADING = "upgrading"
+    CLOSING = "closing"
     CLOSED = "closed"
 
 
-def _size(item: Wire) -> int:
-    return len(item)
+class Transition(enum.Enum):
+    """What can happen to a session."""
+
+    ACCEPT = "accept"  # the handler accepted the handshake
+    REFUSE = "refuse"  # the handler refused it
+    START_UPGRADE = "start upgrade"  # a WebSocket arrived for a polling session
+    FINISH_UPGRADE = "finish upgrade"  # the client sent "5": the WebSocket carries it
+    CANCEL_UPGRADE = "cancel upgrade"  # the probe failed or timed out
+    CLOSE = "close"  # either side closed it, or it failed
+    FINISH = "finish"  # its transport has written all it will
+
+
+TRANSITIONS: dict[tuple[State, Transition], State] = {
+    (State.OPENING, Transition.ACCEPT): State.OPEN,
+    (State.OPENING, Transition.REFUSE): State.CLOSED,
+    (State.OPENING, Transition.CLOSE): State.CLOSING,
+    (State.OPEN, Transition.START_UPGRADE): State.UPGRADING,
+    (State.OPEN, Transition.CLOSE): State.CLOSING,
+    (State.UPGRADING, Transition.FINISH_UPGRADE): State.OPEN,
+    (State.UPGRADING, Transition.CANCEL_UPGRADE): State.OPEN,
+    (State.UPGRADING, Transition.CLOSE): State.CLOSING,
+    (State.CLOSING, Transition.FINISH): State.CLOSED,
+}
+"""``(state, transition) -> next state``; a pair that is missing is not allowed."""
+
+_ENDED = (State.CLOSING, State.CLOSED)
+
+
+class PushResult(enum.Enum):
+    """What :meth:`EngineSession.push` did."""
+
+    QUEUED = "queued"
+    DROPPED = "dropped"  # closed, or volatile and the client cannot take it now
+    OVERFLOW = "overflow"  # over ``max_pending_bytes``: the client is not reading
 
 
 class EngineSession:
@@ -41,8 +77,9 @@ class EngineSession:
     :param sid: the Engine.IO session id.
     :param transport: ``"polling"`` or ``"websocket"``.
     :param environ: the WSGI environ of the handshake request.
-    :param driver: concurrency driver (lock and event).
-    :param max_pending_bytes: queued bytes beyond which a non-volatile send closes the session.
+    :param driver: where the lock comes from.
+    :param max_pending_bytes: queued bytes beyond which a push overflows.
+    :param connection: the transport carrying the session from the start, if known.
     """
 
     __slots__ = (
@@ -54,18 +91,12 @@ class EngineSession:
         "pending_bytes",
         "max_pending_bytes",
         "lock",
-        "wake",
-        "polling_get",
-        "polling_post",
-        "write_state",
-        "ws_attached",
+        "connection",
         "close_reason",
-        "close_packet",
         "ping_timer",
         "pong_timer",
         "pong_deadline",
         "upgrade_timer",
-        "extra",
     )
 
     def __init__(
@@ -75,84 +106,84 @@ class EngineSession:
         environ: dict[str, Any],
         driver: Driver,
         max_pending_bytes: int,
+        connection: Connection | None = None,
     ) -> None:
         self.sid = sid
         self.transport = transport
         self.environ = environ
-        self.state = State.OPEN
-        self.outbox: list[Wire] = []
+        self.state = State.OPENING
+        self.outbox: list[Outgoing] = []
         self.pending_bytes = 0
         self.max_pending_bytes = max_pending_bytes
         self.lock = driver.lock()
-        self.wake = driver.event()
-        self.polling_get = False
-        self.polling_post = False
-        self.write_state = 0  # WebSocket: 0 idle, else someone is writing
-        self.ws_attached = False
-        self.close_reason: str | None = None
-        self.close_packet = False
-        self.ping_timer: TimerHandle | None = None
-        self.pong_timer: TimerHandle | None = None
+        self.connection = connection
+        self.close_reason: DisconnectReason | None = None
+        self.ping_timer: Timer | None = None
+        self.pong_timer: Timer | None = None
         self.pong_deadline: float | None = None  # monotonic time a pong is due by
-        self.upgrade_timer: TimerHandle | None = None
-        self.extra: Any = None
+        self.upgrade_timer: Timer | None = None
 
     @property
     def closed(self) -> bool:
-        """True once the session is closed (or closing)."""
-        return self.state is State.CLOSED
+        """True once the session is closing or closed."""
+        return self.state in _ENDED
 
-    def writable(self) -> bool:
-        """Can the client take a packet right now (for volatile sends)?
+    def apply(self, transition: Transition) -> bool:
+        """Take ``transition`` if the table allows it from the current state.
 
-        Polling: a GET is waiting and nothing is queued. WebSocket: nothing is
-        queued and the writer is not in the middle of a write.
+        The caller holds :attr:`lock`.
+
+        :returns: whether the state changed.
         """
-        if self.state is not State.OPEN or self.outbox:
+        new = TRANSITIONS.get((self.state, transition))
+        if new is None:
             return False
-        if self.transport == "websocket":
-            return self.ws_attached and self.write_state == 0
-        return self.polling_get
-
-    def push(self, items: Sequence[Wire], volatile: bool = False) -> bool | None:
-        """Queue ``items`` atomically. Returns True when queued, False when dropped,
-        and None when the client is too far behind (the caller closes the session)."""
-        with self.lock:
-            if self.state is State.CLOSED:
-                return False
-            if volatile and not self.writable():
-                return False
-            size = sum(map(_size, items))
-            if self.pending_bytes + size > self.max_pending_bytes and self.outbox:
-                return None
-            self.outbox.extend(items)
-            self.pending_bytes += size
-            attached = self.ws_attached
-        if not attached:  # polling (or upgrading): wake the waiting GET
-            self.wake.set()
+        self.state = new
         return True
 
-    def drain(self) -> list[Wire]:
-        """Take everything queued."""
+    def transition(self, transition: Transition) -> bool:
+        """:meth:`apply` under :attr:`lock`."""
         with self.lock:
-            items = self.outbox
+            return self.apply(transition)
+
+    def push(self, out: Outgoing, volatile: bool = False) -> PushResult:
+        """Queue ``out`` (atomically, after what is queued); the caller then
+        kicks the connection when it was queued."""
+        with self.lock:
+            if self.state in _ENDED:
+                return PushResult.DROPPED
+            if volatile and not self._writable():
+                return PushResult.DROPPED
+            if self.outbox and self.pending_bytes + out.size > self.max_pending_bytes:
+                return PushResult.OVERFLOW
+            self.outbox.append(out)
+            self.pending_bytes += out.size
+        return PushResult.QUEUED
+
+    def _writable(self) -> bool:
+        """Can the client take a packet right now (for volatile sends)? Open,
+        nothing queued, and its connection ready (a GET waiting, an idle writer)."""
+        conn = self.connection
+        return self.state is State.OPEN and not self.outbox and conn is not None and conn.writable()
+
+    def take(self) -> list[Outgoing]:
+        """Take everything queued; the caller holds :attr:`lock`."""
+        items = self.outbox
+        if items:
             self.outbox = []
             self.pending_bytes = 0
-            self.wake.clear()
-            if self.state is State.CLOSED:
-                self.wake.set()
         return items
 
-    def mark_closed(self, reason: str, send_close_packet: bool) -> bool:
-        """Move to CLOSED; return False when it already was."""
+    def close(self, reason: DisconnectReason) -> bool:
+        """Move to CLOSING and stop the session's timers.
+
+        :returns: False when it was already closing or closed.
+        """
         with self.lock:
-            if self.state is State.CLOSED:
+            if not self.apply(Transition.CLOSE):
                 return False
-            self.state = State.CLOSED
             self.close_reason = reason
-            self.close_packet = send_close_packet
         for timer in (self.ping_timer, self.pong_timer, self.upgrade_timer):
             if timer is not None:
                 timer.cancel()
-        self.wake.set()
         return True

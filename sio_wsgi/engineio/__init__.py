@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..config import DEFAULTS, ServerOptions
-from ..engine.server import EngineServer, StartResponse
+from ..engine.outgoing import Outgoing
+from ..engine.ports import DisconnectReason, StartResponse
+from ..engine.server import EngineServer
 from ..protocol.eio import Wire
 from ..runtime.select import get_driver
 from ..wsgi import WSGIApp as _WSGIApp
@@ -81,7 +83,7 @@ class Server:
             except Exception:
                 self.logger.exception("message handler failed")
 
-    def on_disconnect(self, sid: str, reason: str) -> None:
+    def on_disconnect(self, sid: str, reason: DisconnectReason) -> None:
         handler = self.handlers.get("disconnect")
         if handler is None:
             return
@@ -105,7 +107,7 @@ class Server:
     # API --------------------------------------------------------------------
     def send(self, sid: str, data: Wire) -> bool:
         """Send one message (str: text, bytes: binary) to ``sid``."""
-        return self.engine.send(sid, [data])
+        return self.engine.send(sid, Outgoing.messages((data,)))
 
     def disconnect(self, sid: str | None = None) -> None:
         """Close one session, or all of them when ``sid`` is None."""

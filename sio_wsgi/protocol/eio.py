@@ -28,7 +28,16 @@ __all__ = [
     "decode_payload",
     "decode_text",
     "decode_wire",
+    "encode_packet",
     "message",
+    "MESSAGE_PREFIX",
+    "PROBE",
+    "PING",
+    "PING_PROBE",
+    "PONG_PROBE",
+    "UPGRADE",
+    "NOOP",
+    "CLOSE",
 ]
 
 SEPARATOR = "\x1e"
@@ -49,6 +58,27 @@ class PacketType(enum.IntEnum):
 
 
 _TYPES = {str(int(t)): t for t in PacketType}
+_DIGITS = {t: str(int(t)) for t in PacketType}
+
+#: the data of the upgrade's probe ping and pong
+PROBE = "probe"
+
+
+def encode_packet(ptype: PacketType, data: str = "") -> str:
+    """Return the wire text of a text packet: its type digit, then ``data``."""
+    return _DIGITS[ptype] + data
+
+
+#: what a text MESSAGE packet starts with on the wire
+MESSAGE_PREFIX = encode_packet(PacketType.MESSAGE)
+#: the wire text of the packets the server sends without data
+PING = encode_packet(PacketType.PING)
+NOOP = encode_packet(PacketType.NOOP)
+CLOSE = encode_packet(PacketType.CLOSE)
+UPGRADE = encode_packet(PacketType.UPGRADE)
+#: the upgrade handshake: the client's probe and the server's answer
+PING_PROBE = encode_packet(PacketType.PING, PROBE)
+PONG_PROBE = encode_packet(PacketType.PONG, PROBE)
 
 
 class Packet(NamedTuple):
@@ -60,7 +90,7 @@ class Packet(NamedTuple):
 
 def message(data: Wire) -> Wire:
     """Return the wire form of a MESSAGE packet carrying ``data``."""
-    return data if isinstance(data, bytes) else "4" + data
+    return data if isinstance(data, bytes) else MESSAGE_PREFIX + data
 
 
 def decode_text(text: str) -> Packet:

@@ -2,16 +2,16 @@
 
 One implementation per concurrency library lives beside this module
 (``threading_driver``, ``eventlet_driver``, ``gevent_driver``); the server code
-is written once against :class:`Driver`.
+is written once against :class:`Driver`. This module holds only the protocols
+(no I/O), so every layer may name them.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Driver", "Event", "Lock", "Task", "nonblocking_send"]
+__all__ = ["Driver", "Event", "Lock", "Task", "Timer"]
 
 
 class Task(Protocol):
@@ -19,6 +19,17 @@ class Task(Protocol):
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the task to finish (at most ``timeout`` seconds)."""
+
+
+class Timer(Protocol):
+    """A call scheduled for later (see :class:`~sio_wsgi.runtime.scheduler.Scheduler`)."""
+
+    @property
+    def when(self) -> float:
+        """The monotonic time it is due at."""
+
+    def cancel(self) -> None:
+        """Do not run it (a no-op once it ran)."""
 
 
 class Event(Protocol):
@@ -90,19 +101,9 @@ class Driver(Protocol):
         """
 
     def raw_socket(self, sock: Any) -> Any:
-        """The OS socket under ``sock``: :func:`nonblocking_send` on it never
+        """The OS socket under ``sock``: a ``send(data, MSG_DONTWAIT)`` on it never
         blocks nor yields to a hub (green libraries wrap the real socket)."""
 
     def in_foreign_thread(self) -> bool:
         """True when called from an OS thread the driver's loop does not run in."""
 
-
-def nonblocking_send(raw: Any, data: bytes) -> int:
-    """Send what fits in the kernel buffer now; 0 when it is full.
-
-    :raises OSError: the connection is broken.
-    """
-    try:
-        return int(raw.send(data, socket.MSG_DONTWAIT))
-    except (BlockingIOError, InterruptedError):
-        return 0

@@ -1,5 +1,12 @@
-"""WebSocket transport: one reader (the request's own thread or greenlet) and one
-writer task per connection, both written against the Driver."""
+"""WebSocket transport: the request's own thread or greenlet reads, and whoever
+queues packets writes them, all through the Driver.
+
+:class:`WebSocketTransport` opens WebSocket-only sessions and upgrades polling
+ones; each socket is a :class:`WebSocketConnection`, the session's
+:class:`~sio_wsgi.engine.ports.Connection` once attached. In threading mode a
+handler runs inline on its client's reader thread; :class:`ReaderHandover`
+moves the reading to a new thread when such a handler holds on.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +14,131 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from ..engine.http import ErrorCode, Response, error_response
-from ..engine.session import EngineSession, State
+from ..engine.outgoing import NOOP_OUT, Outgoing
+from ..engine.ports import DisconnectReason, Environ, Host, StartResponse
+from ..engine.session import EngineSession, PushResult, Transition
+from ..engine.upgrade import ProbeStep, UpgradeProbe
 from ..exceptions import RemoteProtocolError
 from ..protocol import websocket as ws
-from ..protocol.eio import PacketType, Wire, decode_wire
-from ..runtime.base import nonblocking_send
+from ..protocol.eio import MESSAGE_PREFIX, PONG_PROBE, decode_wire
+from ..runtime.base import Event, Task
 from .hijack import Hijacked, hijack
 
-if TYPE_CHECKING:
-    from ..engine.server import EngineServer, StartResponse
-
-__all__ = ["handle_open", "handle_upgrade", "WebSocketConnection"]
+__all__ = ["WebSocketTransport", "WebSocketConnection", "ReaderHandover", "HANDOVER_AFTER"]
 
 _RECV_SIZE = 65536
 _ABORT_GRACE = 5.0
+_CLOSE_REASON_BYTES = 120
 
 #: a handler run inline on a WebSocket reader (threading mode) that has not
 #: returned after this many seconds gets the reading handed to a new thread
 HANDOVER_AFTER = 0.02
 
-#: the connection whose handler this OS thread runs inline, if any
-_inline = threading.local()
-_get_ident = threading.get_ident
+#: who writes to a connection now (``WebSocketConnection._write_state``)
+_IDLE, _DIRECT, _WRITER = 0, 1, 2
 
 
-def inline_connection() -> WebSocketConnection | None:
-    """The connection whose reader this thread is, while it runs a handler inline."""
-    conn: WebSocketConnection | None = getattr(_inline, "conn", None)
-    return conn
+def _nonblocking_send(raw: Any, data: bytes) -> int:
+    """Send what fits in the kernel buffer now; 0 when it is full.
+
+    :raises OSError: the connection is broken.
+    """
+    try:
+        return int(raw.send(data, socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return 0
 
 
-#: the last message framed and its frame: a broadcast hands every recipient the
-#: same item object (see ``EngineServer.send``), so it is framed once
-_last_frame: tuple[Wire, bytes] = ("", b"")
+class WebSocketTransport:
+    """Serves the WebSocket requests of one engine."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        #: threading mode only: handlers run inline on their reader
+        self.handover = ReaderHandover(host) if host.driver.name == "threading" else None
+
+    def release_reader(self) -> None:
+        """A handler is about to wait (``call()``, ``sleep()``): if it runs inline
+        on a WebSocket reader, move the reading to a new thread now."""
+        if self.handover is not None:
+            self.handover.release_reader()
+
+    def open(
+        self, environ: Environ, start_response: StartResponse, cors: list[tuple[str, str]]
+    ) -> Response | Iterable[bytes]:
+        """A WebSocket-only client: the first frame is the OPEN packet."""
+        accept = _accept(environ, cors)
+        if isinstance(accept, Response):
+            return accept
+        host = self.host
+        session = host.create_session("websocket", environ)
+        if session is None:
+            return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
+        hijacked = self._take_socket(environ, start_response, accept)
+        if isinstance(hijacked, Response):
+            host.close_session(session, DisconnectReason.TRANSPORT_ERROR, send_close_packet=False)
+            return hijacked
+        conn = WebSocketConnection(host, hijacked, self.handover)
+        conn.send_direct(host.open_packet(session.sid, "websocket"))
+        if conn.attach(session):
+            conn.read_loop(session)
+        return conn.finish(session)
+
+    def upgrade(
+        self,
+        session: EngineSession,
+        environ: Environ,
+        start_response: StartResponse,
+        cors: list[tuple[str, str]],
+    ) -> Response | Iterable[bytes]:
+        """Upgrade a polling session: ``2probe`` / ``3probe`` / ``5``."""
+        host = self.host
+        if session.transport != "polling" or not host.options.allow_upgrades:
+            return _refused(cors)
+        accept = _accept(environ, cors)
+        if isinstance(accept, Response):
+            return accept
+        if not session.transition(Transition.START_UPGRADE):
+            return _refused(cors)
+        hijacked = self._take_socket(environ, start_response, accept)
+        if isinstance(hijacked, Response):
+            session.transition(Transition.CANCEL_UPGRADE)
+            return hijacked
+        conn = WebSocketConnection(host, hijacked, self.handover)
+        session.upgrade_timer = host.call_later(host.options.upgrade_timeout, conn.abort)
+        if conn.probe(session):
+            conn.read_loop(session)
+            return conn.finish(session)
+        session.transition(Transition.CANCEL_UPGRADE)
+        conn.close_socket()
+        return hijacked.finish()
+
+    def _take_socket(
+        self, environ: Environ, start_response: StartResponse, accept: str
+    ) -> Hijacked | Response:
+        hijacked = hijack(environ, start_response, ws.handshake_response(accept))
+        if hijacked is None:
+            self.host.logger.warning(
+                "this WSGI server does not expose the raw socket: no WebSocket"
+            )
+            return error_response(
+                ErrorCode.BAD_REQUEST, detail="WebSocket is not supported by this WSGI server"
+            )
+        return hijacked
 
 
-def _frame(item: Wire) -> bytes:
-    global _last_frame
-    last = _last_frame  # one read: another thread may replace the pair meanwhile
-    if last[0] is item:
-        return last[1]
-    frame = ws.encode_binary(item) if isinstance(item, bytes) else ws.encode_text(item)
-    _last_frame = (item, frame)
-    return frame
+def _refused(cors: list[tuple[str, str]]) -> Response:
+    response = error_response(ErrorCode.BAD_REQUEST, detail="upgrade not possible now")
+    response.headers.extend(cors)
+    return response
 
 
-def _accept(
-    engine: EngineServer, environ: dict[str, Any], cors: list[tuple[str, str]]
-) -> str | Response:
+def _accept(environ: Environ, cors: list[tuple[str, str]]) -> str | Response:
+    """The ``Sec-WebSocket-Accept`` value, or the error answer to a bad handshake."""
     try:
         return ws.check_handshake(
             environ.get("REQUEST_METHOD", "GET"), ws.headers_from_environ(environ)
@@ -72,82 +152,68 @@ def _accept(
         return response
 
 
-def _take_socket(
-    engine: EngineServer, environ: dict[str, Any], start_response: StartResponse, accept: str
-) -> Hijacked | Response:
-    hijacked = hijack(environ, start_response, ws.handshake_response(accept))
-    if hijacked is None:
-        engine.logger.warning("this WSGI server does not expose the raw socket: no WebSocket")
-        return error_response(
-            ErrorCode.BAD_REQUEST, detail="WebSocket is not supported by this WSGI server"
-        )
-    return hijacked
+class ReaderHandover:
+    """Threading mode: keeps a client's reading going while a handler holds its reader.
 
+    A handler run inline on a WebSocket reader thread registers the connection
+    as busy; a sweep in the engine's timer task hands the reading of every
+    connection busy for :data:`HANDOVER_AFTER` to a new thread, and re-arms
+    while any connection is busy.
+    """
 
-def handle_open(
-    engine: EngineServer,
-    environ: dict[str, Any],
-    start_response: StartResponse,
-    cors: list[tuple[str, str]],
-) -> Response | Iterable[bytes]:
-    """A WebSocket-only client: the first frame is the OPEN packet."""
-    accept = _accept(engine, environ, cors)
-    if isinstance(accept, Response):
-        return accept
-    session = engine.create_session("websocket", environ)
-    if session is None:
-        return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
-    hijacked = _take_socket(engine, environ, start_response, accept)
-    if isinstance(hijacked, Response):
-        engine.close_session(session, "transport error", send_close_packet=False)
-        return hijacked
-    conn = WebSocketConnection(engine, hijacked)
-    conn.send_direct([engine.handshake_packet(session.sid, "websocket")])
-    conn.attach(session)
-    conn.read_loop(session)
-    return conn.finish(session)
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._busy: dict[WebSocketConnection, None] = {}
+        self._sweeping = False
+        self._lock = host.driver.lock()
+        #: the connection whose handler this OS thread runs inline, if any
+        self._local = threading.local()
 
+    def current(self) -> WebSocketConnection | None:
+        """The connection whose reader this thread is, while it runs a handler inline."""
+        conn: WebSocketConnection | None = getattr(self._local, "conn", None)
+        return conn
 
-def handle_upgrade(
-    engine: EngineServer,
-    session: EngineSession,
-    environ: dict[str, Any],
-    start_response: StartResponse,
-    cors: list[tuple[str, str]],
-) -> Response | Iterable[bytes]:
-    """Upgrade a polling session: ``2probe`` / ``3probe`` / ``5``."""
-    if (
-        session.transport != "polling"
-        or session.state is not State.OPEN
-        or not engine.options.allow_upgrades
-    ):
-        response = error_response(ErrorCode.BAD_REQUEST, detail="upgrade not possible now")
-        response.headers.extend(cors)
-        return response
-    accept = _accept(engine, environ, cors)
-    if isinstance(accept, Response):
-        return accept
-    with session.lock:
-        if session.state is not State.OPEN:
-            return error_response(ErrorCode.BAD_REQUEST, detail="upgrade already in progress")
-        session.state = State.UPGRADING
-    hijacked = _take_socket(engine, environ, start_response, accept)
-    if isinstance(hijacked, Response):
-        session.state = State.OPEN
-        return hijacked
-    conn = WebSocketConnection(engine, hijacked)
-    session.upgrade_timer = engine.scheduler.call_later(engine.options.upgrade_timeout, conn.abort)
-    if conn.probe(session):
-        conn.read_loop(session)
-        return conn.finish(session)
-    with session.lock:
-        if session.state is State.UPGRADING:
-            session.state = State.OPEN
-    conn.close_socket()
-    return hijacked.finish()
+    def set_current(self, conn: WebSocketConnection | None) -> WebSocketConnection | None:
+        """Make ``conn`` this thread's inline connection; returns the previous one."""
+        previous = self.current()
+        self._local.conn = conn
+        return previous
 
+    def release_reader(self) -> None:
+        """Hand the reading over now if this thread runs a handler inline."""
+        conn = self.current()
+        if conn is not None:
+            conn.hand_over(force=True)
 
-_IDLE, _DIRECT, _WRITER = 0, 1, 2
+    def busy(self, conn: WebSocketConnection) -> None:
+        """``conn``'s reader started a handler (caller holds its session lock)."""
+        self._busy[conn] = None
+
+    def idle(self, conn: WebSocketConnection) -> None:
+        """``conn``'s reader is no longer busy (caller holds its session lock)."""
+        self._busy.pop(conn, None)
+
+    def watch(self) -> None:
+        """Make sure a sweep runs while a connection is busy."""
+        if self._sweeping:
+            return
+        with self._lock:
+            if self._sweeping:
+                return
+            self._sweeping = True
+        self.host.call_later(HANDOVER_AFTER, self._sweep)
+
+    def _sweep(self) -> None:
+        for conn in list(self._busy):
+            conn.hand_over(force=False)
+        with self._lock:
+            again = bool(self._busy)
+            self._sweeping = again
+        if again:
+            self.host.call_later(HANDOVER_AFTER, self._sweep)
+        elif self._busy:  # one came in while stopping, and saw the sweep still on
+            self.watch()
 
 
 class WebSocketConnection:
@@ -158,22 +224,43 @@ class WebSocketConnection:
     send when nobody else is writing (no context switch per message). Only when
     the kernel buffer is full does a writer task get spawned, to finish the
     leftover with blocking sends and drain what piles up meanwhile. Exactly one
-    party writes at a time (``session.write_state``), so frames never interleave.
+    party writes at a time (``_write_state``, changed under the session's lock),
+    so frames never interleave.
     """
 
+    name = "websocket"
     __slots__ = (
-        "engine", "hijacked", "sock", "parser", "session", "writer", "_pending", "_closed",
-        "_closing", "_leftover", "_control", "_fast", "_stream", "_raw",
-        "_reader_id", "_busy_since", "_ended",
-    )  # fmt: skip
+        "host",
+        "hijacked",
+        "sock",
+        "parser",
+        "session",
+        "writer",
+        "_write_state",
+        "_pending",
+        "_closed",
+        "_closing",
+        "_leftover",
+        "_control",
+        "_fast",
+        "_stream",
+        "_raw",
+        "_handover",
+        "_reader_id",
+        "_busy_since",
+        "_ended",
+    )
 
-    def __init__(self, engine: EngineServer, hijacked: Hijacked) -> None:
-        self.engine = engine
+    def __init__(
+        self, host: Host, hijacked: Hijacked, handover: ReaderHandover | None = None
+    ) -> None:
+        self.host = host
         self.hijacked = hijacked
         self.sock: socket.socket = hijacked.sock
-        self.parser = ws.FrameParser(engine.options.max_http_buffer_size)
+        self.parser = ws.FrameParser(host.options.max_http_buffer_size)
         self.session: EngineSession | None = None
-        self.writer: Any = None
+        self.writer: Task | None = None
+        self._write_state = _IDLE
         self._pending = [hijacked.buffered] if hijacked.buffered else []
         self._closed = False
         self._closing = False
@@ -181,12 +268,13 @@ class WebSocketConnection:
         self._control: list[bytes] = []
         # TLS sockets must go through their own send(); no raw non-blocking path
         self._fast = not hasattr(self.sock, "cipher")
-        self._raw = engine.driver.raw_socket(self.sock)
+        self._raw = host.driver.raw_socket(self.sock)
         # inline handlers (threading mode): the OS thread that reads now, since
         # when it runs a handler (0: it does not), set once the reading moved
+        self._handover = handover
         self._reader_id: int | None = None
         self._busy_since = 0.0
-        self._ended: Any = None
+        self._ended: Event | None = None
         # one frame per message: do not let Nagle hold a small frame back waiting
         # for the peer's delayed ACK (what Node does for its WebSockets too)
         with contextlib.suppress(OSError, AttributeError):
@@ -195,31 +283,111 @@ class WebSocketConnection:
         # recv() as the upgrade's "5" must reach read_loop()
         self._stream = self._events()
 
+    # ---------------------------------------------------------------- Connection
+
+    def write(self, out: Outgoing) -> bool:
+        """The fast path of a send: when nobody is writing and nothing is queued,
+        become the writer and write ``out`` now, without queuing it.
+
+        :returns: False when the caller must queue it instead (someone is
+            writing, something is queued, or the session is not open).
+        """
+        session = self.session
+        if session is None:
+            return False
+        with session.lock:
+            if self._write_state != _IDLE or session.outbox or self._control or session.closed:
+                return False
+            self._write_state = _DIRECT
+        self._flush_direct(session, out.frames())
+        return True
+
+    def writable(self) -> bool:
+        return self._write_state == _IDLE
+
+    def kick(self) -> None:
+        """Something was queued: write it now unless another party is writing."""
+        session = self.session
+        if session is None:
+            return
+        with session.lock:
+            if self._write_state != _IDLE:
+                return
+            data = self._take(session)
+            if not data and not self._closing:
+                return
+            self._write_state = _DIRECT
+        self._flush_direct(session, data)
+
+    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Run ``fn(*args)`` here when this thread is the connection's reader.
+
+        Saves the handoff to a pooled thread (threading mode). If ``fn`` blocks,
+        :meth:`hand_over` moves the reading to a new thread, so the client's
+        other packets (acks a ``call()`` waits for, pongs) are still read.
+
+        :returns: False when the caller is not the reader (run it elsewhere).
+        """
+        handover = self._handover
+        me = threading.get_ident()
+        if handover is None or self._reader_id != me:
+            return False
+        session = self.session
+        assert session is not None
+        with session.lock:
+            self._busy_since = time.monotonic()
+            handover.busy(self)
+        handover.watch()
+        previous = handover.set_current(self)
+        try:
+            fn(*args)
+        finally:
+            handover.set_current(previous)
+            with session.lock:
+                if self._reader_id == me:
+                    self._busy_since = 0.0
+                    handover.idle(self)
+        return True
+
+    def session_closed(self, send_close_packet: bool) -> None:
+        """Flush what is queued, then the close frame, and shut the socket down."""
+        self._closing = True
+        self.host.call_later(_ABORT_GRACE, self.abort)
+        self.kick()
+
     # ---------------------------------------------------------------- writing
 
-    def send_direct(self, items: list[Wire]) -> bool:
-        """Write frames with a blocking send before the connection is attached
-        (handshake and probe replies: nobody else writes yet)."""
+    def send_direct(self, text: str) -> bool:
+        """Write a text frame with a blocking send before the connection is
+        attached (handshake and probe replies: nobody else writes yet)."""
+        return self.send_direct_bytes(ws.encode_text(text))
+
+    def send_direct_bytes(self, data: bytes) -> bool:
+        """Blocking write of raw frame bytes (before attach only)."""
         try:
-            self.sock.sendall(b"".join(map(_frame, items)))
+            self.sock.sendall(data)
             return True
         except OSError:
             self._closed = True
             return False
 
-    def attach(self, session: EngineSession) -> None:
-        """Make this connection the session's transport and flush what is queued."""
-        self.session = session
-        session.extra = self  # before ws_attached: senders check that flag, then use extra
+    def attach(self, session: EngineSession) -> bool:
+        """Make this connection the session's transport and flush what is queued.
+
+        :returns: False when the session closed meanwhile.
+        """
         with session.lock:
+            if session.closed:
+                return False
+            session.apply(Transition.FINISH_UPGRADE)  # a no-op for WebSocket-only sessions
             session.transport = "websocket"
-            session.ws_attached = True
-            if session.state is State.UPGRADING:
-                session.state = State.OPEN
+            self.session = session
+            session.connection = self
         self.kick()
+        return True
 
     def send_control(self, frame: bytes) -> None:
-        """Queue a control frame (pong) ahead of the next data frames."""
+        """Queue a control frame (pong, close) ahead of the next data frames."""
         session = self.session
         if session is None:
             self.send_direct_bytes(frame)
@@ -228,63 +396,21 @@ class WebSocketConnection:
             self._control.append(frame)
         self.kick()
 
-    def send_direct_bytes(self, data: bytes) -> None:
-        """Blocking write of raw frame bytes (before attach only)."""
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            self._closed = True
-
-    def write(self, items: Sequence[Wire]) -> bool:
-        """The fast path of a send: when nobody is writing and nothing is queued,
-        become the writer and write ``items`` now, without queuing them.
-
-        :returns: False when the caller must queue them instead (someone is
-            writing, something is queued, or the session is not open).
-        """
-        session = self.session
-        if session is None:
-            return False
-        with session.lock:
-            if (
-                session.write_state != _IDLE
-                or session.outbox
-                or self._control
-                or session.state is not State.OPEN
-            ):
-                return False
-            session.write_state = _DIRECT
-        data = _frame(items[0]) if len(items) == 1 else b"".join(map(_frame, items))
-        self._flush_direct(session, data)
-        return True
-
-    def kick(self) -> None:
-        """Something was queued: write it now unless another party is writing."""
-        session = self.session
-        if session is None:
-            return
-        with session.lock:
-            if session.write_state != _IDLE:
-                return
-            data = self._take(session)
-            if not data and not self._closing:
-                return
-            session.write_state = _DIRECT
-        self._flush_direct(session, data)
-
     def _take(self, session: EngineSession) -> bytes:
         """Frame and take everything queued; caller holds ``session.lock``."""
-        items = session.outbox
         control = self._control
-        if not items and not control:
-            return b""
-        session.outbox = []
-        session.pending_bytes = 0
-        self._control = []
-        return b"".join(control) + b"".join(map(_frame, items))
+        items = session.take()
+        if not control:
+            if not items:
+                return b""
+            if len(items) == 1:
+                return items[0].frames()
+        else:
+            self._control = []
+        return b"".join(control) + b"".join(out.frames() for out in items)
 
     def _flush_direct(self, session: EngineSession, data: bytes) -> None:
-        """As the writer (``write_state`` DIRECT): write ``data`` and whatever gets
+        """As the writer (``_write_state`` DIRECT): write ``data`` and whatever gets
         queued meanwhile without blocking; hand over to a writer task when the kernel
         buffer is full. Going back to IDLE happens under the lock together with the
         check that nothing is queued, so nothing can be stranded."""
@@ -293,19 +419,19 @@ class WebSocketConnection:
                 sent = self._try_send(data)
                 if sent < 0:
                     with session.lock:
-                        session.write_state = _IDLE
+                        self._write_state = _IDLE
                     self._broken(session)
                     return
                 if sent < len(data):
                     with session.lock:
                         self._leftover = data[sent:]
-                        session.write_state = _WRITER
-                    self.writer = self.engine.driver.spawn(self._write_loop, session)
+                        self._write_state = _WRITER
+                    self.writer = self.host.driver.spawn(self._write_loop, session)
                     return
             with session.lock:
                 data = self._take(session)
                 if not data:
-                    session.write_state = _IDLE
+                    self._write_state = _IDLE
                     break
         if self._closing:
             self._close_now()
@@ -317,9 +443,7 @@ class WebSocketConnection:
         if not self._fast:
             return 0
         try:
-            return self._raw.send(data, socket.MSG_DONTWAIT)  # type: ignore[no-any-return]
-        except (BlockingIOError, InterruptedError):
-            return 0
+            return _nonblocking_send(self._raw, data)
         except OSError:
             return -1
 
@@ -333,32 +457,32 @@ class WebSocketConnection:
                 with session.lock:
                     self._leftover = self._take(session)
                     if not self._leftover:
-                        session.write_state = _IDLE
+                        self._write_state = _IDLE
                         break
         except OSError:
             with session.lock:
-                session.write_state = _IDLE
+                self._write_state = _IDLE
             self._broken(session)
             return
         except Exception:
-            self.engine.logger.exception("WebSocket writer of %s failed", session.sid)
+            self.host.logger.exception("WebSocket writer of %s failed", session.sid)
         if self._closing:
             self._close_now()
 
     def _broken(self, session: EngineSession) -> None:
         self._closed = True
-        self.engine.close_session(session, "transport error", send_close_packet=False)
+        self.host.close_session(session, DisconnectReason.TRANSPORT_ERROR, send_close_packet=False)
         self.close_socket()
 
     # ---------------------------------------------------------------- reading
 
-    def _events(self) -> Iterable[Any]:
+    def _events(self) -> Iterator[ws.Event]:
         """Yield parsed frames until the peer closes or the socket fails."""
         recv = self.sock.recv
         # after a short read the socket is most likely drained: park until it is
         # readable, rather than a recv() the green library sees fail with EAGAIN
         # (not under TLS: decrypted bytes can wait in the TLS object, not the socket)
-        wait = self.engine.driver.readable_waiter(self.sock) if self._fast else None
+        wait = self.host.driver.readable_waiter(self.sock) if self._fast else None
         drained = False
         while True:
             if self._pending:
@@ -377,8 +501,9 @@ class WebSocketConnection:
             yield from self.parser.feed(data)
 
     def probe(self, session: EngineSession) -> bool:
-        """Run the upgrade handshake; True once the client sent ``5``."""
-        probed = False
+        """Run the upgrade handshake; True once the client sent ``5`` and this
+        connection carries the session."""
+        probe = UpgradeProbe()
         try:
             for event in self._stream:
                 if isinstance(event, ws.Ping):
@@ -386,22 +511,18 @@ class WebSocketConnection:
                     continue
                 if not isinstance(event, ws.TextMessage):
                     return False
-                if event.data == "2probe" and not probed:
-                    probed = True
-                    self.send_direct(["3probe"])
-                    if session.polling_get:
-                        session.push(["6"])
-                elif event.data == "5" and probed:
+                step = probe.receive(event.data)
+                if step is ProbeStep.ANSWER:
+                    self.send_direct(PONG_PROBE)
+                    _pause_polling(session)
+                elif step is ProbeStep.COMPLETE:
                     if session.upgrade_timer is not None:
                         session.upgrade_timer.cancel()
-                    if session.closed:
-                        return False
-                    self.attach(session)
-                    return True
+                    return self.attach(session)
                 else:
                     return False
         except RemoteProtocolError as exc:
-            self.engine.logger.info("session %s: bad frame during upgrade: %s", session.sid, exc)
+            self.host.logger.info("session %s: bad frame during upgrade: %s", session.sid, exc)
         return False
 
     def read_loop(self, session: EngineSession) -> None:
@@ -418,24 +539,23 @@ class WebSocketConnection:
 
     def _read(self, session: EngineSession) -> bool:
         """The reading itself; False when handed over to another thread before the end."""
-        me = _get_ident()
+        me = threading.get_ident()
         self._reader_id = me
-        reason = "transport close"
-        engine = self.engine
-        on_message = engine.handler.on_message  # the hot path: Engine.IO MESSAGE frames
+        reason = DisconnectReason.TRANSPORT_CLOSE
+        host = self.host
+        on_message = host.on_message  # the hot path: Engine.IO MESSAGE frames
         sid = session.sid
         try:
             for event in self._stream:
                 if session.closed:
                     break
-                kind = type(event)
-                if kind is ws.TextMessage:
+                if isinstance(event, ws.TextMessage):
                     data = event.data
-                    if data[:1] == "4":
+                    if data[:1] == MESSAGE_PREFIX:
                         on_message(sid, data[1:])
                     else:
-                        engine.handle_packet(session, decode_wire(data))
-                elif kind is ws.BinaryMessage:
+                        host.handle_packet(session, decode_wire(data))
+                elif isinstance(event, ws.BinaryMessage):
                     on_message(sid, event.data)
                 elif isinstance(event, ws.Ping):
                     self.send_control(ws.encode_pong(event.data))
@@ -444,95 +564,55 @@ class WebSocketConnection:
                 if self._reader_id != me:
                     return False  # a handler ran long here: another thread reads now
         except RemoteProtocolError as exc:
-            self.engine.logger.info("session %s: protocol error: %s", session.sid, exc)
-            close_reason = str(exc).encode("utf-8")[:120].decode("utf-8", "ignore")
-            self.send_control(ws.encode_close(exc.close_code, close_reason))
-            reason = "parse error"
+            host.logger.info("session %s: protocol error: %s", sid, exc)
+            why = str(exc).encode("utf-8")[:_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+            self.send_control(ws.encode_close(exc.close_code, why))
+            reason = DisconnectReason.PARSE_ERROR
         except Exception:
-            self.engine.logger.exception("session %s: reader failed", session.sid)
-            reason = "transport error"
+            host.logger.exception("session %s: reader failed", sid)
+            reason = DisconnectReason.TRANSPORT_ERROR
         with session.lock:
             self._reader_id = None  # nothing runs inline from here on
-        self.engine.close_session(session, reason, send_close_packet=False)
+        host.close_session(session, reason, send_close_packet=False)
         if self._ended is not None:
             self._ended.set()
-        return True
-
-    # ---------------------------------------------------------------- inline handlers
-
-    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-        """Run ``fn(*args)`` here when this thread is the connection's reader.
-
-        Saves the handoff to a pooled thread (threading mode). If ``fn`` blocks,
-        :meth:`hand_over` moves the reading to a new thread, so the client's
-        other packets (acks a ``call()`` waits for, pongs) are still read.
-
-        :returns: False when the caller is not the reader (run it elsewhere).
-        """
-        me = _get_ident()
-        if self._reader_id != me:
-            return False
-        session = self.session
-        assert session is not None
-        engine = self.engine
-        with session.lock:
-            self._busy_since = time.monotonic()
-            engine.busy_readers[self] = None
-        engine.watch_busy_readers()
-        previous = getattr(_inline, "conn", None)
-        _inline.conn = self
-        try:
-            fn(*args)
-        finally:
-            _inline.conn = previous
-            with session.lock:
-                if self._reader_id == me:
-                    self._busy_since = 0.0
-                    engine.busy_readers.pop(self, None)
         return True
 
     def hand_over(self, force: bool) -> None:
         """Start a new reader thread if this connection's reader runs a handler
         (for :data:`HANDOVER_AFTER` seconds already, unless ``force``)."""
         session = self.session
-        if session is None:
+        handover = self._handover
+        if session is None or handover is None:
             return
         with session.lock:
             since = self._busy_since
             if not since or self._reader_id is None:
-                self.engine.busy_readers.pop(self, None)
+                handover.idle(self)
                 return
             if not force and time.monotonic() - since < HANDOVER_AFTER:
                 return
             reader = self._reader_id
             self._busy_since = 0.0
-            self.engine.busy_readers.pop(self, None)
+            handover.idle(self)
             self._reader_id = None  # the busy thread stops reading when its handler returns
             if self._ended is None:
-                self._ended = self.engine.driver.thread_event()
-        self.engine.logger.debug(
-            "session %s: a handler holds its reader; reading moves", session.sid
-        )
+                self._ended = self.host.driver.thread_event()
+        self.host.logger.debug("session %s: a handler holds its reader; reading moves", session.sid)
         try:
-            self.engine.driver.spawn(self._read, session)
+            self.host.driver.spawn(self._read, session)
         except Exception:  # no thread to be had: the busy thread goes on reading afterwards
-            self.engine.logger.exception("session %s: cannot start a reader thread", session.sid)
+            self.host.logger.exception("session %s: cannot start a reader thread", session.sid)
             with session.lock:
                 if self._reader_id is None:
                     self._reader_id = reader
 
     # ---------------------------------------------------------------- closing
 
-    def on_session_closed(self) -> None:
-        """Called by the engine when the session closes: flush, close frame, shut down."""
-        self._closing = True
-        self.engine.scheduler.call_later(_ABORT_GRACE, self.abort)
-        self.kick()
-
     def _close_now(self) -> None:
         if not self._closed and self._fast:
             try:
-                nonblocking_send(self._raw, ws.encode_close(1000))
+                _nonblocking_send(self._raw, ws.encode_close(ws.CloseCode.NORMAL))
             except OSError:
                 pass
         self.close_socket()
@@ -559,15 +639,23 @@ class WebSocketConnection:
         """Wait for whoever writes (a direct flush in another task, or the writer
         task) to finish, so queued frames and the close frame are not cut off,
         then return what the WSGI server expects."""
-        driver = self.engine.driver
+        driver = self.host.driver
         deadline = driver.monotonic() + _ABORT_GRACE
-        while session.write_state != _IDLE and driver.monotonic() < deadline:
+        while self._write_state != _IDLE and driver.monotonic() < deadline:
             if self.writer is not None:
                 self.writer.join(max(deadline - driver.monotonic(), 0.0))
                 break
             driver.sleep(0.005)
         self.close_socket()
+        session.transition(Transition.FINISH)
         return self.hijacked.finish()
 
 
-_ = PacketType  # re-exported names used by type checkers only
+def _pause_polling(session: EngineSession) -> None:
+    """Answer the session's waiting polling GET (if any) with a noop, so the
+    client's polling transport goes quiet before it sends ``5``."""
+    with session.lock:
+        poll = session.connection
+        waiting = poll is not None and poll.writable()
+    if waiting and poll is not None and session.push(NOOP_OUT) is PushResult.QUEUED:
+        poll.kick()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sio_wsgi.config import ServerOptions
+from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.protocol import sio as codec
 from sio_wsgi.protocol.serializers import JSONSerializer, Serializer
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
@@ -129,11 +130,13 @@ class FakeEngine:
 
     # ----------------------------------------------------- the engine API
 
-    def send(self, sid: str, messages: Sequence[str | bytes], volatile: bool = False) -> bool:
+    def send(self, sid: str, out: Outgoing, volatile: bool = False) -> bool:
         with self.cond:
             self.volatile_flags.append(volatile)
             if sid not in self.open or (volatile and not self.writable):
                 return False
+            # the Socket.IO messages, without the Engine.IO MESSAGE type digit
+            messages = [m if isinstance(m, bytes) else m[1:] for m in out.items]
             self.sent.setdefault(sid, []).extend(messages)
             self.cond.notify_all()
         return True

@@ -20,7 +20,7 @@ from sio_wsgi.config import DEFAULTS
 from sio_wsgi.engine.server import EngineServer
 from sio_wsgi.engine.session import EngineSession
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
-from sio_wsgi.transports import polling
+from sio_wsgi.transports.polling import PollingTransport
 
 
 class _Handler:
@@ -52,7 +52,7 @@ def engine() -> Iterator[tuple[EngineServer, _Handler]]:
 
 
 def _session(eng: EngineServer) -> EngineSession:
-    session = eng.create_session("polling", {})
+    session = eng.create_session("polling", {}, PollingTransport(eng).connection())
     assert session is not None
     return session
 
@@ -76,7 +76,7 @@ class _TrickleInput:
 
 def _post(eng: EngineServer, session: EngineSession, stream: Any, length: str) -> Any:
     environ = {"wsgi.input": stream, "CONTENT_LENGTH": length, "CONTENT_TYPE": "text/plain"}
-    return polling.handle_post(eng, session, environ)
+    return PollingTransport(eng).post(session, environ)
 
 
 def test_negative_content_length_does_not_read_past_the_limit(

@@ -19,7 +19,8 @@ import time
 from typing import Any
 
 from sio_wsgi.config import DEFAULTS
-from sio_wsgi.engine.session import EngineSession
+from sio_wsgi.engine.ports import DisconnectReason
+from sio_wsgi.engine.session import EngineSession, State
 from sio_wsgi.protocol import websocket as ws
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
 from sio_wsgi.transports.hijack import Hijacked
@@ -31,23 +32,31 @@ class _Timer:
         pass
 
 
-class _Scheduler:
-    def call_later(self, delay: float, fn: Any, *args: Any) -> _Timer:
-        return _Timer()
+class _Host:
+    """The part of the engine a WebSocket connection calls."""
 
-
-class _Engine:
     def __init__(self) -> None:
         self.options = DEFAULTS
         self.driver = ThreadingDriver()
-        self.scheduler = _Scheduler()
         self.logger = logging.getLogger("test")
         self.closed: list[str] = []
 
-    def close_session(self, session: EngineSession, reason: str, send_close_packet: bool) -> None:
-        if session.mark_closed(reason, send_close_packet):
+    def call_later(self, delay: float, fn: Any, *args: Any) -> _Timer:
+        return _Timer()
+
+    def close_session(
+        self, session: EngineSession, reason: DisconnectReason, send_close_packet: bool
+    ) -> None:
+        if session.close(reason):
             self.closed.append(reason)
-            session.extra.on_session_closed()
+            assert session.connection is not None
+            session.connection.session_closed(send_close_packet)
+
+
+def _open_session(host: _Host) -> EngineSession:
+    session = EngineSession("sid", "websocket", {}, host.driver, 1_000_000)
+    session.state = State.OPEN
+    return session
 
 
 def _read_frames(sock: socket.socket, timeout: float = 3.0) -> list[tuple[int, bytes]]:
@@ -71,17 +80,17 @@ def _read_frames(sock: socket.socket, timeout: float = 3.0) -> list[tuple[int, b
 
 
 def test_finish_waits_for_a_direct_flush_in_another_task() -> None:
-    engine = _Engine()
+    host = _Host()
     server_sock, client_sock = socket.socketpair()
     try:
-        conn = WebSocketConnection(engine, Hijacked(sock=server_sock))  # type: ignore[arg-type]
-        session = EngineSession("sid", "websocket", {}, engine.driver, 1_000_000)
-        conn.attach(session)
+        conn = WebSocketConnection(host, Hijacked(sock=server_sock))  # type: ignore[arg-type]
+        session = _open_session(host)
+        assert conn.attach(session)
         # another task is in the middle of a direct flush
         with session.lock:
-            session.write_state = 1
+            conn._write_state = 1
         conn.send_control(ws.encode_close(1002, "bad frame"))  # queued behind it
-        engine.close_session(session, "parse error", send_close_packet=False)
+        host.close_session(session, DisconnectReason.PARSE_ERROR, send_close_packet=False)
 
         def other_flusher_continues() -> None:
             time.sleep(0.2)
@@ -99,12 +108,12 @@ def test_finish_waits_for_a_direct_flush_in_another_task() -> None:
 
 
 def test_finish_does_not_wait_when_idle() -> None:
-    engine = _Engine()
+    host = _Host()
     server_sock, client_sock = socket.socketpair()
     try:
-        conn = WebSocketConnection(engine, Hijacked(sock=server_sock))  # type: ignore[arg-type]
-        session = EngineSession("sid", "websocket", {}, engine.driver, 1_000_000)
-        conn.attach(session)
+        conn = WebSocketConnection(host, Hijacked(sock=server_sock))  # type: ignore[arg-type]
+        session = _open_session(host)
+        assert conn.attach(session)
         started = time.monotonic()
         conn.finish(session)
         assert time.monotonic() - started < 0.5
@@ -130,7 +139,7 @@ class _EOFSocket:
 
 
 def test_recv_eof_error_ends_the_stream_quietly() -> None:
-    engine = _Engine()
-    conn = WebSocketConnection(engine, Hijacked(sock=_EOFSocket()))  # type: ignore[arg-type]
-    session = EngineSession("sid", "polling", {}, engine.driver, 1_000_000)
+    host = _Host()
+    conn = WebSocketConnection(host, Hijacked(sock=_EOFSocket()))  # type: ignore[arg-type]
+    session = EngineSession("sid", "polling", {}, host.driver, 1_000_000)
     assert conn.probe(session) is False  # no exception out of the upgrade

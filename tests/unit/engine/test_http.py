@@ -20,12 +20,14 @@ from sio_wsgi.engine.http import (
 
 @pytest.mark.parametrize(
     ("code", "status", "message"),
-    [(ErrorCode.UNKNOWN_TRANSPORT, 400, "Transport unknown"),
-     (ErrorCode.UNKNOWN_SID, 400, "Session ID unknown"),
-     (ErrorCode.BAD_HANDSHAKE_METHOD, 400, "Bad handshake method"),
-     (ErrorCode.BAD_REQUEST, 400, "Bad request"),
-     (ErrorCode.FORBIDDEN, 403, "Forbidden"),
-     (ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, 400, "Unsupported protocol version")],
+    [
+        (ErrorCode.UNKNOWN_TRANSPORT, 400, "Transport unknown"),
+        (ErrorCode.UNKNOWN_SID, 400, "Session ID unknown"),
+        (ErrorCode.BAD_HANDSHAKE_METHOD, 400, "Bad handshake method"),
+        (ErrorCode.BAD_REQUEST, 400, "Bad request"),
+        (ErrorCode.FORBIDDEN, 403, "Forbidden"),
+        (ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, 400, "Unsupported protocol version"),
+    ],
 )
 def test_reference_errors(code: ErrorCode, status: int, message: str) -> None:
     response = error_response(code)
@@ -40,18 +42,20 @@ def test_payload_too_large_is_413() -> None:
 
 @pytest.mark.parametrize(
     ("origin", "allowed", "host", "ok"),
-    [(None, None, "a:1", True),
-     ("http://a:1", None, "a:1", True),
-     ("http://evil", None, "a:1", False),
-     ("http://a", None, "a:80", True),
-     ("https://a", None, "a", False),
-     ("null", None, "a", False),
-     ("http://x", "*", "a", True),
-     ("http://x", "http://x", "a", True),
-     ("http://y", "http://x", "a", False),
-     ("http://y", ["http://x", "http://y"], "a", True),
-     ("http://y", lambda o: o.endswith("y"), "a", True),
-     ("http://z", lambda o: o.endswith("y"), "a", False)],
+    [
+        (None, None, "a:1", True),
+        ("http://a:1", None, "a:1", True),
+        ("http://evil", None, "a:1", False),
+        ("http://a", None, "a:80", True),
+        ("https://a", None, "a", False),
+        ("null", None, "a", False),
+        ("http://x", "*", "a", True),
+        ("http://x", "http://x", "a", True),
+        ("http://y", "http://x", "a", False),
+        ("http://y", ["http://x", "http://y"], "a", True),
+        ("http://y", lambda o: o.endswith("y"), "a", True),
+        ("http://z", lambda o: o.endswith("y"), "a", False),
+    ],
 )
 def test_origin_rules(origin: str | None, allowed: object, host: str, ok: bool) -> None:
     assert origin_allowed(origin, allowed, host) is ok
