@@ -3,8 +3,9 @@
 #
 #     bash tests/run.sh [extra pytest arguments]
 #
-# eventlet and gevent monkey-patching is process-wide, so the suite runs as
-# groups, one pytest process each:
+# First the static checks CI runs too (group "lint"): `ruff check` and
+# `mypy` (strict, configured in setup.cfg). Then, as eventlet and gevent
+# monkey-patching is process-wide, the suite runs as groups, one pytest process each:
 #   main      everything not marked eventlet/gevent (servers under test that need
 #             patching run in their own subprocesses anyway)
 #   eventlet  modules marked `pytest.mark.eventlet`, in a process patched by eventlet
@@ -22,7 +23,7 @@ failed=()
 
 install_deps() {
     [ "${SIO_SKIP_INSTALL:-0}" = "1" ] && return 0
-    if ! "$PYTHON" -c "import sio_wsgi, socketio, websocket, requests, pytest, pytest_timeout, hypothesis, flask, gunicorn, eventlet, gevent" 2>/dev/null; then
+    if ! "$PYTHON" -c "import sio_wsgi, socketio, websocket, requests, pytest, pytest_timeout, hypothesis, flask, gunicorn, eventlet, gevent, mypy, ruff" 2>/dev/null; then
         echo "=== installing the test dependencies"
         "$PYTHON" -m pip install -q -e ".[test]" || return 1
     fi
@@ -61,6 +62,9 @@ patched_pytest() {  # a pytest run inside a process monkey-patched by $1
 }
 
 install_deps || { echo "FAILED: installing the test dependencies"; exit 1; }
+
+run_group lint "0" "$PYTHON" -m ruff check sio_wsgi tests bench examples
+run_group types "0" "$PYTHON" -m mypy
 
 run_group main "0" "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "$@"
 

@@ -108,6 +108,12 @@ class Host(Protocol):
     def handle_packet(self, session: EngineSession, packet: Packet) -> None:
         """Act on one packet received from the client of ``session``."""
 
+    def handle_text(self, session: EngineSession, text: str) -> None:
+        """Act on a text packet other than a MESSAGE, still encoded (a WebSocket frame).
+
+        :raises RemoteProtocolError: not a packet the client may send.
+        """
+
     #: ``on_message(sid, data)``: a MESSAGE packet's data, straight to the
     #: handler (the hot path, no engine frame in between)
     on_message: Callable[[str, Wire], None]

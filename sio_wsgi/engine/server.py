@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from ..config import ServerOptions
 from ..exceptions import RemoteProtocolError
-from ..protocol.eio import Packet, PacketType, Wire, encode_packet
+from ..protocol.eio import Packet, PacketType, Wire, decode_text, encode_packet
 from ..runtime.base import Driver
 from ..runtime.scheduler import Scheduler, TimerHandle
 from ..transports.polling import PollingTransport
@@ -344,6 +344,10 @@ class EngineServer:
         if on_packet is None:
             raise RemoteProtocolError(f"unexpected {packet.type.name} packet")
         on_packet(session, packet)
+
+    def handle_text(self, session: EngineSession, text: str) -> None:
+        """:meth:`handle_packet` for one encoded text packet (a WebSocket frame)."""
+        self.handle_packet(session, decode_text(text))
 
     # ------------------------------------------------------------------ internals
 

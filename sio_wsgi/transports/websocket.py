@@ -24,7 +24,7 @@ from ..engine.session import EngineSession, PushResult, Transition
 from ..engine.upgrade import ProbeStep, UpgradeProbe
 from ..exceptions import RemoteProtocolError
 from ..protocol import websocket as ws
-from ..protocol.eio import MESSAGE_PREFIX, PONG_PROBE, decode_wire
+from ..protocol.eio import MESSAGE_PREFIX, PONG_PROBE
 from ..runtime.base import Event, Task
 from .hijack import Hijacked, hijack
 
@@ -554,7 +554,7 @@ class WebSocketConnection:
                     if data[:1] == MESSAGE_PREFIX:
                         on_message(sid, data[1:])
                     else:
-                        host.handle_packet(session, decode_wire(data))
+                        host.handle_text(session, data)
                 elif isinstance(event, ws.BinaryMessage):
                     on_message(sid, event.data)
                 elif isinstance(event, ws.Ping):
