@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport import free_port, in_ci, skip_or_fail
+
+from tests.support import free_port, in_ci, skip_or_fail
 
 __all__ = [
     "ASYNC_MODES",

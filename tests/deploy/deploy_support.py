@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testsupport import free_port
+from tests.support import free_port
 
 __all__ = [
     "DEPLOY_DIR",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from testsupport import free_port, in_ci, skip_or_fail  # noqa: F401 (re-exported)
+from tests.support import free_port, in_ci, skip_or_fail  # noqa: F401 (re-exported)
 
 __all__ = [
     "HERE",

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import BusManager, InMemoryBus
 from sio_fakes import FakeEngine, FakeServer, SioClient, wait_until
 
 from sio_wsgi.exceptions import DisconnectedError, TimeoutError
 from sio_wsgi.managers import messages as bus
 from sio_wsgi.managers.pubsub import BusError
 from sio_wsgi.protocol.sio import Packet, PacketType
+from tests.fakes import BusManager, InMemoryBus
 
 
 class Node:
