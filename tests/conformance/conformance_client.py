@@ -19,8 +19,6 @@ from typing import Any
 
 import websocket
 
-from tests.support import free_port  # noqa: F401 (re-exported)
-
 __all__ = ["Closed", "Http", "Response", "WS", "WSRefused", "json_error"]
 
 #: mocha's default per-test timeout is 2 s; a single wait never exceeds it.
