@@ -39,11 +39,13 @@ __all__ = [
     "ServerSpec",
     "SCENARIOS",
     "SERVERS",
+    "free_port",
     "redis_available",
     "run_multinode",
     "run_scenario",
     "start_server",
     "stop_server",
+    "wait_listening",
     "main",
 ]
 
@@ -237,7 +239,7 @@ def _command(spec: ServerSpec, port: int) -> list[str]:
     return [*cmd, "bench.app:app"]
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
     """Wait until ``port`` answers HTTP.
 
     :param port: the port.
@@ -283,7 +285,7 @@ def start_server(
         proc = subprocess.Popen(
             _command(spec, port), cwd=ROOT, env=env, stdout=err, stderr=err, start_new_session=True
         )
-    if not _wait_listening(port, proc):
+    if not wait_listening(port, proc):
         stop_server(proc)
         raise RuntimeError(f"{spec.name} did not start (see {log})")
     return proc
@@ -957,7 +959,7 @@ def measure_ceiling(duration: float) -> dict[str, Any]:
     )
     out: dict[str, Any] = {}
     try:
-        if not _wait_listening(port, proc):
+        if not wait_listening(port, proc):
             return {"error": "trivial server did not start"}
         url = f"http://127.0.0.1:{port}"
         for sc in (
@@ -1086,7 +1088,8 @@ NOTES = [
     "is trigger to the last delivery on either node. Server CPU per delivery is summed over both "
     "nodes' process trees (the redis-server's own CPU is not counted). The Node server has no "
     "Redis adapter installed here, so its cell is empty.",
-    "Messages crossing nodes per second and broker recovery: bench/multinode_throughput.py.",
+    "Messages crossing nodes per second and broker recovery: "
+    "`python -m tests.multinode.throughput` (tests/multinode/throughput.py).",
 ]
 
 

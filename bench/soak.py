@@ -2,14 +2,14 @@
 
 Not part of the test suite (it takes minutes)::
 
-    python bench/soak.py                          # 5 minutes, gunicorn -k gevent
-    python bench/soak.py --worker eventlet --duration 600 --concurrency 800
+    python -m bench.soak                          # 5 minutes, gunicorn -k gevent
+    python -m bench.soak --worker eventlet --duration 600 --concurrency 800
 
 What it does:
 
 1. starts ``gunicorn -w 1`` with a green-thread worker (``-k gevent``, or
    ``-k sio_wsgi.gunicorn.EventletWorker`` with ``--worker eventlet``) serving
-   the app defined in this file (``bench/soak.py:app``, loaded by gunicorn)
+   the app defined in this file (``bench.soak:app``, loaded by gunicorn)
    on 127.0.0.1 and a free port;
 2. runs a node script (the official ``socket.io-client`` from
    ``tests/js/node_modules``) that keeps ``--concurrency`` clients connected at
@@ -38,8 +38,6 @@ import contextlib
 import gc
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +46,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from bench.run import free_port, stop_server, wait_listening
 
 __all__ = ["app", "build_app", "main"]
 
@@ -75,8 +75,6 @@ def build_app() -> Any:
 
     :returns: the WSGI app.
     """
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import sio_wsgi
 
     sio = sio_wsgi.Server(async_mode=os.environ.get("SOAK_ASYNC") or None)
@@ -216,26 +214,6 @@ async function lane() { while (Date.now() < stopAt) await runRoom(); }
 # --------------------------------------------------------------------------- orchestration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _kill(proc: subprocess.Popen[Any] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
 class Sampler:
     """Polls ``/_soak/stats`` every second; keeps the peak RSS.
 
@@ -295,32 +273,20 @@ def _start_gunicorn(args: argparse.Namespace, port: int, log: Any) -> subprocess
         str(args.concurrency * 2 + 100),
         "-b",
         f"127.0.0.1:{port}",
-        "--chdir",
-        str(HERE),
         "--timeout",
         "60",
         "--log-level",
         "warning",
-        "soak:app",
+        "bench.soak:app",
     ]
     env = dict(
         os.environ,
         SOAK_ASYNC=args.worker,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     )
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
-
-
-def _wait_ready(sampler: Sampler, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("gunicorn exited at start")
-        with contextlib.suppress(OSError, ValueError):
-            sampler.get()
-            return
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer in 30 s")
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT), start_new_session=True
+    )
 
 
 def _run_clients(
@@ -344,14 +310,14 @@ def _run_clients(
         stderr=None if args.verbose else subprocess.DEVNULL,
         env=env,
         text=True,
+        start_new_session=True,
     )
     try:
         out, _ = proc.communicate(timeout=duration + 120)
     except subprocess.TimeoutExpired:
-        _kill(proc)
         raise RuntimeError("node clients did not finish") from None
     finally:
-        _kill(proc)
+        stop_server(proc)
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if not lines:
         raise RuntimeError("node clients printed nothing")
@@ -404,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if not CLIENT_MODULE.is_dir():
         sys.stderr.write(f"missing {CLIENT_MODULE}: run `cd tests/js && npm ci`\n")
         return 2
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -413,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             proc = _start_gunicorn(args, port, log)
         sampler = Sampler(url)
         try:
-            _wait_ready(sampler, proc)
+            if not wait_listening(port, proc, timeout=30):
+                raise RuntimeError("gunicorn did not answer in 30 s (or exited)")
             _run_clients(args, url, 1, args.group, workdir)  # warm-up: one room
             start = _drain(sampler, 30)
             sampler.peak_rss = start["rss"]
@@ -429,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             settled = sampler.get(count_objects=True)
         finally:
             sampler.stop()
-            _kill(proc)
+            stop_server(proc)
         tail = log_path.read_text(errors="replace")[-3000:]
     lost = result["lost_lines"] + result["lost_acks"]
     leaked = end["sessions"] + end["clients"]

@@ -1,13 +1,14 @@
-"""Shared pytest fixtures and options.
+"""Shared pytest fixtures and options (helpers that are not fixtures live in tests/support).
 
-End-to-end helpers (used by ``tests/e2e``):
+End-to-end fixtures (used by ``tests/e2e``):
 
 - ``--impl sio_wsgi|socketio`` (or ``SIO_E2E_IMPL``): which server implementation
   ``tests/servers/app.py`` runs; python-socketio is the baseline.
 - ``--e2e-modes threading,eventlet,gevent`` (or ``SIO_E2E_MODES``): async modes to run.
-- :func:`free_port`, the ``live_server`` factory fixture (one subprocess per
-  ``(impl, async_mode, options)``, shared by the whole session, killed by PID at
-  the end) and the ``node_client`` fixture (runs ``tests/js/driver.js``).
+- the ``live_server`` factory fixture (one :class:`LiveServer`, a
+  :class:`tests.support.ServerProcess`, per ``(impl, async_mode, options)``, shared
+  by the whole session, killed by PID at the end) and the ``node_client`` fixture
+  (runs ``tests/js/driver.js``).
 
 Without ``tests/js/node_modules`` the JS tests skip with a reason, except under
 ``CI=true`` where that is a failure. So is a missing ``sio_wsgi`` under CI.
@@ -25,39 +26,23 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport import free_port, in_ci, skip_or_fail
 
-__all__ = [
-    "ASYNC_MODES",
-    "LiveServer",
-    "NodeProcess",
-    "NodeResult",
-    "free_port",
-    "in_ci",
-]
+from tests.support import ASYNC_MODES, ROOT, ServerProcess, skip_or_fail
+
+__all__ = ["LiveServer", "NodeProcess", "NodeResult", "NodeRunner"]
 
 TESTS_DIR = Path(__file__).resolve().parent
-ROOT = TESTS_DIR.parent
 APP = TESTS_DIR / "servers" / "app.py"
 JS_DIR = TESTS_DIR / "js"
-DRIVER = JS_DIR / "driver.js"
-ASYNC_MODES = ("threading", "eventlet", "gevent")
 IMPLS = ("sio_wsgi", "socketio")
-START_TIMEOUT = 15.0
+#: seconds a node driver is given to die after SIGKILL
 STOP_TIMEOUT = 3.0
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------
@@ -117,8 +102,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ---------------------------------------------------------------------------
 
 
-class LiveServer:
-    """One ``tests/servers/app.py`` subprocess on 127.0.0.1.
+class LiveServer(ServerProcess):
+    """One ``tests/servers/app.py`` subprocess on 127.0.0.1 (a :class:`ServerProcess`).
 
     :param impl: 'sio_wsgi' or 'socketio'.
     :param async_mode: 'threading', 'eventlet' or 'gevent'.
@@ -137,119 +122,19 @@ class LiveServer:
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
     ) -> None:
+        argv = [
+            sys.executable, str(APP), "--impl", impl, "--async-mode", async_mode,
+            "--port", "{port}", "--ping-interval", str(ping_interval),
+            "--ping-timeout", str(ping_timeout), "--transports", transports,
+            "--log-level", os.environ.get("SIO_E2E_LOG_LEVEL", "WARNING"),
+        ]  # fmt: skip
+        # three tries: the port may still be held right after a restart
+        super().__init__(argv, log_path, name=f"server {impl}/{async_mode}", attempts=3)
         self.impl = impl
         self.async_mode = async_mode
-        self.log_path = log_path
         self.transports = transports
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def _cmd(self) -> list[str]:
-        return [
-            sys.executable,
-            str(APP),
-            "--impl",
-            self.impl,
-            "--async-mode",
-            self.async_mode,
-            "--port",
-            str(self.port),
-            "--ping-interval",
-            str(self.ping_interval),
-            "--ping-timeout",
-            str(self.ping_timeout),
-            "--transports",
-            self.transports,
-            "--log-level",
-            os.environ.get("SIO_E2E_LOG_LEVEL", "WARNING"),
-        ]
-
-    def start(self, attempts: int = 3) -> None:
-        """Start the process and wait until ``GET /health`` answers.
-
-        :param attempts: tries (the port may still be held right after a restart).
-        :raises RuntimeError: when the server never answers.
-        """
-        last = ""
-        for _ in range(attempts):
-            env = dict(
-                os.environ,
-                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            )
-            with open(self.log_path, "ab") as log:
-                stamp = time.strftime("%H:%M:%S")
-                log.write(f"\n=== {stamp} start {' '.join(self._cmd())}\n".encode())
-                self.proc = subprocess.Popen(
-                    self._cmd(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    cwd=str(ROOT),
-                )
-            if self._wait_ready():
-                return
-            last = self.log_tail()
-            self.stop()
-            time.sleep(0.3)
-        raise RuntimeError(f"server {self.impl}/{self.async_mode} did not start:\n{last}")
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        return True
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        """Kill the process by PID (SIGTERM, then SIGKILL) and reap it."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(STOP_TIMEOUT)
-
-    def restart(self) -> None:
-        """Stop, then start again on the same port."""
-        self.stop()
-        self.start()
-
-    def alive(self) -> bool:
-        """:returns: True while the process runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, n: int = 60) -> str:
-        """Return the last lines of the server log.
-
-        :param n: number of lines.
-        :returns: the text.
-        """
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
 
     def get_json(self, path: str) -> Any:
         """GET ``path`` and decode the JSON body.

@@ -12,6 +12,16 @@
 #   gevent    modules marked `pytest.mark.gevent`, in a process patched by gevent
 # The exit status is non-zero if any group failed.
 #
+# Layout: tests/ and every test folder are Python packages (so test modules may
+# share a basename: tests.unit.transports.test_websocket, tests.hostile.test_websocket),
+# and setup.cfg's pytest `pythonpath = .` puts the checkout's root first on sys.path.
+# Folders by kind: unit, integration, e2e, conformance, hostile, multinode, deploy,
+# examples, fuzz, bench (smoke runs of bench/). What every folder shares --
+# HOST, free_port, in_ci/skip_or_fail, wait_until, ServerProcess (a server command
+# on a free port, ready once its health URL or port answers, stopped by PID) -- is in
+# tests/support (`from tests.support import ...`); fixtures are in the conftest.py
+# files, folder-specific helpers in <folder>/*_support.py.
+#
 # Missing test dependencies are installed first (`pip install -e ".[test]"`, and
 # `npm ci` for each tests/*/package.json without node_modules); set
 # SIO_SKIP_INSTALL=1 to skip that step.

@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 import websocket
-from testsupport import free_port  # noqa: F401 (re-exported)
 
 __all__ = ["Closed", "Http", "Response", "WS", "WSRefused", "json_error"]
 

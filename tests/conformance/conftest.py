@@ -1,7 +1,8 @@
 """Fixtures of the protocol conformance suite.
 
-One live server process (``tests/servers/conformance_app.py``) per module and
-async mode, killed by PID at the end of the module.
+One live server process (``tests/servers/conformance_app.py``, a
+:class:`tests.support.ServerProcess`) per module and async mode, killed by PID at
+the end of the module.
 
 * ``CONFORMANCE_IMPL``: ``sio_wsgi`` (default) or ``socketio`` (the
   python-socketio baseline); when unset, the ``--impl`` option of
@@ -15,29 +16,25 @@ the implementation under test is ``socketio``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conformance_client import WS, Http, free_port
 
-__all__ = ["LiveServer"]
+from tests.conformance.conformance_client import WS, Http
+from tests.support import ASYNC_MODES, ROOT, ServerProcess, skip_or_fail
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ConformanceServer"]
+
 APP = ROOT / "tests" / "servers" / "conformance_app.py"
-ALL_MODES = ("threading", "eventlet", "gevent")
 HERE = Path(__file__).resolve().parent
 MODES = tuple(
-    m.strip() for m in os.environ.get("CONFORMANCE_MODES", ",".join(ALL_MODES)).split(",") if m
+    m.strip() for m in os.environ.get("CONFORMANCE_MODES", ",".join(ASYNC_MODES)).split(",") if m
 )
-STARTUP_TIMEOUT = 15.0
 SIO_WSGI_PROBE = "import sio_wsgi.engineio, sio_wsgi; sio_wsgi.Server; sio_wsgi.WSGIApp"
 
 
@@ -88,15 +85,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xfail(reason=f"baseline: {reason}", strict=False))
 
 
-@dataclasses.dataclass
-class LiveServer:
-    """A running conformance app."""
+class ConformanceServer(ServerProcess):
+    """The conformance app of one implementation and async mode (a :class:`ServerProcess`,
+    ready once its port accepts connections).
 
-    impl: str
-    mode: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
+    :param impl: ``sio_wsgi`` or ``socketio``.
+    :param mode: the async mode.
+    :param log_path: file receiving its output.
+    """
+
+    def __init__(self, impl: str, mode: str, log_path: Path) -> None:
+        argv = [sys.executable, str(APP), "--impl", impl, "--async-mode", mode, "--port", "{port}"]
+        super().__init__(
+            argv,
+            log_path,
+            health=None,
+            env={"PYTHONWARNINGS": "ignore"},
+            name=f"conformance app ({impl}/{mode})",
+        )
+        self.impl = impl
+        self.mode = mode
 
     @property
     def http(self) -> Http:
@@ -142,40 +150,7 @@ def impl_available(impl: str) -> None:
     if impl == "sio_wsgi":
         error = _probe_sio_wsgi()
         if error is not None:
-            reason = f"sio_wsgi not importable: {error}"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(reason)
-            pytest.skip(reason)
-
-
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """Block until ``port`` accepts connections (bounded).
-
-    :param proc: the server process.
-    :param port: its port.
-    :param log: its log file (shown on failure).
-    """
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"conformance app exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    _kill(proc)
-    pytest.fail(f"conformance app did not listen within {STARTUP_TIMEOUT}s:\n{log.read_text()}")
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the server process by PID and reap it.
-
-    :param proc: the server process.
-    """
-    if proc.poll() is None:
-        os.kill(proc.pid, 9)
-    proc.wait(timeout=10)
+            skip_or_fail(f"sio_wsgi not importable: {error}")
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -184,7 +159,7 @@ def server(
     impl: str,
     impl_available: None,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveServer]:
+) -> Iterator[ConformanceServer]:
     """Start the conformance app for one async mode.
 
     :param request: gives the async mode.
@@ -194,29 +169,13 @@ def server(
     :returns: the running server.
     """
     mode: str = request.param
-    port = free_port()
     log = tmp_path_factory.mktemp(f"conformance-{impl}-{mode}") / "server.log"
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    env["PYTHONWARNINGS"] = "ignore"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(APP), "--impl", impl, "--async-mode", mode, "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_listening(proc, port, log)
-        yield LiveServer(impl, mode, port, proc, log)
-    finally:
-        _kill(proc)
+    with ConformanceServer(impl, mode, log) as server:
+        yield server
 
 
 @pytest.fixture
-def http(server: LiveServer) -> Http:
+def http(server: ConformanceServer) -> Http:
     """HTTP helper for the current server.
 
     :param server: the live server.
@@ -226,7 +185,7 @@ def http(server: LiveServer) -> Http:
 
 
 @pytest.fixture
-def ws_factory(server: LiveServer) -> Iterator[Callable[..., WS]]:
+def ws_factory(server: ConformanceServer) -> Iterator[Callable[..., WS]]:
     """Open WebSockets to the current server; all are closed after the test.
 
     :param server: the live server.
@@ -253,5 +212,5 @@ def _fail_if_server_died(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "server" in request.fixturenames:
         live: Any = request.getfixturevalue("server")
-        if live.proc.poll() is not None:
-            pytest.fail(f"server process died:\n{live.log.read_text()[-4000:]}")
+        if not live.alive():
+            pytest.fail(f"server process died:\n{live.log_text()[-4000:]}")

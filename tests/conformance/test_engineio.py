@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conformance_client import WS, Http, WSRefused, json_error
+
+from tests.conformance.conformance_client import WS, Http, WSRefused, json_error
 
 __all__: list[str] = []
 

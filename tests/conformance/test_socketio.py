@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conformance_client import WS, Closed, Http, WSRefused
+
+from tests.conformance.conformance_client import WS, Closed, Http, WSRefused
 
 __all__: list[str] = []
 

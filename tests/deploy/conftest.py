@@ -16,6 +16,6 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, Any]:
     report = yield
     server: Any = getattr(item, "funcargs", {}).get("server")
-    if report.failed and server is not None and hasattr(server, "log"):
-        report.sections.append((f"{server.kind} server log", server.log()[-_LOG_TAIL:]))
+    if report.failed and server is not None and hasattr(server, "log_text"):
+        report.sections.append((f"{server.kind} server log", server.log_text()[-_LOG_TAIL:]))
     return report

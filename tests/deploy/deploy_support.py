@@ -9,32 +9,24 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from testsupport import free_port
+from tests.support import HOST, ServerProcess
 
 __all__ = [
     "DEPLOY_DIR",
-    "ROOT",
     "SERVER_KINDS",
-    "ServerProcess",
-    "free_port",
+    "DeployServer",
     "recv_until",
     "running_server",
     "ERROR_PATTERN",
 ]
 
 DEPLOY_DIR = Path(__file__).resolve().parent
-ROOT = DEPLOY_DIR.parent.parent
-HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 8.0
 
@@ -69,163 +61,76 @@ def _gunicorn_extra() -> list[str]:
     return ["--no-control-socket"] if "control_socket_disable" in settings else []
 
 
-def _command(kind: str, port: int, app: str, extra_args: list[str]) -> list[str]:
+def _command(kind: str, app: str, extra_args: list[str]) -> list[str]:
     if kind in _GUNICORN_WORKERS:
         return [
             sys.executable, "-m", "gunicorn",
-            "-b", f"{HOST}:{port}", "-w", "1",
+            "-b", f"{HOST}:{{port}}", "-w", "1",
             *_GUNICORN_WORKERS[kind],
             "--graceful-timeout", "3", "--timeout", "60", "--keep-alive", "5",
             "--log-level", "info", "--access-logfile", "-", *_gunicorn_extra(),
             "--pythonpath", str(DEPLOY_DIR), *extra_args, app,
         ]  # fmt: skip
-    return [sys.executable, str(DEPLOY_DIR / "run_server.py"), kind, str(port), app, *extra_args]
+    return [sys.executable, str(DEPLOY_DIR / "run_server.py"), kind, "{port}", app, *extra_args]
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc), for gunicorn's workers."""
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(x) for x in f.read().split())
-    return found
+class DeployServer(ServerProcess):
+    """A WSGI server of one kind serving an app of tests/deploy (a :class:`ServerProcess`,
+    ready once its port accepts connections; gunicorn workers are stopped with it).
 
+    :param kind: one of :data:`SERVER_KINDS`.
+    :param app: the application spec (``module:attr`` under tests/deploy).
+    :param log_path: file receiving its output.
+    :param env: extra environment variables.
+    :param extra_args: extra command-line arguments (gunicorn options).
+    """
 
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
-        return f.read().split()[2] != "Z"
-    return True
-
-
-@dataclass
-class ServerProcess:
-    """One server subprocess and its log."""
-
-    kind: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    workers: list[int] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{HOST}:{self.port}"
-
-    def log(self) -> str:
-        """The server output so far.
-
-        :returns: stdout and stderr, interleaved.
-        """
-        return self.log_path.read_text(errors="replace")
+    def __init__(
+        self,
+        kind: str,
+        app: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        super().__init__(
+            _command(kind, app, list(extra_args or ())),
+            log_path,
+            health=None,
+            cwd=DEPLOY_DIR,
+            env={"PYTHONUNBUFFERED": "1", **(env or {})},
+            pythonpath=[DEPLOY_DIR],
+            name=kind,
+            start_timeout=START_TIMEOUT,
+            stop_timeout=STOP_TIMEOUT,
+        )
+        self.kind = kind
 
     def errors(self) -> list[str]:
         """Lines of the log that report a server-side failure.
 
         :returns: the offending lines.
         """
-        return [line for line in self.log().splitlines() if ERROR_PATTERN.search(line)]
-
-    def wait_ready(self) -> None:
-        """Wait until the port accepts connections (bounded).
-
-        :raises RuntimeError: if the server exits or does not listen in time.
-        """
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited early:\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
-                self.workers = _children(self.proc.pid)
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} did not listen within {START_TIMEOUT}s:\n{self.log()}")
-
-    def stop(self) -> int | None:
-        """SIGTERM the server (and its workers), SIGKILL what is left.
-
-        :returns: the exit status, or None if it had to be killed.
-        """
-        pids = [self.proc.pid, *self.workers, *_children(self.proc.pid)]
-        _kill(self.proc.pid, signal.SIGTERM)
-        try:
-            code: int | None = self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(STOP_TIMEOUT)
-            code = None
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for pid in pids[1:]:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                _kill(pid, signal.SIGKILL)
-        return code
-
-
-def start_server(
-    kind: str, app: str, env: dict[str, str] | None = None, extra_args: list[str] | None = None
-) -> ServerProcess:
-    """Start ``app`` (``module:attr`` under tests/deploy) with server ``kind``.
-
-    :param kind: one of :data:`SERVER_KINDS`.
-    :param app: the application spec.
-    :param env: extra environment variables.
-    :param extra_args: extra command-line arguments (gunicorn options).
-    :returns: the running, listening server.
-    """
-    port = free_port()
-    fd, name = tempfile.mkstemp(prefix=f"sio-{kind}-", suffix=".log")
-    environ = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), str(DEPLOY_DIR), environ.get("PYTHONPATH", "")) if p
-    )
-    proc = subprocess.Popen(
-        _command(kind, port, app, list(extra_args or ())),
-        stdout=fd,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=str(DEPLOY_DIR),
-        env=environ,
-    )
-    os.close(fd)
-    server = ServerProcess(kind, port, proc, Path(name))
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        with contextlib.suppress(OSError):
-            server.log_path.unlink()
-        raise
-    return server
+        return [line for line in self.log_text().splitlines() if ERROR_PATTERN.search(line)]
 
 
 @contextlib.contextmanager
 def running_server(
     kind: str, app: str, env: dict[str, str] | None = None, extra_args: list[str] | None = None
-) -> Iterator[ServerProcess]:
-    """Context manager around :func:`start_server` that always stops the server.
+) -> Iterator[DeployServer]:
+    """Start ``app`` with server ``kind``; always stop it (and delete its log) afterwards.
 
     :param kind: one of :data:`SERVER_KINDS`.
-    :param app: the application spec.
+    :param app: the application spec (``module:attr`` under tests/deploy).
     :param env: extra environment variables.
     :param extra_args: extra command-line arguments (gunicorn options).
-    :returns: the running server.
+    :returns: the running, listening server.
     """
-    server = start_server(kind, app, env, extra_args)
+    fd, name = tempfile.mkstemp(prefix=f"sio-{kind}-", suffix=".log")
+    os.close(fd)
+    server = DeployServer(kind, app, Path(name), env, extra_args)
     try:
+        server.start()
         yield server
     finally:
         server.stop()

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import requests
 import socketio
-from deploy_support import ServerProcess, running_server
-from sio_app import BODY_TIMEOUT
+
+from tests.deploy.deploy_support import DeployServer, running_server
+from tests.deploy.sio_app import BODY_TIMEOUT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,7 +44,7 @@ WAIT = 10.0
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))
-def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+def server(request: pytest.FixtureRequest) -> Iterator[DeployServer]:
     with running_server(request.param, "sio_app:app") as proc:
         yield proc
 
@@ -66,7 +67,7 @@ class Recorder:
             return self.events[name][0]
 
 
-def _client(server: ServerProcess, transports: list[str]) -> tuple[socketio.Client, Recorder]:
+def _client(server: DeployServer, transports: list[str]) -> tuple[socketio.Client, Recorder]:
     client = socketio.Client(reconnection=False)
     recorder = Recorder()
     for name in ("welcome", "server_event"):
@@ -83,7 +84,7 @@ def _wait_transport(client: socketio.Client, name: str) -> str:
 
 
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
-def test_emit_ack_and_flask_emit(server: ServerProcess, transport: str) -> None:
+def test_emit_ack_and_flask_emit(server: DeployServer, transport: str) -> None:
     client, recorder = _client(server, TRANSPORTS[transport])
     try:
         expected = "polling" if transport == "polling" else "websocket"
@@ -99,7 +100,7 @@ def test_emit_ack_and_flask_emit(server: ServerProcess, transport: str) -> None:
         client.disconnect()
 
 
-def test_several_clients_at_once(server: ServerProcess) -> None:
+def test_several_clients_at_once(server: DeployServer) -> None:
     # gthread --threads 4: each WebSocket holds a thread, a polling client up to two.
     clients = [_client(server, TRANSPORTS["websocket"])[0] for _ in range(2)]
     clients.append(_client(server, TRANSPORTS["polling"])[0])
@@ -112,7 +113,7 @@ def test_several_clients_at_once(server: ServerProcess) -> None:
             client.disconnect()
 
 
-def _slow_post(server: ServerProcess) -> socket.socket:
+def _slow_post(server: DeployServer) -> socket.socket:
     """Open a polling session and start a POST whose body never comes in full."""
     handshake = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=WAIT)
     sid = json.loads(handshake.text[1:])["sid"]
@@ -125,7 +126,7 @@ def _slow_post(server: ServerProcess) -> socket.socket:
     return sock
 
 
-def test_slow_bodies_are_cut(server: ServerProcess) -> None:
+def test_slow_bodies_are_cut(server: DeployServer) -> None:
     """Slowloris: more trickling POST bodies than gthread has threads. Each is cut
     with a 408 after ``http_body_timeout``, and the server serves a client after."""
     socks = [_slow_post(server) for _ in range(6)]
@@ -155,6 +156,6 @@ def test_slow_bodies_are_cut(server: ServerProcess) -> None:
         client.disconnect()
 
 
-def test_zz_no_server_errors(server: ServerProcess) -> None:
+def test_zz_no_server_errors(server: DeployServer) -> None:
     time.sleep(0.5)
-    assert server.errors() == [], server.log()
+    assert server.errors() == [], server.log_text()

@@ -8,7 +8,8 @@ import socket
 import time
 
 import pytest
-from deploy_support import recv_until, running_server
+
+from tests.deploy.deploy_support import recv_until, running_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,7 +36,7 @@ def _hijacked(port: int) -> socket.socket:
 def test_app_runs_monkey_patched() -> None:
     with running_server(KIND, "hijack_app:app") as srv:
         assert json.loads(_get(srv.port, "/info")) == {"eventlet": True, "gevent": False}
-        assert srv.errors() == [], srv.log()
+        assert srv.errors() == [], srv.log_text()
 
 
 def test_many_concurrent_connections_in_one_worker() -> None:
@@ -51,7 +52,7 @@ def test_many_concurrent_connections_in_one_worker() -> None:
             for sock in socks:
                 sock.close()
         time.sleep(0.3)
-        assert srv.errors() == [], srv.log()
+        assert srv.errors() == [], srv.log_text()
 
 
 def test_sigterm_waits_for_open_connections_then_closes_them() -> None:
@@ -66,7 +67,7 @@ def test_sigterm_waits_for_open_connections_then_closes_them() -> None:
             waited = time.monotonic() - started
         assert 1.5 <= waited < 8, waited
         assert srv.proc.wait(10) == 0
-        assert "Traceback" not in srv.log(), srv.log()
+        assert "Traceback" not in srv.log_text(), srv.log_text()
 
 
 def test_sigterm_without_connections_is_quick() -> None:
@@ -76,7 +77,7 @@ def test_sigterm_without_connections_is_quick() -> None:
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(10) == 0
         assert time.monotonic() - started < 3
-        assert "Traceback" not in srv.log(), srv.log()
+        assert "Traceback" not in srv.log_text(), srv.log_text()
 
 
 def test_sigint_is_immediate_even_with_open_connections() -> None:
@@ -87,12 +88,12 @@ def test_sigint_is_immediate_even_with_open_connections() -> None:
             assert recv_until(sock, lambda d: False) == b""
             assert srv.proc.wait(10) == 0
             assert time.monotonic() - started < 5
-        assert "Traceback" not in srv.log(), srv.log()
+        assert "Traceback" not in srv.log_text(), srv.log_text()
 
 
 def test_max_requests_restarts_the_worker() -> None:
     with running_server(KIND, "hijack_app:app", extra_args=["--max-requests", "3"]) as srv:
         for _ in range(8):
             assert _get(srv.port, "/plain").startswith(b"plain:")
-        assert "Autorestarting worker" in srv.log()
-        assert srv.errors() == [], srv.log()
+        assert "Autorestarting worker" in srv.log_text()
+        assert srv.errors() == [], srv.log_text()

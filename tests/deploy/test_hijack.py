@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from deploy_support import SERVER_KINDS, ServerProcess, recv_until, running_server
 
 from sio_wsgi.transports.hijack import Hijacked, hijack, parse_response_head
+from tests.deploy.deploy_support import SERVER_KINDS, DeployServer, recv_until, running_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,12 +36,12 @@ TIMEOUT = 10.0
 
 
 @pytest.fixture(scope="module", params=HIJACK_KINDS)
-def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+def server(request: pytest.FixtureRequest) -> Iterator[DeployServer]:
     with running_server(request.param, "hijack_app:app") as proc:
         yield proc
 
 
-def _connect(server: ServerProcess) -> socket.socket:
+def _connect(server: DeployServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
 
 
@@ -74,13 +74,13 @@ def _assert_eof(sock: socket.socket) -> None:
     assert trailing == b"", f"server wrote after the hijack: {trailing[:200]!r}"
 
 
-def _plain(server: ServerProcess) -> bytes:
+def _plain(server: DeployServer) -> bytes:
     with _connect(server) as sock:
         sock.sendall(PLAIN.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
         return recv_until(sock, lambda d: False)
 
 
-def test_echo_then_client_half_close(server: ServerProcess) -> None:
+def test_echo_then_client_half_close(server: DeployServer) -> None:
     with _connect(server) as sock:
         head, rest = _upgrade(sock)
         _assert_101(head)
@@ -91,7 +91,7 @@ def test_echo_then_client_half_close(server: ServerProcess) -> None:
         _assert_eof(sock)
 
 
-def test_server_closes_first(server: ServerProcess) -> None:
+def test_server_closes_first(server: DeployServer) -> None:
     with _connect(server) as sock:
         head, _ = _upgrade(sock)
         _assert_101(head)
@@ -99,7 +99,7 @@ def test_server_closes_first(server: ServerProcess) -> None:
         _assert_eof(sock)
 
 
-def test_large_payload_in_blocking_mode(server: ServerProcess) -> None:
+def test_large_payload_in_blocking_mode(server: DeployServer) -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB
     with _connect(server) as sock:
         _assert_101(_upgrade(sock)[0])
@@ -112,7 +112,7 @@ def test_large_payload_in_blocking_mode(server: ServerProcess) -> None:
         _assert_eof(sock)
 
 
-def test_bytes_sent_with_the_request_are_not_lost(server: ServerProcess) -> None:
+def test_bytes_sent_with_the_request_are_not_lost(server: DeployServer) -> None:
     with _connect(server) as sock:
         head, rest = _upgrade(sock, extra=b"early")
         _assert_101(head)
@@ -122,7 +122,7 @@ def test_bytes_sent_with_the_request_are_not_lost(server: ServerProcess) -> None
         _assert_eof(sock)
 
 
-def test_hijack_on_a_kept_alive_connection(server: ServerProcess) -> None:
+def test_hijack_on_a_kept_alive_connection(server: DeployServer) -> None:
     with _connect(server) as sock:
         sock.sendall(PLAIN)
         response = recv_until(sock, lambda d: re.search(rb"\r\n\r\nplain:.*", d) is not None)
@@ -138,7 +138,7 @@ def test_hijack_on_a_kept_alive_connection(server: ServerProcess) -> None:
         _assert_eof(sock)
 
 
-def test_concurrent_hijacks(server: ServerProcess) -> None:
+def test_concurrent_hijacks(server: DeployServer) -> None:
     socks = [_connect(server) for _ in range(3)]
     try:
         for sock in socks:
@@ -154,13 +154,13 @@ def test_concurrent_hijacks(server: ServerProcess) -> None:
             sock.close()
 
 
-def test_server_still_serves(server: ServerProcess) -> None:
+def test_server_still_serves(server: DeployServer) -> None:
     response = _plain(server)
     assert response.startswith(b"HTTP/1.") and b" 200 " in response.split(b"\r\n")[0]
     assert b"plain:" in response
 
 
-def test_abrupt_client_disconnect(server: ServerProcess) -> None:
+def test_abrupt_client_disconnect(server: DeployServer) -> None:
     with _connect(server) as sock:
         _assert_101(_upgrade(sock)[0])
         _echo(sock, b"x")
@@ -170,9 +170,9 @@ def test_abrupt_client_disconnect(server: ServerProcess) -> None:
     assert b"plain:" in _plain(server)
 
 
-def test_zz_no_server_errors(server: ServerProcess) -> None:
+def test_zz_no_server_errors(server: DeployServer) -> None:
     time.sleep(0.3)
-    assert server.errors() == [], server.log()
+    assert server.errors() == [], server.log_text()
 
 
 def test_gunicorn_sync_worker_refuses() -> None:
@@ -182,7 +182,7 @@ def test_gunicorn_sync_worker_refuses() -> None:
             response = recv_until(sock, lambda d: False)
         assert response.split(b"\r\n")[0].split()[1] == b"400", response
         assert b"websocket not supported" in response
-        assert srv.errors() == [], srv.log()
+        assert srv.errors() == [], srv.log_text()
 
 
 # ------------------------------------------------------------ in-process units

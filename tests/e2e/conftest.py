@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-__all__ = ["ASYNC_MODES", "CLIENT_TRANSPORTS"]
+from tests.e2e.e2e_support import CLIENT_TRANSPORTS
+from tests.support import ASYNC_MODES
 
-ASYNC_MODES = ("threading", "eventlet", "gevent")
-#: client-side transport choices (see e2e_support.CLIENT_TRANSPORTS)
-CLIENT_TRANSPORTS = ("upgrade", "websocket", "polling")
+__all__: list[str] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,7 +39,7 @@ def async_mode(request: pytest.FixtureRequest) -> str:
     return mode
 
 
-@pytest.fixture(params=CLIENT_TRANSPORTS)
+@pytest.fixture(params=tuple(CLIENT_TRANSPORTS))
 def transport(request: pytest.FixtureRequest) -> str:
     """The client transport choice.
 

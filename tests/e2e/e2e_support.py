@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CLIENT_TRANSPORTS", "b64", "check", "scenario", "wait_until"]
+__all__ = ["CLIENT_TRANSPORTS", "b64", "check", "scenario"]
 
 #: client-side transport choices: name -> socket.io-client ``transports`` option
 CLIENT_TRANSPORTS: dict[str, list[str]] = {
@@ -15,22 +13,6 @@ CLIENT_TRANSPORTS: dict[str, list[str]] = {
     "websocket": ["websocket"],
     "polling": ["polling"],
 }
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 3.0, step: float = 0.02) -> Any:
-    """Poll ``pred`` until it returns something truthy.
-
-    :param pred: the predicate.
-    :param timeout: seconds.
-    :param step: seconds between polls.
-    :returns: the last value of ``pred()`` (falsy on timeout).
-    """
-    deadline = time.monotonic() + timeout
-    value = pred()
-    while not value and time.monotonic() < deadline:
-        time.sleep(step)
-        value = pred()
-    return value
 
 
 def b64(data: bytes) -> str:

@@ -1,15 +1,14 @@
 """Helpers for the example tests: example servers in subprocesses, the Playwright driver.
 
-Every process is started on a free 127.0.0.1 port and killed by PID. The port,
-CI and process helpers are ``tests/conftest.py``'s (:class:`ExampleServer` is its
-``LiveServer`` running an example's own command instead of tests/servers/app.py).
+Every process is started on a free 127.0.0.1 port and killed by PID
+(:class:`ExampleServer` is a :class:`tests.support.ServerProcess` running an
+example's own command).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -20,8 +19,9 @@ import sys
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from tests.support import ROOT, ServerProcess, skip_or_fail
 
 __all__ = [
     "ROOT",
@@ -32,50 +32,20 @@ __all__ = [
     "EXPECTED_STEPS",
     "WORKERS",
     "example_env",
-    "free_port",
     "gunicorn_argv",
-    "in_ci",
     "need_browser",
     "need_client_js",
     "run_scenario",
     "check_scenario",
     "png_bytes",
     "report",
-    "skip_or_fail",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "tests" / "output"
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = Path(os.environ.get("SIO_CHROMIUM", "/usr/bin/chromium"))
-READY_ROUNDS = 2  # of LiveServer's 15 s wait: gunicorn and Django may start slowly on a busy host
+START_TIMEOUT = 30.0  # gunicorn and Django may start slowly on a busy host
 STOP_TIMEOUT = 5.0
-
-
-def _root_conftest() -> ModuleType:
-    """``tests/conftest.py`` as a module of its own.
-
-    ``import conftest`` is not it: every ``conftest.py`` of the suite is imported
-    under that one name, and the last one pytest loaded (``tests/e2e``'s, say)
-    wins. The file only defines things, so loading it once more is harmless.
-
-    :returns: the module.
-    """
-    name = "_sio_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_conftest = _root_conftest()
-free_port = _conftest.free_port
-in_ci = _conftest.in_ci
-skip_or_fail = _conftest.skip_or_fail
-LiveServer = _conftest.LiveServer
 
 # The gunicorn commands of the examples' READMEs (one worker: the chat state is in memory).
 GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "--graceful-timeout", "2",
@@ -173,21 +143,21 @@ def png_bytes(width: int = 48, height: int = 32) -> bytes:
 
 
 def example_env(cwd: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of an example's processes.
+    """The environment an example's processes get on top of :class:`ExampleServer`'s.
 
     :param cwd: the example's directory (importable, like the README's commands have it).
     :param extra: more variables.
-    :returns: the environment.
+    :returns: the environment (``PYTHONPATH``: the checkout's root, then ``cwd``).
     """
     path = os.pathsep.join([str(ROOT), str(cwd)])
     return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1", **(extra or {}))
 
 
-class ExampleServer(LiveServer):  # type: ignore[misc,valid-type]
-    """An example app in a subprocess on 127.0.0.1, ready once ``GET /health`` answers 200.
+class ExampleServer(ServerProcess):
+    """An example app in a subprocess on 127.0.0.1, ready once ``GET /health`` answers.
 
     :param argv: the command, with ``{port}`` replaced by the port.
-    :param cwd: working directory.
+    :param cwd: working directory (put on ``PYTHONPATH`` too).
     :param log_path: file receiving stdout and stderr.
     :param env: extra environment variables.
     """
@@ -199,38 +169,15 @@ class ExampleServer(LiveServer):  # type: ignore[misc,valid-type]
         log_path: Path,
         env: dict[str, str] | None = None,
     ) -> None:
-        super().__init__("example", "auto", log_path)
-        self.argv = [a.replace("{port}", str(self.port)) for a in argv]
-        self.cwd = cwd
-        self.env = example_env(cwd, env)
-
-    def _cmd(self) -> list[str]:
-        return list(self.argv)
-
-    def start(self, attempts: int = 1) -> None:
-        """Start the command in :attr:`cwd` and wait for ``/health``.
-
-        :param attempts: tries.
-        :raises RuntimeError: when it does not come up.
-        """
-        for _ in range(attempts):
-            with open(self.log_path, "ab") as log:
-                log.write(f"=== {' '.join(self.argv)}\n".encode())
-                self.proc = subprocess.Popen(
-                    self.argv, cwd=str(self.cwd), env=self.env, stdout=log,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )  # fmt: skip
-            if any(self._wait_ready() for _ in range(READY_ROUNDS)):
-                return
-            self.stop()
-        raise RuntimeError(f"{self.argv} did not start:\n{self.log_tail(80)}")
-
-    def __enter__(self) -> ExampleServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(
+            argv,
+            log_path,
+            cwd=cwd,
+            env={"PYTHONUNBUFFERED": "1", **(env or {})},
+            pythonpath=[cwd],
+            name=Path(cwd).name,
+            start_timeout=START_TIMEOUT,
+        )
 
 
 def run_scenario(

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 import socketio
-from examples_support import (
+
+from tests.examples.examples_support import (
     ROOT,
     WORKERS,
     ExampleServer,

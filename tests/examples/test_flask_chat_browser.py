@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from examples_support import (
+
+from tests.examples.examples_support import (
     ROOT,
     WORKERS,
     ExampleServer,

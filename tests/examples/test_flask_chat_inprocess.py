@@ -13,9 +13,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from examples_support import ROOT, png_bytes
 
 from sio_wsgi.testing import SocketIOTestClient
+from tests.examples.examples_support import ROOT, png_bytes
 
 EXAMPLE = ROOT / "examples" / "flask_chat"
 CHAT_CORE = ROOT / "examples" / "chat_core"

@@ -3,20 +3,16 @@
 Each target imports sio_wsgi under ``atheris.instrument_imports()`` (coverage
 guidance) and lets any exception other than
 :class:`~sio_wsgi.exceptions.RemoteProtocolError` escape: atheris reports it as a
-crash with the input that caused it.
+crash with the input that caused it. run_atheris.sh puts the checkout's root on
+``PYTHONPATH``, so the targets import this checkout's ``sio_wsgi``.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-__all__ = ["ROOT", "run"]
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+__all__ = ["run"]
 
 
 def run(test_one_input: Callable[[bytes], None]) -> None:

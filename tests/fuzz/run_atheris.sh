@@ -14,6 +14,8 @@
 # Any exception other than RemoteProtocolError is a crash.
 set -uo pipefail
 cd "$(dirname "$0")"
+# the targets import this checkout's sio_wsgi
+export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 
 SECONDS_PER_TARGET=${1:-60}
 shift || true

@@ -3,7 +3,7 @@
 Every test runs once per async mode (``--e2e-modes`` selects them, as for
 tests/e2e). Per mode one ``hostile_app.py`` subprocess is shared by the whole
 catalogue (127.0.0.1, a free port, killed by PID at the end), with a
-well-behaved :class:`~hostile_clients.Watcher` connected the whole time.
+well-behaved :class:`~tests.hostile.hostile_clients.Watcher` connected the whole time.
 
 The ``srv`` fixture wraps every case: afterwards it asserts that
 
@@ -16,20 +16,14 @@ The ``srv`` fixture wraps every case: afterwards it asserts that
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-if str(ROOT) not in sys.path:
-    sys.path.insert(1, str(ROOT))
-
-from hostile_clients import Watcher  # noqa: E402
-from hostile_support import ASYNC_MODES, RSS_SLACK, HostileServer  # noqa: E402
+from tests.hostile.hostile_clients import Watcher
+from tests.hostile.hostile_support import RSS_SLACK, HostileServer
+from tests.support import ASYNC_MODES
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,7 +2,10 @@
 
 ::
 
-    python tests/hostile/hostile_app.py --async-mode gevent --port 5000
+    PYTHONPATH=. python tests/hostile/hostile_app.py --async-mode gevent --port 5000
+
+(from the checkout's root: ``PYTHONPATH`` makes it use this checkout's ``sio_wsgi``;
+the tests' :class:`~tests.hostile.hostile_support.HostileServer` sets it).
 
 It runs ``sio_wsgi.Server`` with small limits (so every limit is cheap to hit)
 and the security options at their defaults (same-origin CORS), plus a sticky
@@ -39,7 +42,6 @@ __all__ = ["LIMITS", "build_app", "main", "rss_bytes"]
 logger = logging.getLogger("hostile.app")
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 STATIC_DIR = HERE / "static"
 TICK_SECONDS = 0.05
 
@@ -188,8 +190,6 @@ def build_app(async_mode: str) -> tuple[Any, Any]:
     :param async_mode: 'threading', 'eventlet' or 'gevent'.
     :returns: ``(sio, wsgi_app)``.
     """
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import sio_wsgi
 
     sio = sio_wsgi.Server(async_mode=async_mode, logger=True, engineio_logger=True, **LIMITS)

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from sio_wsgi.protocol.websocket import unmask
+from tests.support import HOST
 
 __all__ = [
     "HOST",
@@ -42,7 +43,6 @@ __all__ = [
     "read_head",
 ]
 
-HOST = "127.0.0.1"
 EIO_PATH = "/socket.io/"
 RS = "\x1e"
 

@@ -7,26 +7,12 @@ Every test uses its own bus channel, so tests never see each other's messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mn_support import Cluster, port_open, skip_or_fail
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-BROKERS = {"redis": (REDIS_URL, 6379), "kombu": (AMQP_URL, 5672)}
-
-
-def broker_url(broker: str) -> str:
-    """The shared broker's URL; skips (fails under CI) when it is not running.
-
-    :param broker: ``redis`` or ``kombu``.
-    """
-    url, port = BROKERS[broker]
-    if not port_open(port):
-        skip_or_fail(f"{broker} broker not running on 127.0.0.1:{port}")
-    return url
+from tests.multinode.mn_support import Cluster, ClusterFactory, broker_url
 
 
 @pytest.fixture(params=["redis", "kombu"])
@@ -36,9 +22,6 @@ def broker(request: pytest.FixtureRequest) -> str:
     request.node.add_marker(getattr(pytest.mark, "redis" if name == "redis" else "rabbitmq"))
     broker_url(name)
     return name
-
-
-ClusterFactory = Callable[..., Cluster]
 
 
 @pytest.fixture

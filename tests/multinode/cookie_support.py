@@ -1,9 +1,10 @@
 """HAProxy in front of cookie-setting nodes, for the sticky-by-cookie tests.
 
-- :class:`CookieNode`: a :class:`mn_support.Node` running :mod:`cookie_node_app`
-  (the test node with ``cookie="io"``).
+- :class:`CookieNode`: a :class:`~tests.multinode.mn_support.Node` running
+  ``cookie_node_app`` (the test node with ``cookie="io"``).
 - :class:`HAProxy`: the Debian ``haproxy`` started in the foreground (``-db``)
-  with a generated config on a free port, killed by PID. ``sticky=True`` is the
+  with a generated config on a free port, killed by PID (a
+  :class:`tests.support.ServerProcess`). ``sticky=True`` is the
   configuration docs/multinode.md shows (``cookie io prefix nocache``);
   ``sticky=False`` is the same balancer with plain ``roundrobin``, the control.
   Every request is logged to the process's stdout in a fixed format that
@@ -18,23 +19,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from mn_support import (
-    HERE,
-    HOST,
-    ROOT,
-    WORKERS,
-    Cluster,
-    Node,
-    free_port,
-    kill_tree,
-    port_open,
-    wait_until,
-)
+from tests.multinode.mn_support import Cluster, Node
+from tests.support import HOST, ServerProcess
 
 __all__ = [
     "CookieNode",
@@ -64,29 +54,8 @@ def haproxy_binary() -> str | None:
 class CookieNode(Node):
     """A gunicorn node serving ``cookie_node_app:app`` (sets the ``io`` cookie)."""
 
-    def start(self) -> None:
-        """Start gunicorn and wait until ``/health`` answers."""
-        from mn_support import _gunicorn_extra
-
-        cmd = [
-            sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{self.port}", "-w", "1",
-            *WORKERS[self.worker], "--graceful-timeout", "2", "--timeout", "60",
-            "--log-level", "warning", *_gunicorn_extra(), "--pythonpath", str(HERE),
-            "cookie_node_app:app",
-        ]  # fmt: skip
-        env = dict(
-            os.environ, MN_BROKER=self.broker, MN_URL=self.url, MN_CHANNEL=self.channel,
-            MN_NAME=self.name, MN_COOKIE="io",
-            PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
-        )  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=str(HERE),
-            )  # fmt: skip
-        wait_until(lambda: self.health() is not None or self._dead(), 20, f"{self.name} up")
-        if self._dead():
-            raise RuntimeError(f"{self.name} died:\n{self.log_tail()}")
+    app = "cookie_node_app:app"
+    app_env = {"MN_COOKIE": "io"}
 
     def log_size(self) -> int:
         """:returns: the log's current size (to read only what comes after)."""
@@ -109,14 +78,9 @@ def cookie_cluster(url: str, log_dir: Path, workers: list[str]) -> Cluster:
 
     :param url: the Redis URL.
     :param log_dir: node log directory.
-    :param workers: one :data:`mn_support.WORKERS` key per node.
+    :param workers: one :data:`~tests.multinode.mn_support.WORKERS` key per node.
     """
-    cluster = Cluster("redis", url, log_dir, workers)
-    cluster.nodes = [
-        CookieNode(f"n{i}", "redis", url, cluster.channel, worker, log_dir)
-        for i, worker in enumerate(workers)
-    ]
-    return cluster
+    return Cluster("redis", url, log_dir, workers, node_class=CookieNode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +131,7 @@ def parse_log(text: str) -> list[LogLine]:
     return [line for line in lines if line.uri.startswith("/socket.io/")]
 
 
-class HAProxy:
+class HAProxy(ServerProcess):
     """HAProxy with a generated config in ``workdir``, on a free port.
 
     :param servers: ``(name, port)`` of each node on 127.0.0.1.
@@ -177,17 +141,12 @@ class HAProxy:
 
     def __init__(self, servers: list[tuple[str, int]], workdir: Path, sticky: bool = True) -> None:
         self.binary = haproxy_binary()
-        self.port = free_port()
+        self.conf = workdir / "haproxy.cfg"
+        argv = [self.binary or "haproxy", "-db", "-f", str(self.conf)]
+        super().__init__(argv, workdir / "haproxy.log", health=None, start_timeout=10)
         self.servers = servers
         self.workdir = workdir
         self.sticky = sticky
-        self.log_path = workdir / "haproxy.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://{HOST}:{self.port}"
 
     def config(self) -> str:
         """:returns: the haproxy.cfg text (the backend is the one docs/multinode.md shows)."""
@@ -226,28 +185,14 @@ backend socketio_nodes
     def start(self) -> None:
         """Check and write the config, start ``haproxy -db``, wait for the port."""
         assert self.binary is not None
-        conf = self.workdir / "haproxy.cfg"
-        conf.write_text(self.config())
+        self.conf.write_text(self.config())
         checked = subprocess.run(
-            [self.binary, "-c", "-q", "-f", str(conf)],
+            [self.binary, "-c", "-q", "-f", str(self.conf)],
             capture_output=True, text=True, timeout=20, check=False,
         )  # fmt: skip
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy -c failed:\n{checked.stdout}{checked.stderr}")
-        with open(self.log_path, "ab") as log:
-            proc = self.proc = subprocess.Popen(
-                [self.binary, "-db", "-f", str(conf)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        wait_until(lambda: port_open(self.port) or proc.poll() is not None, 10, "haproxy")
-        if proc.poll() is not None:
-            raise RuntimeError(f"haproxy died:\n{self.log_text()}")
-
-    def log_text(self) -> str:
-        """:returns: everything haproxy printed so far."""
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")
-        return ""
+        super().start()
 
     def requests(self, settle: float = 0.3, timeout: float = 5.0) -> list[LogLine]:
         """The logged ``/socket.io/`` requests, once the log stopped growing.
@@ -266,8 +211,3 @@ backend socketio_nodes
             size = now
             time.sleep(settle)
         return parse_log(self.log_text())
-
-    def stop(self) -> None:
-        """Kill haproxy by PID."""
-        if self.proc is not None:
-            kill_tree(self.proc)

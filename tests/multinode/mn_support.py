@@ -2,7 +2,7 @@
 
 Everything binds 127.0.0.1 on free ports, every wait is bounded, and every
 process (gunicorn masters *and* workers, redis-server, nginx, node) is killed by
-PID when the test ends.
+PID when the test ends (each server is a :class:`tests.support.ServerProcess`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import json
 import os
 import queue
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,27 +20,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from testsupport import free_port, in_ci, skip_or_fail  # noqa: F401 (re-exported)
+from tests.support import HOST, ServerProcess, free_port, port_open, skip_or_fail, wait_until
 
 __all__ = [
+    "AMQP_URL",
+    "BROKERS",
     "HERE",
-    "ROOT",
+    "REDIS_URL",
     "WORKERS",
-    "Node",
     "Cluster",
+    "ClusterFactory",
+    "Nginx",
+    "Node",
     "PyClient",
     "RedisServer",
-    "Nginx",
-    "free_port",
-    "port_open",
-    "skip_or_fail",
-    "wait_until",
-    "kill_tree",
+    "broker_url",
+    "running",
 ]
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-HOST = "127.0.0.1"
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+#: the shared brokers: ``name -> (url, port)``
+BROKERS = {"redis": (REDIS_URL, 6379), "kombu": (AMQP_URL, 5672)}
 
 #: gunicorn worker classes, one per async mode the listener must work in
 WORKERS = {
@@ -53,67 +53,15 @@ WORKERS = {
 }
 
 
+def broker_url(broker: str) -> str:
+    """The shared broker's URL; skips (fails under CI) when it is not running.
 
-
-
-
-
-
-def port_open(port: int, host: str = HOST) -> bool:
-    """:returns: whether something accepts TCP connections on ``host:port``."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
-    """Poll ``predicate`` (every 50 ms) until truthy.
-
-    :param predicate: the condition.
-    :param timeout: seconds.
-    :param what: for the failure message.
-    :returns: the truthy value.
+    :param broker: ``redis`` or ``kombu``.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.05)
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(x) for x in f.read().split())
-    return found
-
-
-def kill_tree(proc: subprocess.Popen[Any], timeout: float = 3.0) -> None:
-    """SIGTERM a process and its children by PID, then SIGKILL what is left.
-
-    :param proc: the process.
-    :param timeout: seconds to wait after SIGTERM.
-    """
-    if proc.poll() is not None:
-        return
-    pids = [*_children(proc.pid), proc.pid]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout)
+    url, port = BROKERS[broker]
+    if not port_open(port):
+        skip_or_fail(f"{broker} broker not running on 127.0.0.1:{port}")
+    return url
 
 
 def _gunicorn_extra() -> list[str]:
@@ -123,76 +71,47 @@ def _gunicorn_extra() -> list[str]:
     return ["--no-control-socket"] if "control_socket_disable" in names else []
 
 
-class Node:
-    """One gunicorn process (one worker) running ``node_app:app``.
+class Node(ServerProcess):
+    """One gunicorn process (one worker) running :attr:`app`, ready once ``/health`` answers.
 
     :param name: node name.
     :param broker: ``redis`` or ``kombu``.
-    :param url: broker URL.
+    :param bus_url: broker URL.
     :param channel: bus channel.
     :param worker: a key of :data:`WORKERS`.
     :param log_dir: where the log goes.
     """
 
+    #: the WSGI application gunicorn serves (a module of tests/multinode)
+    app = "node_app:app"
+    #: more environment for :attr:`app`
+    app_env: dict[str, str] = {}
+
     def __init__(
-        self, name: str, broker: str, url: str, channel: str, worker: str, log_dir: Path
+        self, name: str, broker: str, bus_url: str, channel: str, worker: str, log_dir: Path
     ) -> None:
-        self.name, self.broker, self.url, self.channel, self.worker = (
-            name, broker, url, channel, worker,
-        )  # fmt: skip
-        self.port = free_port()
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url_base(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> None:
-        """Start gunicorn and wait until ``/health`` answers."""
-        cmd = [
-            sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{self.port}", "-w", "1",
-            *WORKERS[self.worker], "--graceful-timeout", "2", "--timeout", "60",
-            "--log-level", "warning", *_gunicorn_extra(), "--pythonpath", str(HERE),
-            "node_app:app",
+        argv = [
+            sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{{port}}", "-w", "1",
+            *WORKERS[worker], "--graceful-timeout", "2", "--timeout", "60",
+            "--log-level", "warning", *_gunicorn_extra(), "--pythonpath", str(HERE), self.app,
         ]  # fmt: skip
-        env = dict(
-            os.environ, MN_BROKER=self.broker, MN_URL=self.url, MN_CHANNEL=self.channel,
-            MN_NAME=self.name, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
+        env = {"MN_BROKER": broker, "MN_URL": bus_url, "MN_CHANNEL": channel, "MN_NAME": name,
+               **self.app_env}  # fmt: skip
+        super().__init__(
+            argv, log_dir / f"{name}.log", cwd=HERE, env=env, pythonpath=[HERE], name=name,
+            start_timeout=20,
         )  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=str(HERE),
-            )  # fmt: skip
-        wait_until(lambda: self.health() is not None or self._dead(), 20, f"{self.name} up")
-        if self._dead():
-            raise RuntimeError(f"{self.name} died:\n{self.log_tail()}")
-
-    def _dead(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
+        self.broker, self.bus_url, self.channel, self.worker = broker, bus_url, channel, worker
 
     def health(self) -> dict[str, Any] | None:
         """:returns: the node's ``/health`` JSON, or None when it does not answer."""
         try:
-            with urllib.request.urlopen(self.url_base + "/health", timeout=2) as r:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
                 return dict(json.loads(r.read()))
         except urllib.error.HTTPError as err:
             return dict(json.loads(err.read()))
         except (OSError, ValueError):
             return None
-
-    def stop(self) -> None:
-        """Kill gunicorn and its worker by PID."""
-        if self.proc is not None:
-            kill_tree(self.proc)
-
-    def log_tail(self, n: int = 80) -> str:
-        """:returns: the last ``n`` lines of the log."""
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        return ""
 
 
 class Cluster:
@@ -202,12 +121,20 @@ class Cluster:
     :param url: broker URL.
     :param log_dir: log directory.
     :param workers: one :data:`WORKERS` key per node.
+    :param node_class: :class:`Node` or a subclass.
     """
 
-    def __init__(self, broker: str, url: str, log_dir: Path, workers: list[str]) -> None:
+    def __init__(
+        self,
+        broker: str,
+        url: str,
+        log_dir: Path,
+        workers: list[str],
+        node_class: type[Node] = Node,
+    ) -> None:
         self.channel = f"mn-{os.getpid()}-{free_port()}"
         self.nodes = [
-            Node(f"n{i}", broker, url, self.channel, worker, log_dir)
+            node_class(f"n{i}", broker, url, self.channel, worker, log_dir)
             for i, worker in enumerate(workers)
         ]
         self.clients: list[PyClient] = []
@@ -233,7 +160,7 @@ class Cluster:
             return all(h and h["connected"] and len(h["nodes"]) >= others for h in healths)
 
         try:
-            wait_until(ready, timeout, "cluster healthy")
+            wait_until(ready, timeout, "cluster healthy", interval=0.05)
         except AssertionError:
             raise AssertionError(self.dump()) from None
         return time.monotonic() - start
@@ -244,7 +171,7 @@ class Cluster:
         :param index: node index.
         :param kwargs: :class:`PyClient` options.
         """
-        client = PyClient(self.nodes[index].url_base, **kwargs)
+        client = PyClient(self.nodes[index].url, **kwargs)
         self.clients.append(client)
         return client
 
@@ -260,6 +187,10 @@ class Cluster:
         return "\n".join(
             f"--- {n.name} ({n.worker}) health={n.health()}\n{n.log_tail(40)}" for n in self.nodes
         )
+
+
+#: ``make_cluster(broker, workers=[...], url=None)``, the fixture of tests/multinode/conftest.py
+ClusterFactory = Callable[..., Cluster]
 
 
 class PyClient:
@@ -344,7 +275,7 @@ class PyClient:
             self.sio.disconnect()
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """A private ``redis-server`` on a free port, restartable on the same port.
 
     :param log_dir: where its log goes.
@@ -352,9 +283,10 @@ class RedisServer:
 
     def __init__(self, log_dir: Path) -> None:
         self.binary = shutil.which("redis-server")
-        self.port = free_port()
-        self.log_path = log_dir / "redis.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        argv = [self.binary or "redis-server", "--port", "{port}", "--bind", HOST, "--save", "",
+                "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
+        # up to 20 starts: right after a kill the port may still be held
+        super().__init__(argv, log_dir / "redis.log", health=None, attempts=20, start_timeout=10)
 
     @property
     def url(self) -> str:
@@ -364,30 +296,10 @@ class RedisServer:
     def start(self) -> None:
         """Start (or restart) on the same port and wait until it accepts connections."""
         assert self.binary is not None
-        cmd = [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
-               "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
-        for _ in range(20):
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            with contextlib.suppress(AssertionError):
-                wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 10)
-            if self.proc.poll() is None and port_open(self.port):
-                return
-            time.sleep(0.2)  # the port may still be held right after a kill
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        """SIGKILL the server by PID (a crash, not a clean shutdown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-    def stop(self) -> None:
-        """Kill the server by PID for good."""
-        self.kill()
+        super().start()
 
 
-class Nginx:
+class Nginx(ServerProcess):
     """nginx (the Debian package) started with a generated config on a free port.
 
     :param upstreams: ``host:port`` of the nodes.
@@ -403,12 +315,14 @@ class Nginx:
         self.binary = shutil.which("nginx") or (
             "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
         )
-        self.port = free_port()
+        conf = workdir / "nginx.conf"
+        argv = [self.binary or "nginx", "-p", str(workdir), "-e", str(workdir / "error.log"),
+                "-c", str(conf), "-g", "daemon off;"]  # fmt: skip
+        super().__init__(argv, workdir / "stderr.log", health=None, start_timeout=10)
         self.workdir = workdir
         self.upstreams = upstreams
         self.balance = balance
         self.server_extra = server_extra
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
         """:returns: the nginx.conf text (the one docs/multinode.md shows, plus temp paths)."""
@@ -458,25 +372,8 @@ http {{
     def start(self) -> None:
         """Write the config and start ``nginx -g 'daemon off;'``; wait for the port."""
         assert self.binary is not None
-        conf = self.workdir / "nginx.conf"
-        conf.write_text(self.config())
-        log = open(self.workdir / "stderr.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [self.binary, "-p", str(self.workdir), "-e", str(self.workdir / "error.log"),
-             "-c", str(conf), "-g", "daemon off;"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        try:
-            wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 10, "nginx")
-        finally:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.workdir / "stderr.log").read_text(errors="replace"))
-
-    def stop(self) -> None:
-        """Kill nginx (master and worker) by PID."""
-        if self.proc is not None:
-            kill_tree(self.proc)
+        (self.workdir / "nginx.conf").write_text(self.config())
+        super().start()
 
 
 @contextlib.contextmanager

@@ -4,15 +4,13 @@
   ``127.0.0.1`` (CN and IP SAN) with the ``openssl`` command line.
 - :class:`PrivateServer` runs ``redis-server`` (or ``valkey-server``, same
   options) with ``--port 0``, so the only way in is the unix socket or the TLS
-  port; it is killed by PID.
+  port; it is killed by PID (through a :class:`tests.support.ServerProcess`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from mn_support import HOST, free_port, port_open, wait_until
+from tests.support import HOST, ServerProcess, free_port, port_open
 
 __all__ = ["BINARIES", "Certs", "PrivateServer", "make_certs", "server_binary", "short_tmpdir"]
 
@@ -109,7 +107,10 @@ class PrivateServer:
         self.certs = certs
         self.tls_port = free_port() if certs is not None else None
         self.log_path = workdir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = ServerProcess(
+            self.command(), self.log_path, port=self.tls_port, ready=self._ready, cwd=workdir,
+            name=Path(binary).name, start_timeout=10,
+        )  # fmt: skip
 
     def command(self) -> list[str]:
         """:returns: the command line."""
@@ -130,18 +131,11 @@ class PrivateServer:
         return self.tls_port is None or port_open(self.tls_port)
 
     def start(self) -> None:
-        """Start it and wait (10 s at most) until it accepts connections."""
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=str(self.workdir),
-            )  # fmt: skip
-        proc = self.proc
-        with contextlib.suppress(AssertionError):
-            wait_until(lambda: self._ready() or proc.poll() is not None, 10, "server up")
-        if proc.poll() is not None or not self._ready():
-            self.stop()
-            raise RuntimeError(f"{self.binary} did not start:\n{self.log_tail()}")
+        """Start it and wait (10 s at most) until it accepts connections.
+
+        :raises RuntimeError: when it does not.
+        """
+        self.process.start()
 
     def url(self, **query: Any) -> str:
         """:returns: the ``unix://`` or ``rediss://`` URL (with ``query`` arguments).
@@ -155,22 +149,7 @@ class PrivateServer:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL, by PID."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(3)
-
-    def log_tail(self, n: int = 30) -> str:
-        """:returns: the last ``n`` lines of its log."""
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        return ""
+        self.process.stop()
 
 
 def short_tmpdir() -> Path:

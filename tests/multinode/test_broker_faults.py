@@ -15,8 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ClusterFactory, broker_url
-from mn_support import Cluster, RedisServer, running, skip_or_fail, wait_until
+
+from tests.multinode.mn_support import (
+    Cluster,
+    ClusterFactory,
+    RedisServer,
+    broker_url,
+    running,
+)
+from tests.support import skip_or_fail, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

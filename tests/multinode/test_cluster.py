@@ -13,8 +13,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import ClusterFactory
-from mn_support import HERE, ROOT, Cluster
+
+from tests.multinode.mn_support import HERE, Cluster, ClusterFactory
+from tests.support import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -93,7 +94,7 @@ def test_server_side_emit(cluster: Cluster) -> None:
 def test_external_write_only_emitter_reaches_every_node(broker: str, cluster: Cluster) -> None:
     clients = [cluster.client(i) for i in range(3)]
     clients[1].call("join", "readers")
-    url = cluster.nodes[0].url
+    url = cluster.nodes[0].bus_url
     cmd = [sys.executable, str(HERE / "emitter.py"), broker, url, cluster.channel]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for args in (["news", json.dumps({"title": "hi"})], ["news", '"only readers"', "readers"]):

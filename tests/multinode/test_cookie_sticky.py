@@ -31,9 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import broker_url
-from cookie_support import CookieNode, HAProxy, LogLine, cookie_cluster, haproxy_binary
-from mn_support import HERE, ROOT, Cluster, PyClient, skip_or_fail
+
+from tests.multinode.cookie_support import (
+    CookieNode,
+    HAProxy,
+    LogLine,
+    cookie_cluster,
+    haproxy_binary,
+)
+from tests.multinode.mn_support import HERE, Cluster, PyClient, broker_url
+from tests.support import ROOT, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(90)]
 

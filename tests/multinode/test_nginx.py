@@ -20,8 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ClusterFactory
-from mn_support import HERE, ROOT, Nginx, running, skip_or_fail
+
+from tests.multinode.mn_support import HERE, ClusterFactory, Nginx, running
+from tests.support import ROOT, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -78,12 +79,10 @@ def test_js_clients_chat_across_nodes_behind_nginx_ip_hash(
 def test_unknown_session_on_another_node_is_a_clear_400(make_cluster: ClusterFactory) -> None:
     cluster = make_cluster("redis", WORKERS[:2])
     a, b = cluster.nodes
-    with urllib.request.urlopen(f"{a.url_base}/socket.io/?EIO=4&transport=polling", timeout=5) as r:
+    with urllib.request.urlopen(f"{a.url}/socket.io/?EIO=4&transport=polling", timeout=5) as r:
         sid = json.loads(r.read().decode()[1:])["sid"]
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(
-            f"{b.url_base}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=5
-        )
+        urllib.request.urlopen(f"{b.url}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=5)
     assert info.value.code == 400
     assert info.value.headers["Content-Type"] == "application/json"
     assert json.loads(info.value.read()) == {"code": 1, "message": "Session ID unknown"}

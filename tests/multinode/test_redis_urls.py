@@ -20,11 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mn_support import Cluster, running, skip_or_fail
-from redis_urls_support import BINARIES, PrivateServer, make_certs, server_binary, short_tmpdir
 
 from sio_wsgi.managers.pubsub import BusError
 from sio_wsgi.managers.redis import RedisManager
+from tests.multinode.mn_support import Cluster, running
+from tests.multinode.redis_urls_support import (
+    BINARIES,
+    PrivateServer,
+    make_certs,
+    server_binary,
+    short_tmpdir,
+)
+from tests.support import skip_or_fail
 
 __all__: list[str] = []
 

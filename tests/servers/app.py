@@ -4,8 +4,11 @@ The same handlers run on either implementation, so the e2e suite can be
 validated against python-socketio (the baseline) and then run against
 sio_wsgi::
 
-    python tests/servers/app.py --impl sio_wsgi --async-mode eventlet --port 5000
-    python tests/servers/app.py --impl socketio --async-mode threading --port 5000
+    PYTHONPATH=. python tests/servers/app.py --impl sio_wsgi --async-mode eventlet --port 5000
+    PYTHONPATH=. python tests/servers/app.py --impl socketio --async-mode threading --port 5000
+
+(from the checkout's root: ``PYTHONPATH`` makes it use this checkout's ``sio_wsgi``, as
+the ``live_server`` fixture does)
 
 Server per async mode: ``threading`` uses werkzeug ``run_simple(threaded=True)``
 (which exposes the raw socket as ``environ['werkzeug.socket']``), ``eventlet``
@@ -38,7 +41,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 __all__ = ["parse_args", "build_app", "main"]
@@ -122,10 +124,7 @@ def _make_server(args: argparse.Namespace) -> tuple[Any, Any, type[Exception], t
 
         sio = socketio.Server(logger=False, engineio_logger=False, **opts)
         return sio, socketio.WSGIApp, sio_exc.ConnectionRefusedError, sio_exc.TimeoutError
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in sys.path:  # run as a script from anywhere: use this checkout's sio_wsgi
-        sys.path.insert(0, root)
-    import sio_wsgi
+    import sio_wsgi  # this checkout's: the tests start this script with PYTHONPATH=<root>
     from sio_wsgi import exceptions as sw_exc
 
     sio = sio_wsgi.Server(**opts)

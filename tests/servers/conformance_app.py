@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -87,10 +86,7 @@ def _import_impl(impl: str) -> tuple[Any, Any]:
         import socketio
 
         return socketio, engineio
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    import sio_wsgi
+    import sio_wsgi  # this checkout's: the tests start this script with PYTHONPATH=<root>
     import sio_wsgi.engineio
 
     return sio_wsgi, sio_wsgi.engineio

@@ -19,6 +19,7 @@ from sio_wsgi.protocol import sio as codec
 from sio_wsgi.protocol.serializers import JSONSerializer, Serializer
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
 from sio_wsgi.server import Server
+from tests.support import wait_until
 
 __all__ = [
     "FakeDriver",
@@ -31,24 +32,6 @@ __all__ = [
 ]
 
 WAIT = 3.0
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
-    """Poll ``predicate`` until it is truthy.
-
-    :param predicate: the condition.
-    :param timeout: seconds before failing.
-    :returns: the truthy value.
-    :raises AssertionError: on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.002)
 
 
 class _Task:

@@ -1,4 +1,4 @@
-"""PubSubManager: two Servers in one process joined by tests/fakes.py's InMemoryBus."""
+"""PubSubManager: two Servers in one process joined by tests/unit/bus_fakes.py's InMemoryBus."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import BusManager, InMemoryBus
-from sio_fakes import FakeEngine, FakeServer, SioClient, wait_until
 
 from sio_wsgi.exceptions import DisconnectedError, TimeoutError
 from sio_wsgi.managers import messages as bus
 from sio_wsgi.managers.pubsub import BusError
 from sio_wsgi.protocol.sio import Packet, PacketType
+from tests.unit.bus_fakes import BusManager, InMemoryBus
+from tests.unit.sio_fakes import FakeEngine, FakeServer, SioClient, wait_until
 
 
 class Node:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sio_fakes import SioClient, make_server, wait_until
 
 from sio_wsgi.config import DEFAULTS
 from sio_wsgi.exceptions import (
@@ -24,6 +23,7 @@ from sio_wsgi.namespace import Namespace
 from sio_wsgi.protocol.serializers import MsgpackSerializer
 from sio_wsgi.protocol.sio import Packet, PacketType
 from sio_wsgi.server import Server
+from tests.unit.sio_fakes import SioClient, make_server, wait_until
 
 PT = PacketType
 

@@ -447,3 +447,19 @@ def test_encode_rejects_bad_namespace_and_ack() -> None:
     ):
         with pytest.raises(LocalProtocolError):
             encode(packet, JSON)
+
+
+# A binary packet announcing 0 attachments had its placeholders accepted as plain data
+# after a hot-path change; found by tests/fuzz.
+@pytest.mark.parametrize(
+    "text",
+    ['50-["ev",{"_placeholder":true,"num":0}]', '60-1[{"_placeholder":true,"num":0}]'],
+)
+def test_placeholder_without_attachment_is_refused(text: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode(text, JSONSerializer())
+
+
+def test_binary_packet_with_zero_attachments_and_plain_data_is_fine() -> None:
+    packet = decode('50-["ev",{"a":1}]', JSONSerializer())
+    assert packet.data == ["ev", {"a": 1}]

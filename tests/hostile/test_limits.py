@@ -18,8 +18,9 @@ import threading
 import time
 
 import pytest
-from hostile_app import LIMITS
-from hostile_clients import (
+
+from tests.hostile.hostile_app import LIMITS
+from tests.hostile.hostile_clients import (
     HOST,
     RawWS,
     eio_get,
@@ -31,7 +32,7 @@ from hostile_clients import (
     sio_polling_connect,
     ws_sio_connect,
 )
-from hostile_support import HostileServer, assert_json_error, assert_session_gone
+from tests.hostile.hostile_support import HostileServer, assert_json_error, assert_session_gone
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,8 @@ import struct
 import time
 
 import pytest
-from hostile_clients import (
+
+from tests.hostile.hostile_clients import (
     HOST,
     RawWS,
     eio_close,
@@ -17,7 +18,7 @@ from hostile_clients import (
     eio_query,
     ws_sio_connect,
 )
-from hostile_support import HostileServer, assert_json_error, assert_session_gone
+from tests.hostile.hostile_support import HostileServer, assert_json_error, assert_session_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -283,13 +284,13 @@ def test_polling_get_during_upgrade_gets_noop(srv: HostileServer) -> None:
 
 
 def sio_connect_polling(srv: HostileServer) -> tuple[str, str]:
-    from hostile_clients import sio_polling_connect
+    from tests.hostile.hostile_clients import sio_polling_connect
 
     return sio_polling_connect(srv.port)
 
 
 def http_echo_over_polling(srv: HostileServer, sid: str) -> str:
-    from hostile_clients import eio_post
+    from tests.hostile.hostile_clients import eio_post
 
     assert eio_post(srv.port, sid, '421["echo","after"]').status == 200
     deadline = time.monotonic() + 5

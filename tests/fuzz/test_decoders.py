@@ -3,7 +3,7 @@
 Already covered, not repeated here: ``eio.decode_payload`` on random text
 (tests/unit/protocol/test_eio.py), the WebSocket ``FrameParser``
 (tests/unit/protocol/test_websocket_fuzz.py), ``sio.decode`` on random text and
-structured text packets (tests/unit/test_sio_codec.py).
+structured text packets (tests/unit/protocol/test_sio.py).
 
 Here: the attachment assembler over arbitrary message sequences (the way the
 server feeds it), ``eio.decode_wire`` / ``decode_text``, polling bodies as

@@ -15,7 +15,8 @@ import threading
 import time
 
 import pytest
-from hostile_clients import (
+
+from tests.hostile.hostile_clients import (
     EIO_PATH,
     HOST,
     HttpResponse,
@@ -28,7 +29,7 @@ from hostile_clients import (
     sio_polling_connect,
     ws_sio_connect,
 )
-from hostile_support import HostileServer, assert_json_error, assert_session_gone
+from tests.hostile.hostile_support import HostileServer, assert_json_error, assert_session_gone
 
 pytestmark = pytest.mark.timeout(60)
 

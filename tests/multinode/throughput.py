@@ -1,8 +1,12 @@
 """Messages crossing server nodes per second (Redis, RabbitMQ) and broker recovery time.
 
-Usage::
+Usage (from the checkout's root)::
 
-    python bench/multinode_throughput.py [--messages 5000] [--size 64] [--workers gevent]
+    python -m tests.multinode.throughput [--messages 5000] [--size 64] [--workers gevent]
+
+Not a test and not part of ``python -m bench``: it measures the multi-node test
+harness's own nodes (tests/multinode/node_app.py, whose ``/blast`` route exists for it),
+so it lives next to that harness instead of copying it into bench/.
 
 For each broker, two gunicorn nodes (one worker each) share a bus channel; a
 python-socketio client connects to node n1; node n0 emits ``--messages`` events
@@ -35,11 +39,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "multinode"))
-sys.path.insert(0, str(ROOT / "tests"))  # testsupport, which mn_support imports
-
-from mn_support import Cluster, PyClient, RedisServer, port_open, wait_until  # noqa: E402
+from tests.multinode.mn_support import Cluster, PyClient, RedisServer
+from tests.support import port_open, wait_until
 
 __all__ = ["main"]
 
@@ -66,7 +67,7 @@ def throughput(broker: str, url: str, count: int, size: int, workers: list[str])
             client.sio.on("bench", lambda *_: got.__setitem__("n", got["n"] + 1))
             base = _received(cluster, 1)
             started = time.perf_counter()
-            blast = f"{cluster.nodes[0].url_base}/blast?n={count}&size={size}"
+            blast = f"{cluster.nodes[0].url}/blast?n={count}&size={size}"
             with urllib.request.urlopen(blast, timeout=300) as r:
                 published = json.loads(r.read())
             wait_until(lambda: _received(cluster, 1) - base >= count, 120, "all messages crossed")
@@ -82,7 +83,7 @@ def throughput(broker: str, url: str, count: int, size: int, workers: list[str])
 
 
 def _crossing_works(cluster: Cluster, client: PyClient, text: str) -> bool:
-    sender = PyClient(cluster.nodes[0].url_base)
+    sender = PyClient(cluster.nodes[0].url)
     try:
         reply = sender.call("say", None, text)
         if reply != "sent":

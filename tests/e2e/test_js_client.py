@@ -13,7 +13,8 @@ import uuid
 from typing import Any
 
 import pytest
-from e2e_support import b64, check, scenario
+
+from tests.e2e.e2e_support import b64, check, scenario
 
 __all__: list[str] = []
 

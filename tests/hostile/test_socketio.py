@@ -12,8 +12,15 @@ import json
 import time
 
 import pytest
-from hostile_clients import RawWS, eio_get, eio_post, sio_polling_connect, ws_sio_connect
-from hostile_support import HostileServer, assert_json_error
+
+from tests.hostile.hostile_clients import (
+    RawWS,
+    eio_get,
+    eio_post,
+    sio_polling_connect,
+    ws_sio_connect,
+)
+from tests.hostile.hostile_support import HostileServer, assert_json_error
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 import socketio
-from e2e_support import CLIENT_TRANSPORTS, wait_until
 from socketio import exceptions as sio_exc
+
+from tests.e2e.e2e_support import CLIENT_TRANSPORTS
+from tests.support import wait_until
 
 __all__: list[str] = []
 
@@ -132,7 +134,7 @@ def test_py_connect_auth_welcome(server: Any, transport: str, peers: Any) -> Non
     (welcome,) = p.wait("welcome")
     assert welcome == {"auth": {"token": "py"}, "sid": p.sio.get_sid("/"), "namespace": "/"}
     if transport != "polling":
-        assert wait_until(lambda: p.sio.transport() == "websocket", 3)
+        wait_until(lambda: p.sio.transport() == "websocket", 3, "the upgrade to websocket")
     else:
         assert p.sio.transport() == "polling"
 
@@ -251,7 +253,7 @@ def test_py_server_disconnect(server: Any, transport: str, peers: Any) -> None:
     sid = p.sio.get_sid("/")
     p.sio.emit("kick")
     p.wait("disconnect")
-    assert wait_until(lambda: "/" not in p.sio.namespaces, 3)
+    wait_until(lambda: "/" not in p.sio.namespaces, 3, "the client leaving '/'")
     entry = server.wait_disconnect(sid)
     assert entry and entry["reason"] == "server disconnect"
 
