@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from .outgoing import Outgoing
     from .session import EngineSession
 
-__all__ = ["DisconnectReason", "Connection", "Host", "Environ", "StartResponse"]
+__all__ = [
+    "DisconnectReason",
+    "Connection",
+    "UpgradeCandidate",
+    "Host",
+    "Environ",
+    "StartResponse",
+]
 
 Environ = dict[str, Any]
 """A WSGI environ."""
@@ -80,6 +87,14 @@ class Connection(Protocol):
     def session_closed(self, send_close_packet: bool) -> None:
         """The session closed: flush what is queued (then the close packet, if
         asked and the transport has one) and end."""
+
+
+class UpgradeCandidate(Protocol):
+    """The WebSocket a polling session is being upgraded to, from its ``3probe`` on."""
+
+    def input_pending(self) -> bool:
+        """Has the client sent bytes on it that are not acted on yet (its ``5``,
+        maybe)? True as well when it cannot tell."""
 
 
 class Host(Protocol):

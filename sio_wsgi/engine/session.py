@@ -20,7 +20,7 @@ from ..runtime.base import Driver, Timer
 from .outgoing import Outgoing
 
 if TYPE_CHECKING:
-    from .ports import Connection, DisconnectReason
+    from .ports import Connection, DisconnectReason, UpgradeCandidate
 
 __all__ = ["State", "Transition", "TRANSITIONS", "PushResult", "EngineSession"]
 
@@ -97,6 +97,7 @@ class EngineSession:
         "pong_timer",
         "pong_deadline",
         "upgrade_timer",
+        "probe",
     )
 
     def __init__(
@@ -122,6 +123,9 @@ class EngineSession:
         self.pong_timer: Timer | None = None
         self.pong_deadline: float | None = None  # monotonic time a pong is due by
         self.upgrade_timer: Timer | None = None
+        #: the WebSocket that answered "2probe", until its upgrade ends (a GET
+        #: during the upgrade asks it whether the client's "5" is on its way)
+        self.probe: UpgradeCandidate | None = None
 
     @property
     def closed(self) -> bool:

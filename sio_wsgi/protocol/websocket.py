@@ -605,6 +605,11 @@ class FrameParser:
         """``True`` once a protocol error was raised."""
         return self._error is not None
 
+    @property
+    def partial(self) -> bool:
+        """``True`` while part of a frame, or of a fragmented message, waits for more bytes."""
+        return bool(self._buf) or self._header is not None or self._message_opcode is not None
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume bytes from the client and return the events they complete.
 

@@ -23,6 +23,8 @@ __all__ = ["PollingConnection", "PollingTransport"]
 
 #: a GET arriving while the upgrade's "5" may be in flight waits this long for it
 _UPGRADE_RACE_WAIT = 0.1
+#: how often such a GET looks again
+_UPGRADE_POLL = 0.002
 
 
 class PollingConnection:
@@ -109,9 +111,7 @@ class PollingTransport:
             return conn
         try:
             if session.state is State.UPGRADING and not session.outbox:
-                # the upgrade's "5" may be in flight on the WebSocket: give it a moment,
-                # so a GET racing it is refused rather than answered on the old transport
-                conn.wake.wait(_UPGRADE_RACE_WAIT)
+                self._await_upgrade(session)
                 if session.transport != "polling":
                     return error_response(ErrorCode.BAD_REQUEST)
             elif not session.outbox and session.state is State.OPEN:
@@ -128,6 +128,26 @@ class PollingTransport:
         if not parts:
             parts.append(NOOP)
         return self._payload_response(SEPARATOR.join(parts).encode("utf-8"), environ)
+
+    def _await_upgrade(self, session: EngineSession) -> None:
+        """Hold a GET that came during an upgrade only while it may be racing the "5".
+
+        Once "3probe" is out, the client pauses polling and sends "5" only after its
+        GET in flight has returned: holding that GET holds the upgrade, and all the
+        client writes meanwhile (a "41" included, lost if it quits). So it is answered
+        at once unless bytes the client sent on the WebSocket are not acted on yet
+        (then it is refused should they upgrade the session). Before "2probe" is
+        answered, and when the probe cannot tell (TLS), it waits at most
+        ``_UPGRADE_RACE_WAIT``.
+        """
+        sleep = self.host.driver.sleep
+        for _ in range(round(_UPGRADE_RACE_WAIT / _UPGRADE_POLL)):
+            if session.state is not State.UPGRADING or session.outbox:
+                return
+            probe = session.probe
+            if probe is not None and not probe.input_pending():
+                return
+            sleep(_UPGRADE_POLL)
 
     def _payload_response(self, body: bytes, environ: Environ) -> Response:
         headers = [("Content-Type", TEXT_PLAIN)]

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..engine.http import ErrorCode, Response, error_response
-from ..engine.outgoing import NOOP_OUT, Outgoing
+from ..engine.outgoing import Outgoing
 from ..engine.ports import DisconnectReason, Environ, Host, StartResponse
-from ..engine.session import EngineSession, PushResult, Transition
+from ..engine.session import EngineSession, Transition
 from ..engine.upgrade import ProbeStep, UpgradeProbe
 from ..exceptions import RemoteProtocolError
 from ..protocol import websocket as ws
@@ -249,6 +249,8 @@ class WebSocketConnection:
         "_reader_id",
         "_busy_since",
         "_ended",
+        "_probing",
+        "_unread",
     )
 
     def __init__(
@@ -275,6 +277,11 @@ class WebSocketConnection:
         self._reader_id: int | None = None
         self._busy_since = 0.0
         self._ended: Event | None = None
+        # upgrade probe: the reader parks on a peek (the client's bytes stay in the
+        # socket until it takes them), and ``_unread`` is True from the moment it
+        # takes bytes until their frames are handled: see input_pending()
+        self._probing = False
+        self._unread = False
         # one frame per message: do not let Nagle hold a small frame back waiting
         # for the peer's delayed ACK (what Node does for its WebSockets too)
         with contextlib.suppress(OSError, AttributeError):
@@ -376,6 +383,7 @@ class WebSocketConnection:
 
         :returns: False when the session closed meanwhile.
         """
+        self._probing = False
         with session.lock:
             if session.closed:
                 return False
@@ -486,10 +494,18 @@ class WebSocketConnection:
         drained = False
         while True:
             if self._pending:
+                self._unread = True
                 data = self._pending.pop()
             else:
                 try:
-                    if drained and wait is not None:
+                    if self._probing:
+                        # asked for more: every frame read so far is handled. Park until
+                        # the client sends, leaving its bytes in the socket meanwhile, and
+                        # mark them unread before taking them (see input_pending)
+                        self._unread = False
+                        recv(1, socket.MSG_PEEK)
+                        self._unread = True
+                    elif drained and wait is not None:
                         wait()
                     data = recv(_RECV_SIZE)
                 except (OSError, EOFError, ValueError):
@@ -500,10 +516,30 @@ class WebSocketConnection:
                 return
             yield from self.parser.feed(data)
 
+    def input_pending(self) -> bool:
+        """During the probe: has the client sent bytes not acted on yet (a ``5`` on
+        its way)? True as well when this cannot be told (TLS: no peek).
+
+        Bytes are in the socket until the reader takes them, and it marks them
+        unread before it takes them; so looking at the socket first, then at the
+        mark, misses nothing that was in the socket when this was called.
+        """
+        if not self._probing:
+            return True
+        try:
+            self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return True  # bytes (or the end of the stream, which the probe will act on)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return True
+        return self._unread or bool(self._pending) or self.parser.partial
+
     def probe(self, session: EngineSession) -> bool:
         """Run the upgrade handshake; True once the client sent ``5`` and this
         connection carries the session."""
         probe = UpgradeProbe()
+        self._probing = self._fast  # no peeking at a TLS socket
         try:
             for event in self._stream:
                 if isinstance(event, ws.Ping):
@@ -514,7 +550,7 @@ class WebSocketConnection:
                 step = probe.receive(event.data)
                 if step is ProbeStep.ANSWER:
                     self.send_direct(PONG_PROBE)
-                    _pause_polling(session)
+                    self._pause_polling(session)
                 elif step is ProbeStep.COMPLETE:
                     if session.upgrade_timer is not None:
                         session.upgrade_timer.cancel()
@@ -523,7 +559,23 @@ class WebSocketConnection:
                     return False
         except RemoteProtocolError as exc:
             self.host.logger.info("session %s: bad frame during upgrade: %s", session.sid, exc)
+        finally:
+            self._probing = False
+            with session.lock:
+                if session.probe is self:
+                    session.probe = None
         return False
+
+    def _pause_polling(self, session: EngineSession) -> None:
+        """After ``3probe`` the client pauses polling: it sends ``5`` only once its
+        GET in flight has returned. End a waiting GET now (an empty answer is a
+        noop) and let one still on its way know it need not wait (see
+        :meth:`input_pending`)."""
+        with session.lock:
+            session.probe = self
+            poll = session.connection
+        if poll is not None:
+            poll.kick()
 
     def read_loop(self, session: EngineSession) -> None:
         """Read frames and hand packets to the engine until the connection ends.
@@ -649,13 +701,3 @@ class WebSocketConnection:
         self.close_socket()
         session.transition(Transition.FINISH)
         return self.hijacked.finish()
-
-
-def _pause_polling(session: EngineSession) -> None:
-    """Answer the session's waiting polling GET (if any) with a noop, so the
-    client's polling transport goes quiet before it sends ``5``."""
-    with session.lock:
-        poll = session.connection
-        waiting = poll is not None and poll.writable()
-    if waiting and poll is not None and session.push(NOOP_OUT) is PushResult.QUEUED:
-        poll.kick()

@@ -125,7 +125,7 @@ def test_finish_does_not_wait_when_idle() -> None:
 class _EOFSocket:
     """What an eventlet GreenSocket does once another green thread closed it."""
 
-    def recv(self, size: int) -> bytes:
+    def recv(self, size: int, flags: int = 0) -> bytes:
         raise EOFError()
 
     def fileno(self) -> int:
