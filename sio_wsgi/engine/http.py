@@ -14,7 +14,7 @@ import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
     "ErrorCode",
@@ -24,6 +24,9 @@ __all__ = [
     "cors_headers",
     "cookie_header",
     "compress",
+    "parse_query",
+    "check_query",
+    "Query",
     "TEXT_PLAIN",
 ]
 
@@ -98,6 +101,54 @@ def error_response(
         [("Content-Type", "application/json")],
         json.dumps(body, separators=(",", ":")).encode(),
     )
+
+
+#: the Engine.IO parameters a request may carry once only
+SINGLE_PARAMETERS = ("EIO", "transport", "sid")
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """The Engine.IO parameters of a request's query string.
+
+    A parameter given more than once is ambiguous: it is in ``repeated`` and
+    its value is None, so it fails its check (a repeated ``sid`` does not make
+    a handshake: callers test ``repeated`` first).
+    """
+
+    eio: str | None
+    transport: str | None
+    sid: str | None
+    repeated: frozenset[str]
+
+
+def parse_query(query_string: str) -> Query:
+    """Read ``EIO``, ``transport`` and ``sid`` from a query string (others are ignored)."""
+    values: dict[str, str] = {}
+    repeated: set[str] = set()
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        if name in SINGLE_PARAMETERS:
+            if name in values:
+                repeated.add(name)
+            values[name] = value
+    for name in repeated:
+        del values[name]
+    return Query(values.get("EIO"), values.get("transport"), values.get("sid"), frozenset(repeated))
+
+
+def check_query(
+    query: Query, transports: Sequence[str], version: str
+) -> Response | tuple[str, str | None]:
+    """The request's transport and sid (None: a handshake), or the error answer
+    (400 JSON) when its Engine.IO parameters are missing, unknown or repeated."""
+    transport = query.transport
+    if transport is None or transport not in transports:
+        return error_response(ErrorCode.UNKNOWN_TRANSPORT)
+    if query.eio != version:
+        return error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+    if "sid" in query.repeated:
+        return error_response(ErrorCode.UNKNOWN_SID, detail="sid given more than once")
+    return transport, query.sid
 
 
 def _same_origin(origin: str, host: str | None, scheme: str) -> bool:

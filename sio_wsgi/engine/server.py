@@ -13,7 +13,6 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
 
 from ..config import ServerOptions
 from ..exceptions import RemoteProtocolError
@@ -26,10 +25,12 @@ from .http import (
     TEXT_PLAIN,
     ErrorCode,
     Response,
+    check_query,
     cookie_header,
     cors_headers,
     error_response,
     origin_allowed,
+    parse_query,
 )
 from .outgoing import PING_OUT, Outgoing
 from .ports import Connection, DisconnectReason, Environ, StartResponse
@@ -203,13 +204,11 @@ class EngineServer:
         )
         if method == "OPTIONS":
             return Response(204, cors)
-        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        transport = query.get("transport")
-        if transport not in options.transports:
-            return _with(error_response(ErrorCode.UNKNOWN_TRANSPORT), cors)
-        if query.get("EIO") != _EIO_VERSION:
-            return _with(error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION), cors)
-        sid = query.get("sid")
+        query = parse_query(environ.get("QUERY_STRING", ""))
+        checked = check_query(query, options.transports, _EIO_VERSION)
+        if isinstance(checked, Response):
+            return _with(checked, cors)
+        transport, sid = checked
         if sid is None:
             if method != "GET":
                 return _with(error_response(ErrorCode.BAD_HANDSHAKE_METHOD), cors)

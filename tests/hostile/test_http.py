@@ -46,7 +46,9 @@ pytestmark = pytest.mark.timeout(60)
         ("EIO=3&transport=polling", 5),  # old protocol
         ("transport=polling", 5),  # no EIO
         ("EIO=4%00&transport=polling", 5),  # NUL in the version
-        ("EIO=4&transport=polling&transport=websocket&EIO=%ff%fe", 5),  # repeated, bad UTF-8
+        ("EIO=4&transport=polling&transport=websocket&EIO=%ff%fe", 0),  # repeated, bad UTF-8
+        ("EIO=4&EIO=4&transport=polling", 5),  # the version twice, even the same
+        ("EIO=4&transport=polling&transport=polling", 0),  # the transport twice
     ],
     ids=[
         "no-transport",
@@ -56,10 +58,28 @@ pytestmark = pytest.mark.timeout(60)
         "no-eio",
         "eio-nul",
         "repeated-bad-utf8",
+        "repeated-eio",
+        "repeated-transport",
     ],
 )
 def test_bad_query_is_400_json(srv: HostileServer, query: str, code: int) -> None:
     assert_json_error(http(srv.port, "GET", f"{EIO_PATH}?{query}"), 400, code)
+
+
+@pytest.mark.parametrize("order", ["fake-first", "real-first", "same-twice"])
+def test_repeated_sid_is_refused_and_the_session_keeps_working(
+    srv: HostileServer, order: str
+) -> None:
+    # the real session must not be reachable through an ambiguous query
+    sid, _, _ = eio_open(srv.port)
+    pairs = {"fake-first": ("nope", sid), "real-first": (sid, "nope"), "same-twice": (sid, sid)}
+    first, second = pairs[order]
+    query = f"{EIO_PATH}?EIO=4&transport=polling&sid={first}&sid={second}"
+    assert_json_error(http(srv.port, "GET", query), 400, 1)
+    assert_json_error(http(srv.port, "POST", query, b"40"), 400, 1)
+    assert eio_post(srv.port, sid, "40").status == 200  # a one-sid request works
+    assert eio_get(srv.port, sid).body.startswith(b'40{"sid":')
+    eio_close(srv.port, sid)
 
 
 def test_huge_and_garbage_query(srv: HostileServer) -> None:

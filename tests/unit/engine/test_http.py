@@ -8,14 +8,24 @@ import zlib
 
 import pytest
 
+from sio_wsgi.config import TRANSPORTS
 from sio_wsgi.engine.http import (
     ErrorCode,
+    Response,
+    check_query,
     compress,
     cookie_header,
     cors_headers,
     error_response,
     origin_allowed,
+    parse_query,
 )
+
+MESSAGES = {
+    ErrorCode.UNKNOWN_TRANSPORT: "Transport unknown",
+    ErrorCode.UNKNOWN_SID: "Session ID unknown",
+    ErrorCode.UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
+}
 
 
 @pytest.mark.parametrize(
@@ -87,3 +97,42 @@ def test_compression_threshold_and_choice() -> None:
     assert enc == "deflate" and zlib.decompress(out) == body
     assert compress(body, "gzip;q=0", 10) == (body, None)
     assert compress(body, "br", 10) == (body, None)
+
+
+# ---------------------------------------------------------------- the query string
+
+
+@pytest.mark.parametrize(
+    ("query_string", "expected"),
+    [
+        ("EIO=4&transport=polling", ("polling", None)),
+        ("EIO=4&transport=websocket&sid=abc&t=Nx1&j=0", ("websocket", "abc")),
+        ("EIO=4&transport=polling&sid=", ("polling", "")),
+        ("EIO=4&transport=polling&t=1&t=2", ("polling", None)),  # others may repeat
+    ],
+)
+def test_query_accepted(query_string: str, expected: tuple[str, str | None]) -> None:
+    assert check_query(parse_query(query_string), TRANSPORTS, "4") == expected
+
+
+@pytest.mark.parametrize(
+    ("query_string", "code"),
+    [
+        ("EIO=4&transport=polling&sid=a&sid=b", ErrorCode.UNKNOWN_SID),
+        ("EIO=4&transport=polling&sid=a&sid=a", ErrorCode.UNKNOWN_SID),
+        ("EIO=4&transport=polling&transport=polling", ErrorCode.UNKNOWN_TRANSPORT),
+        ("EIO=4&EIO=4&transport=polling", ErrorCode.UNSUPPORTED_PROTOCOL_VERSION),
+        ("EIO=4&transport=carrier-pigeon", ErrorCode.UNKNOWN_TRANSPORT),
+        ("transport=polling", ErrorCode.UNSUPPORTED_PROTOCOL_VERSION),
+    ],
+)
+def test_query_refused(query_string: str, code: ErrorCode) -> None:
+    query = parse_query(query_string)
+    answer = check_query(query, TRANSPORTS, "4")
+    assert isinstance(answer, Response) and answer.status == 400
+    assert json.loads(answer.body) == {"code": int(code), "message": MESSAGES[code]}
+
+
+def test_repeated_parameters_are_named() -> None:
+    query = parse_query("sid=a&EIO=4&sid=b&transport=polling&transport=x")
+    assert query.repeated == {"sid", "transport"} and query.sid is None and query.eio == "4"
