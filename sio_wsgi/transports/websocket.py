@@ -97,13 +97,15 @@ class WebSocketTransport:
     ) -> Response | Iterable[bytes]:
         """Upgrade a polling session: ``2probe`` / ``3probe`` / ``5``."""
         host = self.host
-        if session.transport != "polling" or not host.options.allow_upgrades:
+        if not host.options.allow_upgrades:
             return _refused(cors)
         accept = _accept(environ, cors)
         if isinstance(accept, Response):
             return accept
-        if not session.transition(Transition.START_UPGRADE):
-            return _refused(cors)
+        if session.transport != "polling" or not session.transition(Transition.START_UPGRADE):
+            # already carried by a WebSocket, or being upgraded: as the Node server
+            # does, accept this one and close it at once; the session goes on
+            return self._accept_and_close(environ, start_response, accept, session)
         hijacked = self._take_socket(environ, start_response, accept)
         if isinstance(hijacked, Response):
             session.transition(Transition.CANCEL_UPGRADE)
@@ -115,6 +117,23 @@ class WebSocketTransport:
             return conn.finish(session)
         session.transition(Transition.CANCEL_UPGRADE)
         conn.close_socket()
+        return hijacked.finish()
+
+    def _accept_and_close(
+        self, environ: Environ, start_response: StartResponse, accept: str, session: EngineSession
+    ) -> Response | Iterable[bytes]:
+        hijacked = self._take_socket(environ, start_response, accept)
+        if isinstance(hijacked, Response):
+            return hijacked
+        self.host.logger.info(
+            "session %s: another WebSocket while it is %s: closed", session.sid, session.state.value
+        )
+        with contextlib.suppress(OSError):
+            hijacked.sock.sendall(ws.encode_close(ws.CloseCode.NORMAL))
+        with contextlib.suppress(OSError):
+            hijacked.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            hijacked.sock.close()
         return hijacked.finish()
 
     def _take_socket(

@@ -15,11 +15,12 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import websocket
 
-__all__ = ["Closed", "Http", "Response", "WS", "WSRefused", "json_error"]
+__all__ = ["Closed", "Http", "Response", "WS", "WSRefused", "assert_ws_closes", "json_error"]
 
 #: mocha's default per-test timeout is 2 s; a single wait never exceeds it.
 WAIT = 2.0
@@ -291,3 +292,20 @@ class WS:
         except (OSError, websocket.WebSocketException):
             pass
         self._reader.join(1.0)
+
+
+def assert_ws_closes(
+    ws_factory: Callable[[str], WS], path: str, timeout: float = 2.0, refused_ok: bool = True
+) -> None:
+    """Open a WebSocket and expect the server to close it.
+
+    :param refused_ok: whether an HTTP error instead of ``101`` counts as closed. The
+        official suites' client (``ws``) takes a refused handshake for an error
+        unless the test listens for one: only the invalid-parameter cases do.
+    """
+    try:
+        sock = ws_factory(path)
+    except WSRefused as exc:
+        assert refused_ok, f"{path}: the handshake was refused ({exc}); expected 101, then a close"
+        return
+    assert sock.wait_close(timeout), f"{path} was not closed"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.conformance_client import WS, Http, WSRefused, json_error
+from tests.conformance.conformance_client import WS, Http, WSRefused, assert_ws_closes, json_error
 
 __all__: list[str] = []
 
@@ -77,20 +77,6 @@ def check_open_packet(content: str, upgrades: list[str]) -> dict[str, Any]:
     assert value["pingTimeout"] == 200
     assert value["maxPayload"] == 1000000
     return value  # type: ignore[no-any-return]
-
-
-def assert_ws_closes(ws_factory: WSFactory, path: str, timeout: float = 2.0) -> None:
-    """Open a WebSocket and expect it to be refused or closed.
-
-    :param ws_factory: WebSocket factory.
-    :param path: path and query.
-    :param timeout: seconds to wait for the close.
-    """
-    try:
-        sock = ws_factory(path)
-    except WSRefused:
-        return
-    assert sock.wait_close(timeout), f"{path} was not closed"
 
 
 # --------------------------------------------------------------------------
@@ -331,7 +317,7 @@ def test_ignores_websocket_connection_with_same_sid_after_upgrade(
     sock.send("2probe")
     sock.recv()  # "3probe"
     sock.send("5")
-    assert_ws_closes(ws_factory, f"{WEBSOCKET}&sid={sid}")
+    assert_ws_closes(ws_factory, f"{WEBSOCKET}&sid={sid}", refused_ok=False)
     sock.send("4hello")
     assert sock.recv() == "4hello"
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conformance.conformance_client import WS, Closed, Http, WSRefused
+from tests.conformance.conformance_client import WS, Closed, Http, assert_ws_closes
 
 __all__: list[str] = []
 
@@ -70,20 +70,6 @@ def check_connect_reply(data: str | bytes, prefix: str) -> str:
     return str(handshake["sid"])
 
 
-def assert_ws_closes(ws_factory: WSFactory, path: str, timeout: float = 2.0) -> None:
-    """Open a WebSocket and expect it to be refused or closed.
-
-    :param ws_factory: WebSocket factory.
-    :param path: path and query.
-    :param timeout: seconds to wait for the close.
-    """
-    try:
-        sock = ws_factory(path)
-    except WSRefused:
-        return
-    assert sock.wait_close(timeout), f"{path} was not closed"
-
-
 # ==========================================================================
 # Engine.IO protocol (on /socket.io/)
 # ==========================================================================
@@ -122,7 +108,7 @@ def test_eio_should_ignore_websocket_connection_with_same_sid_after_upgrade(
     sock = ws_factory(f"{WEBSOCKET}&sid={sid}")
     sock.send("2probe")
     sock.send("5")
-    assert_ws_closes(ws_factory, f"{WEBSOCKET}&sid={sid}")
+    assert_ws_closes(ws_factory, f"{WEBSOCKET}&sid={sid}", refused_ok=False)
 
 
 # ==========================================================================
