@@ -12,6 +12,7 @@ import websocket
 from werkzeug.serving import make_server
 
 from sio_wsgi import engineio
+from sio_wsgi.engine.outgoing import Outgoing
 
 
 @pytest.fixture
@@ -45,14 +46,14 @@ def test_full_kernel_buffer_keeps_order_and_drops_volatile(
     chunk = "x" * 60_000
     count = 200  # ~12 MB: far more than the socket buffers hold
     for i in range(count):
-        assert eio.engine.send(sid, [f"{i}:{chunk}"]) is True
+        assert eio.engine.send(sid, Outgoing.messages([f"{i}:{chunk}"])) is True
     # the client is not reading: a writer is busy, so volatile packets are dropped
-    assert eio.engine.send(sid, ["volatile"], volatile=True) is False
+    assert eio.engine.send(sid, Outgoing.messages(["volatile"]), volatile=True) is False
     received = [ws.recv() for _ in range(count)]
     assert [int(r[1:].split(":", 1)[0]) for r in received] == list(range(count))
     # caught up: volatile goes through again
     deadline = time.monotonic() + 5
-    while not eio.engine.send(sid, ["late"], volatile=True):
+    while not eio.engine.send(sid, Outgoing.messages(["late"]), volatile=True):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert ws.recv() == "4late"
@@ -70,7 +71,7 @@ def test_client_that_stops_reading_is_disconnected() -> None:
         ws, sid = _connect(srv.server_port)
         chunk = "y" * 100_000
         for _ in range(200):  # 20 MB to a client that never reads
-            if not eio.engine.send(sid, [chunk]):
+            if not eio.engine.send(sid, Outgoing.messages([chunk])):
                 break
         assert reasons == ["transport error"]
         assert sid not in eio.engine.sessions
