@@ -1,0 +1,499 @@
+"""Run Autobahn|Testsuite's fuzzingclient against the echo endpoint (echo_app.py).
+
+Used by ``test_autobahn.py`` and runnable on its own, printing the summary table
+that ``docs/hardening.md`` shows::
+
+    python tests/autobahn/autobahn_support.py                  # all three modes
+    python tests/autobahn/autobahn_support.py --modes gevent   # one mode
+    python tests/autobahn/autobahn_support.py --deflate        # + sections 12-13
+
+Each mode runs under a real server on a free 127.0.0.1 port, one gunicorn worker:
+``-k gthread`` (threading), ``-k sio_wsgi.gunicorn.EventletWorker`` (eventlet),
+``-k gevent`` (gevent). ``wstest`` comes from ``install_wstest.sh`` (Python 2.7,
+installed once into a cache folder). Every process started here is ended by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MODES",
+    "TOLERATE_DOUBLE_CLOSE",
+    "BASE_CASES",
+    "DEFLATE_CASES",
+    "CaseResult",
+    "EchoServer",
+    "WstestUnavailable",
+    "cases",
+    "install_wstest",
+    "run_fuzzingclient",
+    "rating",
+    "problems",
+    "summary_table",
+    "double_close",
+    "running_echo_server",
+]
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+HOST = "127.0.0.1"
+INSTALL_SCRIPT = HERE / "install_wstest.sh"
+
+#: async mode -> the gunicorn worker serving it
+WORKERS: dict[str, list[str]] = {
+    "threading": ["-k", "gthread", "--threads", "4"],
+    "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
+    "gevent": ["-k", "gevent"],
+}
+MODES = tuple(WORKERS)
+
+#: sections 1-7 (framing, pings, reserved bits, opcodes, fragmentation, UTF-8,
+#: closing), 9 (limits, performance) and 10 (auto-fragmentation)
+BASE_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
+#: permessage-deflate: on once the server negotiates it
+DEFLATE_CASES = ["12.*", "13.*"]
+
+INSTALL_TIMEOUT = 900.0
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 8.0
+#: one mode's fuzzingclient run takes ~25 s here; the bound leaves room for a loaded CI
+RUN_TIMEOUT = 600.0
+
+#: how the suite rates a case: behaviour of the exchange, then of the closing handshake
+GOOD = frozenset({"OK", "NON-STRICT", "INFORMATIONAL"})
+BAD = frozenset({"FAILED", "WRONG CODE", "UNCLEAN", "FAILED BY CLIENT"})
+
+
+#: A bug in ``transports/websocket.py``, reported with its fix (not in this branch):
+#: after a protocol error the server sends a second Close frame (1000) after the
+#: right one. While True, cases rated FAILED / WRONG CODE for that reason alone
+#: (:func:`double_close`) are reported but not failed, and at least one must show
+#: it; set False with the fix.
+TOLERATE_DOUBLE_CLOSE = True
+
+
+class WstestUnavailable(RuntimeError):
+    """``wstest`` cannot be installed here (no Python 2.7, or the install failed)."""
+
+
+# ---------------------------------------------------------------------------
+# wstest
+# ---------------------------------------------------------------------------
+
+
+def install_wstest() -> str:
+    """Install ``wstest`` if needed (fast when it is) and return its command.
+
+    :raises WstestUnavailable: no Python 2.7 interpreter, or the install failed.
+    """
+    try:
+        proc = subprocess.run(
+            ["bash", str(INSTALL_SCRIPT)],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise WstestUnavailable(f"installing wstest took over {INSTALL_TIMEOUT:.0f} s") from exc
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise WstestUnavailable(
+            f"{INSTALL_SCRIPT.name} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+        )
+    return lines[-1]
+
+
+def cases(deflate: bool = False) -> list[str]:
+    """The case patterns to run: sections 1-7, 9, 10, and 12-13 with ``deflate``."""
+    return BASE_CASES + (DEFLATE_CASES if deflate else [])
+
+
+def write_spec(path: Path, outdir: Path, agents: dict[str, str], deflate: bool) -> None:
+    """Write a fuzzingclient spec: one server (agent) per entry of ``agents``."""
+    spec = {
+        "outdir": str(outdir),
+        "servers": [{"agent": agent, "url": url} for agent, url in agents.items()],
+        "cases": cases(deflate),
+        "exclude-cases": [],
+        "exclude-agent-cases": {},
+    }
+    path.write_text(json.dumps(spec, indent=2))
+
+
+@dataclass
+class CaseResult:
+    """One case as the suite rated it (from ``index.json`` and the case's own report)."""
+
+    case: str
+    behavior: str
+    behavior_close: str
+    duration_ms: int
+    remote_close_code: int | None
+    report: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def section(self) -> int:
+        return int(self.case.split(".")[0])
+
+    def key(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.case.split("."))
+
+    def describe(self) -> str:
+        """The case id, the ratings, what the suite expected and what happened."""
+        r = self.report
+        return (
+            f"{self.case}: behavior {self.behavior}, close {self.behavior_close} "
+            f"(remote close code {self.remote_close_code})\n"
+            f"    case: {_plain(r.get('description', ''))}\n"
+            f"    expected: {_plain(r.get('expectation', ''))}\n"
+            f"    result: {_plain(r.get('result', ''))} / {_plain(r.get('resultClose', ''))}"
+        )
+
+
+def _plain(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", str(html))).strip()[:400]
+
+
+def run_fuzzingclient(
+    wstest: str, agents: dict[str, str], workdir: Path, deflate: bool = False
+) -> tuple[dict[str, list[CaseResult]], float]:
+    """Run the fuzzingclient against ``agents`` (name -> ws:// URL), one after the other.
+
+    :returns: the results per agent, sorted by case, and the seconds the run took.
+    :raises RuntimeError: wstest failed, timed out or wrote no report.
+    """
+    outdir = workdir / "report"
+    spec = workdir / "fuzzingclient.json"
+    write_spec(spec, outdir, agents, deflate)
+    log_path = workdir / "wstest.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [wstest, "-m", "fuzzingclient", "-s", str(spec)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(workdir),
+        )
+        try:
+            code = proc.wait(RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill(proc.pid, signal.SIGKILL)
+            proc.wait(STOP_TIMEOUT)
+            raise RuntimeError(
+                f"wstest did not finish within {RUN_TIMEOUT:.0f} s; its log ends:\n"
+                f"{_tail(log_path)}"
+            ) from None
+    elapsed = time.monotonic() - started
+    index_path = outdir / "index.json"
+    if code != 0 or not index_path.exists():
+        raise RuntimeError(
+            f"wstest exited {code}, report: {index_path.exists()}:\n{_tail(log_path)}"
+        )
+    return read_report(outdir), elapsed
+
+
+def read_report(outdir: Path) -> dict[str, list[CaseResult]]:
+    """Parse ``index.json`` (and each case's report) of a fuzzingclient run."""
+    index = json.loads((outdir / "index.json").read_text())
+    results: dict[str, list[CaseResult]] = {}
+    for agent, by_case in index.items():
+        rows = []
+        for case, entry in by_case.items():
+            report_file = outdir / entry.get("reportfile", "")
+            report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+            rows.append(
+                CaseResult(
+                    case=case,
+                    behavior=entry["behavior"],
+                    behavior_close=entry["behaviorClose"],
+                    duration_ms=int(entry.get("duration", 0)),
+                    remote_close_code=entry.get("remoteCloseCode"),
+                    report=report,
+                )
+            )
+        results[agent] = sorted(rows, key=CaseResult.key)
+    return results
+
+
+def rating(result: CaseResult) -> str:
+    """One word per case for the summary: FAILED if either rating is bad, else the
+    weaker of the two (NON-STRICT, UNIMPLEMENTED, INFORMATIONAL, OK)."""
+    both = {result.behavior, result.behavior_close}
+    if both & BAD:
+        return "FAILED"
+    for word in ("NON-STRICT", "UNIMPLEMENTED", "INFORMATIONAL"):
+        if word in both:
+            return word
+    return "OK" if both == {"OK"} else "/".join(sorted(both))
+
+
+def problems(results: Sequence[CaseResult]) -> list[CaseResult]:
+    """The cases the issue does not accept: anything but OK, NON-STRICT and
+    INFORMATIONAL, except UNIMPLEMENTED in the permessage-deflate sections 12-13."""
+    bad = []
+    for result in results:
+        accepted = GOOD | {"UNIMPLEMENTED"} if result.section in (12, 13) else GOOD
+        if result.behavior not in accepted or result.behavior_close not in accepted:
+            bad.append(result)
+    return bad
+
+
+def close_codes_received(result: CaseResult) -> list[int | None]:
+    """The status code of every Close frame the server sent, from the case's wire log."""
+    codes: list[int | None] = []
+    for entry in result.report.get("wirelog", []):
+        # ["RF", [length, "0x<payload hex>..."], opcode, fin, rsv, masked, mask]
+        if len(entry) > 2 and entry[0] == "RF" and entry[2] == 8:
+            payload = str(entry[1][1])
+            codes.append(int(payload[2:6], 16) if len(payload) >= 6 else None)
+    return codes
+
+
+def double_close(result: CaseResult) -> bool:
+    """The signature of a bug in ``transports/websocket.py`` (fix pending): after a
+    protocol error the server sent its Close frame with the right code, then a
+    second Close frame saying 1000, which the suite takes as the close code."""
+    codes = close_codes_received(result)
+    expected = result.report.get("expectedClose", {}).get("closeCode", [])
+    return len(codes) == 2 and codes[1] == 1000 and codes[0] != 1000 and codes[0] in expected
+
+
+def summary_table(results: dict[str, Sequence[CaseResult]]) -> str:
+    """A Markdown table: per mode and section, how many cases got each rating."""
+    counts = Counter(rating(r) for rows in results.values() for r in rows)
+    used = ["OK", "NON-STRICT", "INFORMATIONAL", "FAILED"]
+    used += sorted(word for word in counts if word not in used)  # UNIMPLEMENTED (deflate)
+    lines = [
+        "| mode | section | cases | " + " | ".join(used) + " |",
+        "|---|---|---|" + "---|" * len(used),
+    ]
+    for mode, rows in results.items():
+        sections = sorted({r.section for r in rows})
+        for section in [*sections, None]:
+            picked = [r for r in rows if section is None or r.section == section]
+            tally = Counter(rating(r) for r in picked)
+            label = "**all**" if section is None else str(section)
+            cells = [str(tally.get(word, 0)) for word in used]
+            lines.append(f"| {mode} | {label} | {len(picked)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# the echo server
+# ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _gunicorn_extra() -> list[str]:
+    """``--no-control-socket`` where gunicorn has one (27+): no file under ~/.gunicorn."""
+    import gunicorn.config
+
+    settings = (getattr(c, "name", None) for c in vars(gunicorn.config).values())
+    return ["--no-control-socket"] if "control_socket_disable" in settings else []
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(x) for x in f.read().split())
+    return found
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"
+    return True
+
+
+def _tail(path: Path, size: int = 4000) -> str:
+    with contextlib.suppress(OSError):
+        return path.read_text(errors="replace")[-size:]
+    return ""
+
+
+@dataclass
+class EchoServer:
+    """``echo_app:app`` under gunicorn in one async mode."""
+
+    mode: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    workers: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://{HOST}:{self.port}/"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def errors(self) -> list[str]:
+        """Log lines that report a failure in the server (not a client going away)."""
+        pattern = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|Exception in|failed")
+        return [line for line in self.log().splitlines() if pattern.search(line)]
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /info`` says: the mode and driver the echo host runs."""
+        with urllib.request.urlopen(f"http://{HOST}:{self.port}/info", timeout=10) as resp:
+            info: dict[str, Any] = json.loads(resp.read())
+        return info
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn ({self.mode}) exited early:\n{self.log()}")
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
+                self.workers = _children(self.proc.pid)
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn ({self.mode}) did not listen in time:\n{self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM gunicorn, SIGKILL it and its workers if they linger."""
+        pids = [*self.workers, *_children(self.proc.pid)]
+        _kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for pid in pids:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                _kill(pid, signal.SIGKILL)
+
+
+def start_echo_server(mode: str, log_dir: Path) -> EchoServer:
+    """Start the echo app under gunicorn's worker for ``mode`` and wait until it listens."""
+    port = free_port()
+    log_path = log_dir / f"gunicorn-{mode}.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SIO_ECHO_MODE=mode)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    command = [
+        sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{port}", "-w", "1",
+        *WORKERS[mode],
+        "--graceful-timeout", "3", "--timeout", "120", "--log-level", "info",
+        *_gunicorn_extra(), "--pythonpath", str(HERE), "echo_app:app",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(log_dir), env=env,
+        )  # fmt: skip
+    server = EchoServer(mode, port, proc, log_path)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def running_echo_server(mode: str, log_dir: Path) -> Iterator[EchoServer]:
+    """:func:`start_echo_server`, stopped by PID on the way out."""
+    server = start_echo_server(mode, log_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default=",".join(MODES), help="comma separated async modes")
+    parser.add_argument("--deflate", action="store_true", help="also run sections 12-13")
+    parser.add_argument("--keep", action="store_true", help="keep the reports (path printed)")
+    args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    wstest = install_wstest()
+    workdir = Path(tempfile.mkdtemp(prefix="sio-autobahn-"))
+    results: dict[str, list[CaseResult]] = {}
+    timings: dict[str, float] = {}
+    failed = False
+    for mode in modes:
+        run_dir = workdir / mode
+        run_dir.mkdir()
+        with running_echo_server(mode, run_dir) as server:
+            by_agent, timings[mode] = run_fuzzingclient(
+                wstest, {mode: server.url}, run_dir, args.deflate
+            )
+            errors = server.errors()
+        results[mode] = by_agent[mode]
+        bad = problems(results[mode])
+        tolerated = [r for r in bad if TOLERATE_DOUBLE_CLOSE and double_close(r)]
+        if tolerated:
+            print(f"{mode}: {len(tolerated)} cases failed by the pending double-Close bug only")
+        bad = [r for r in bad if r not in tolerated]
+        print(
+            f"{mode}: {len(results[mode])} cases in {timings[mode]:.1f} s, {len(bad)} not accepted"
+        )
+        for result in bad:
+            print("  " + result.describe())
+        for line in errors:
+            print(f"  server log: {line}")
+        failed = failed or bool(bad) or bool(errors)
+    print()
+    print(summary_table(results))
+    print()
+    print("| mode | seconds |\n|---|---|")
+    for mode, seconds in timings.items():
+        print(f"| {mode} | {seconds:.0f} |")
+    if args.keep:
+        print(f"\nreports under {workdir}")
+    else:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
