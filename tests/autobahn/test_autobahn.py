@@ -53,8 +53,9 @@ def wstest() -> str:
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("mode", MODES)
-def test_fuzzingclient(mode: str, wstest: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("async_mode", MODES)
+def test_fuzzingclient(async_mode: str, wstest: str, tmp_path: Path) -> None:
+    mode = async_mode
     with running_echo_server(mode, tmp_path) as server:
         info = server.info()
         assert info["driver"] == mode, info  # the worker patched what the mode needs
