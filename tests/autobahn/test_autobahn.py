@@ -4,8 +4,9 @@ For each mode, ``echo_app.py`` (framing of ``sio_wsgi.protocol.websocket``, the
 connection code of ``sio_wsgi.transports.websocket``) runs under a real server on
 a free 127.0.0.1 port -- gunicorn ``-k gthread``, ``-k sio_wsgi.gunicorn.EventletWorker``,
 ``-k gevent`` -- and ``wstest -m fuzzingclient`` runs every case of sections 1-7, 9
-and 10 against it. Each case must be rated OK, NON-STRICT or INFORMATIONAL, both
-for its exchange (``behavior``) and its closing handshake (``behaviorClose``).
+and 10 against it. Each case's exchange (``behavior``) must be rated OK, NON-STRICT
+or INFORMATIONAL, and its closing handshake (``behaviorClose``) OK or INFORMATIONAL:
+stricter than the suite's report, which shows a wrong close code as non-strict.
 
 Sections 12-13 (permessage-deflate) run with ``SIO_AUTOBAHN_DEFLATE=1`` (or
 ``DEFLATE = True`` below once the server negotiates the extension); there an
@@ -48,8 +49,9 @@ def wstest() -> str:
     try:
         return install_wstest()
     except WstestUnavailable as exc:
-        skip_or_fail(f"Autobahn|Testsuite's wstest is not available: {exc}")
-        raise  # not reached: skip_or_fail raises
+        reason = f"Autobahn|Testsuite's wstest is not available: {exc}"
+    skip_or_fail(reason)  # outside the except: no chained traceback in the report
+    raise AssertionError("not reached: skip_or_fail raises")
 
 
 @pytest.mark.timeout(1200)
