@@ -3,9 +3,9 @@
 Used by ``test_autobahn.py`` and runnable on its own, printing the summary table
 that ``docs/hardening.md`` shows::
 
-    python tests/autobahn/autobahn_support.py                  # all three modes
-    python tests/autobahn/autobahn_support.py --modes gevent   # one mode
-    python tests/autobahn/autobahn_support.py --deflate        # + sections 12-13
+    python -m tests.autobahn.autobahn_support                  # all three modes
+    python -m tests.autobahn.autobahn_support --modes gevent   # one mode
+    python -m tests.autobahn.autobahn_support --deflate        # + sections 12-13
 
 Each mode runs under a real server on a free 127.0.0.1 port, one gunicorn worker:
 ``-k gthread`` (threading), ``-k sio_wsgi.gunicorn.EventletWorker`` (eventlet),
@@ -20,8 +20,8 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import HOST, ServerProcess
+
 __all__ = [
     "MODES",
     "TOLERATE_DOUBLE_CLOSE",
@@ -40,6 +42,7 @@ __all__ = [
     "DEFLATE_CASES",
     "CaseResult",
     "EchoServer",
+    "ERROR_PATTERN",
     "WstestUnavailable",
     "cases",
     "install_wstest",
@@ -52,8 +55,6 @@ __all__ = [
 ]
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-HOST = "127.0.0.1"
 INSTALL_SCRIPT = HERE / "install_wstest.sh"
 
 #: async mode -> the gunicorn worker serving it
@@ -222,7 +223,8 @@ def run_fuzzingclient(
         try:
             code = proc.wait(RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
-            _kill(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
             proc.wait(STOP_TIMEOUT)
             raise RuntimeError(
                 f"wstest did not finish within {RUN_TIMEOUT:.0f} s; its log ends:\n"
@@ -350,12 +352,6 @@ def summary_table(results: dict[str, Sequence[CaseResult]]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _gunicorn_extra() -> list[str]:
     """``--no-control-socket`` where gunicorn has one (27+): no file under ~/.gunicorn."""
     import gunicorn.config
@@ -364,125 +360,67 @@ def _gunicorn_extra() -> list[str]:
     return ["--no-control-socket"] if "control_socket_disable" in settings else []
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(x) for x in f.read().split())
-    return found
-
-
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
-        return f.read().split()[2] != "Z"
-    return True
-
-
 def _tail(path: Path, size: int = 4000) -> str:
     with contextlib.suppress(OSError):
         return path.read_text(errors="replace")[-size:]
     return ""
 
 
-@dataclass
-class EchoServer:
-    """``echo_app:app`` under gunicorn in one async mode."""
-
-    mode: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    workers: list[int] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"ws://{HOST}:{self.port}/"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def errors(self) -> list[str]:
-        """Log lines that report a failure in the server (not a client going away)."""
-        pattern = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|Exception in|failed")
-        return [line for line in self.log().splitlines() if pattern.search(line)]
-
-    def info(self) -> dict[str, Any]:
-        """What ``GET /info`` says: the mode and driver the echo host runs."""
-        with urllib.request.urlopen(f"http://{HOST}:{self.port}/info", timeout=10) as resp:
-            info: dict[str, Any] = json.loads(resp.read())
-        return info
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn ({self.mode}) exited early:\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
-                self.workers = _children(self.proc.pid)
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn ({self.mode}) did not listen in time:\n{self.log()}")
-
-    def stop(self) -> None:
-        """SIGTERM gunicorn, SIGKILL it and its workers if they linger."""
-        pids = [*self.workers, *_children(self.proc.pid)]
-        _kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(STOP_TIMEOUT)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for pid in pids:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                _kill(pid, signal.SIGKILL)
+#: what the server prints when it failed (as opposed to a client going away)
+ERROR_PATTERN = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|Exception in|Unhandled")
 
 
-def start_echo_server(mode: str, log_dir: Path) -> EchoServer:
-    """Start the echo app under gunicorn's worker for ``mode`` and wait until it listens."""
-    port = free_port()
-    log_path = log_dir / f"gunicorn-{mode}.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", SIO_ECHO_MODE=mode)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    command = [
-        sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{port}", "-w", "1",
+def _command(mode: str) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{{port}}", "-w", "1",
         *WORKERS[mode],
         "--graceful-timeout", "3", "--timeout", "120", "--log-level", "info",
         *_gunicorn_extra(), "--pythonpath", str(HERE), "echo_app:app",
     ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(log_dir), env=env,
-        )  # fmt: skip
-    server = EchoServer(mode, port, proc, log_path)
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+
+
+class EchoServer(ServerProcess):
+    """``echo_app:app`` under gunicorn's worker for ``mode`` (one worker), ready once
+    ``GET /info`` answers; stopped by PID with its worker.
+
+    :param mode: threading, eventlet or gevent.
+    :param log_dir: where its log goes.
+    """
+
+    def __init__(self, mode: str, log_dir: Path) -> None:
+        super().__init__(
+            _command(mode),
+            log_dir / f"gunicorn-{mode}.log",
+            health="/info",
+            cwd=log_dir,
+            env={"PYTHONUNBUFFERED": "1", "SIO_ECHO_MODE": mode},
+            name=f"gunicorn ({mode})",
+            start_timeout=START_TIMEOUT,
+            stop_timeout=STOP_TIMEOUT,
+        )
+        self.mode = mode
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}/"
+
+    def errors(self) -> list[str]:
+        """Log lines that report a failure in the server (not a client going away)."""
+        return [line for line in self.log_text().splitlines() if ERROR_PATTERN.search(line)]
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /info`` says: the mode and driver the echo host runs."""
+        with urllib.request.urlopen(f"{self.url}/info", timeout=10) as resp:
+            info: dict[str, Any] = json.loads(resp.read())
+        return info
 
 
 @contextlib.contextmanager
 def running_echo_server(mode: str, log_dir: Path) -> Iterator[EchoServer]:
-    """:func:`start_echo_server`, stopped by PID on the way out."""
-    server = start_echo_server(mode, log_dir)
+    """An :class:`EchoServer`, started, and stopped by PID on the way out."""
+    server = EchoServer(mode, log_dir)
     try:
+        server.start()
         yield server
     finally:
         server.stop()
@@ -510,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir.mkdir()
         with running_echo_server(mode, run_dir) as server:
             by_agent, timings[mode] = run_fuzzingclient(
-                wstest, {mode: server.url}, run_dir, args.deflate
+                wstest, {mode: server.ws_url}, run_dir, args.deflate
             )
             errors = server.errors()
         results[mode] = by_agent[mode]
@@ -536,8 +474,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.keep:
         print(f"\nreports under {workdir}")
     else:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
 
