@@ -38,6 +38,8 @@ _CLOSE_REASON_BYTES = 120
 #: returned after this many seconds gets the reading handed to a new thread
 HANDOVER_AFTER = 0.02
 
+_NORMAL_CLOSE = ws.encode_close(ws.CloseCode.NORMAL)
+
 #: who writes to a connection now (``WebSocketConnection._write_state``)
 _IDLE, _DIRECT, _WRITER = 0, 1, 2
 
@@ -259,6 +261,7 @@ class WebSocketConnection:
         "_pending",
         "_closed",
         "_closing",
+        "_close_frame",
         "_leftover",
         "_control",
         "_fast",
@@ -285,6 +288,9 @@ class WebSocketConnection:
         self._pending = [hijacked.buffered] if hijacked.buffered else []
         self._closed = False
         self._closing = False
+        #: the Close frame _close_now() sends: 1000, the client's own code echoed,
+        #: or nothing when the reader already queued one (protocol error)
+        self._close_frame = _NORMAL_CLOSE
         self._leftover = b""
         self._control: list[bytes] = []
         # TLS sockets must go through their own send(); no raw non-blocking path
@@ -533,7 +539,13 @@ class WebSocketConnection:
                 drained = len(data) < _RECV_SIZE
             if not data:
                 return
-            yield from self.parser.feed(data)
+            try:
+                events = self.parser.feed(data)
+            except ws.FrameError as exc:
+                # messages completed before the bad frame in this read still count
+                yield from exc.events
+                raise
+            yield from events
 
     def input_pending(self) -> bool:
         """During the probe: has the client sent bytes not acted on yet (a ``5`` on
@@ -631,12 +643,14 @@ class WebSocketConnection:
                 elif isinstance(event, ws.Ping):
                     self.send_control(ws.encode_pong(event.data))
                 elif isinstance(event, ws.CloseReceived):
+                    self._close_frame = ws.encode_close(event.code)  # echo the client's code
                     break
                 if self._reader_id != me:
                     return False  # a handler ran long here: another thread reads now
         except RemoteProtocolError as exc:
             host.logger.info("session %s: protocol error: %s", sid, exc)
             why = str(exc).encode("utf-8")[:_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+            self._close_frame = b""  # this Close frame is the only one: no 1000 after it
             self.send_control(ws.encode_close(exc.close_code, why))
             reason = DisconnectReason.PARSE_ERROR
         except Exception:
@@ -681,9 +695,9 @@ class WebSocketConnection:
     # ---------------------------------------------------------------- closing
 
     def _close_now(self) -> None:
-        if not self._closed and self._fast:
+        if not self._closed and self._fast and self._close_frame:
             try:
-                _nonblocking_send(self._raw, ws.encode_close(ws.CloseCode.NORMAL))
+                _nonblocking_send(self._raw, self._close_frame)
             except OSError:
                 pass
         self.close_socket()

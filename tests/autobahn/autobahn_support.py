@@ -37,7 +37,6 @@ from tests.support import HOST, ServerProcess
 
 __all__ = [
     "MODES",
-    "TOLERATE_DOUBLE_CLOSE",
     "BASE_CASES",
     "DEFLATE_CASES",
     "CaseResult",
@@ -50,7 +49,6 @@ __all__ = [
     "rating",
     "problems",
     "summary_table",
-    "double_close",
     "running_echo_server",
 ]
 
@@ -105,14 +103,6 @@ RATINGS = ("FAILED", "NON-STRICT", "UNIMPLEMENTED", "INFORMATIONAL", "OK")
 ACCEPTED_BEHAVIOR = frozenset({"OK", "NON-STRICT", "INFORMATIONAL"})
 ACCEPTED_CLOSE = frozenset({"OK", "INFORMATIONAL"})
 DEFLATE_SECTIONS = frozenset({12, 13})
-
-
-#: A bug in ``transports/websocket.py``, reported with its fix (not in this branch):
-#: after a protocol error the server sends a second Close frame (1000) after the
-#: right one. While True, cases rated FAILED / WRONG CODE for that reason alone
-#: (:func:`double_close`) are reported but not failed, and at least one must show
-#: it; set False with the fix.
-TOLERATE_DOUBLE_CLOSE = True
 
 
 class WstestUnavailable(RuntimeError):
@@ -283,26 +273,6 @@ def problems(results: Sequence[CaseResult]) -> list[CaseResult]:
     return bad
 
 
-def close_codes_received(result: CaseResult) -> list[int | None]:
-    """The status code of every Close frame the server sent, from the case's wire log."""
-    codes: list[int | None] = []
-    for entry in result.report.get("wirelog", []):
-        # ["RF", [length, "0x<payload hex>..."], opcode, fin, rsv, masked, mask]
-        if len(entry) > 2 and entry[0] == "RF" and entry[2] == 8:
-            payload = str(entry[1][1])
-            codes.append(int(payload[2:6], 16) if len(payload) >= 6 else None)
-    return codes
-
-
-def double_close(result: CaseResult) -> bool:
-    """The signature of a bug in ``transports/websocket.py`` (fix pending): after a
-    protocol error the server sent its Close frame with the right code, then a
-    second Close frame saying 1000, which the suite takes as the close code."""
-    codes = close_codes_received(result)
-    expected = result.report.get("expectedClose", {}).get("closeCode", [])
-    return len(codes) == 2 and codes[1] == 1000 and codes[0] != 1000 and codes[0] in expected
-
-
 #: what each section of the suite tests
 SECTIONS = {
     1: "framing",
@@ -453,10 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors = server.errors()
         results[mode] = by_agent[mode]
         bad = problems(results[mode])
-        tolerated = [r for r in bad if TOLERATE_DOUBLE_CLOSE and double_close(r)]
-        if tolerated:
-            print(f"{mode}: {len(tolerated)} cases failed by the pending double-Close bug only")
-        bad = [r for r in bad if r not in tolerated]
         print(
             f"{mode}: {len(results[mode])} cases in {timings[mode]:.1f} s, {len(bad)} not accepted"
         )

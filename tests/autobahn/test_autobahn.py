@@ -27,9 +27,7 @@ import pytest
 
 from tests.autobahn.autobahn_support import (
     MODES,
-    TOLERATE_DOUBLE_CLOSE,
     WstestUnavailable,
-    double_close,
     install_wstest,
     problems,
     run_fuzzingclient,
@@ -70,21 +68,8 @@ def test_fuzzingclient(async_mode: str, wstest: str, tmp_path: Path) -> None:
 
     expected_sections = {1, 2, 3, 4, 5, 6, 7, 9, 10} | ({12, 13} if DEFLATE else set())
     assert {r.section for r in results} == expected_sections
-    bad = problems(results)
-    tolerated = [r for r in bad if TOLERATE_DOUBLE_CLOSE and double_close(r)]
-    failing = [r for r in bad if r not in tolerated]
-    if tolerated:
-        print(
-            f"{len(tolerated)} cases rated FAILED / WRONG CODE only because a second Close "
-            "frame (1000) followed the right one: transports/websocket.py fix pending "
-            f"(tolerated while TOLERATE_DOUBLE_CLOSE): {', '.join(r.case for r in tolerated)}"
-        )
+    failing = problems(results)
     assert not failing, f"{len(failing)} cases failed in {mode} mode:\n" + "\n".join(
         r.describe() for r in failing
     )
-    if TOLERATE_DOUBLE_CLOSE:
-        assert tolerated, (
-            "no case shows the double Close frame any more: the transport fix landed, "
-            "set TOLERATE_DOUBLE_CLOSE = False in autobahn_support.py"
-        )
     assert not errors, f"the {mode} server logged failures:\n" + "\n".join(errors)

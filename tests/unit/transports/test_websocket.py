@@ -143,3 +143,67 @@ def test_recv_eof_error_ends_the_stream_quietly() -> None:
     conn = WebSocketConnection(host, Hijacked(sock=_EOFSocket()))  # type: ignore[arg-type]
     session = EngineSession("sid", "polling", {}, host.driver, 1_000_000)
     assert conn.probe(session) is False  # no exception out of the upgrade
+
+
+class _EchoingHost(_Host):
+    """A host that records what the reader hands it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[object] = []
+
+    def on_message(self, sid: str, data: object) -> None:
+        self.messages.append(data)
+
+    def handle_text(self, session: EngineSession, text: str) -> None:
+        self.messages.append(text)
+
+
+def _masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    head = bytes(((0x80 if fin else 0) | opcode, 0x80 | len(payload)))
+    return head + mask + ws.unmask(mask, payload)
+
+
+def _read_loop_with(client_bytes: bytes) -> tuple[_EchoingHost, list[tuple[int, bytes]]]:
+    """Run a connection's reader over ``client_bytes`` (one write); return the host
+    and the frames the server sent."""
+    host = _EchoingHost()
+    server_sock, client_sock = socket.socketpair()
+    try:
+        conn = WebSocketConnection(host, Hijacked(sock=server_sock))  # type: ignore[arg-type]
+        session = _open_session(host)
+        assert conn.attach(session)
+        client_sock.sendall(client_bytes)
+        conn.read_loop(session)
+        conn.finish(session)
+        return host, _read_frames(client_sock)
+    finally:
+        client_sock.close()
+        server_sock.close()
+
+
+def test_a_protocol_error_sends_one_close_frame_with_its_code() -> None:
+    # Autobahn 7.3.2, 7.9.x and the close code of every fail-fast case: a Close
+    # frame saying 1000 followed the one carrying the error's code
+    host, frames = _read_loop_with(_masked(8, b"\x03"))  # a 1-byte close payload
+    closes = [payload for opcode, payload in frames if opcode == 8]
+    assert len(closes) == 1, frames
+    assert closes[0][:2] == struct.pack("!H", 1002)
+    assert host.closed == [DisconnectReason.PARSE_ERROR]
+
+
+def test_messages_before_a_bad_frame_in_the_same_read_are_delivered() -> None:
+    # Autobahn 3.2, 4.1.3, 5.15: the frames before the bad one arrive in the
+    # same recv(); FrameError.events holds them
+    _, frames = _read_loop_with(_masked(1, b"4hello") + _masked(5, b""))
+    assert frames[-1][0] == 8 and frames[-1][1][:2] == struct.pack("!H", 1002)
+    host, _ = _read_loop_with(_masked(1, b"4hello") + _masked(2, b"\x00") + _masked(5, b""))
+    assert host.messages == ["hello", b"\x00"]
+
+
+def test_the_client_close_code_is_echoed() -> None:
+    _, frames = _read_loop_with(_masked(8, struct.pack("!H", 3000) + b"bye"))
+    assert frames == [(8, struct.pack("!H", 3000))]
+    _, frames = _read_loop_with(_masked(8, b""))  # no status code: an empty Close back
+    assert frames == [(8, b"")]
