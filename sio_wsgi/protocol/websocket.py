@@ -577,9 +577,18 @@ class FrameParser:
     """
 
     __slots__ = (
-        "max_message_size", "_buf", "_pos", "_header", "_message_opcode", "_fragments",
-        "_text_decoder", "_text_parts", "_message_size", "_error", "_closed",
-    )  # fmt: skip
+        "max_message_size",
+        "_buf",
+        "_pos",
+        "_header",
+        "_message_opcode",
+        "_fragments",
+        "_text_decoder",
+        "_text_parts",
+        "_message_size",
+        "_error",
+        "_closed",
+    )
 
     def __init__(self, max_message_size: int = 1_000_000) -> None:
         self.max_message_size = max_message_size
