@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, NamedTuple, TypeAlias
 
+from sio_wsgi.config import DEFAULTS
 from sio_wsgi.exceptions import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -158,7 +159,12 @@ class FrameError(RemoteProtocolError):
     :param events: events decoded by the failing ``feed`` call before the error.
     """
 
-    def __init__(self, message: str, close_code: int = 1002, events: Sequence[Event] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        close_code: int = CloseCode.PROTOCOL_ERROR.value,
+        events: Sequence[Event] = (),
+    ) -> None:
         super().__init__(message, close_code=close_code)
         self.events: list[Event] = list(events)
 
@@ -590,7 +596,7 @@ class FrameParser:
         "_closed",
     )
 
-    def __init__(self, max_message_size: int = 1_000_000) -> None:
+    def __init__(self, max_message_size: int = DEFAULTS.max_http_buffer_size) -> None:
         self.max_message_size = max_message_size
         self._buf = bytearray()
         self._pos = 0
