@@ -37,18 +37,20 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sio_wsgi.exceptions import BusError
-from sio_wsgi.manager import AckCallback, Manager
+from sio_wsgi.manager import AckCallback, Deliver, DisconnectHook, Encode, Manager, ServerEventHook
 from sio_wsgi.managers import messages as bus
+from sio_wsgi.protocol.serializers import Payload
 from sio_wsgi.runtime import select as runtime_select
+from sio_wsgi.runtime.base import Driver, Event, Task
 
 __all__ = ["PubSubManager", "BusError", "BusHealth"]
 
 logger = logging.getLogger(__name__)
 
-_UNSET: Any = object()
+_UNSET: Final = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,7 @@ class BusHealth:
     dropped: int  # bus messages that did not parse
 
 
-def _as_args(data: Any) -> list[Any]:
+def _as_args(data: Payload) -> list[Payload]:
     """python-socketio's ``data``: a tuple is several arguments, ``None`` none."""
     if data is None:
         return []
@@ -83,7 +85,7 @@ def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
 class _Query:
     """A cluster query waiting for the answers of ``expected`` nodes."""
 
-    def __init__(self, event: Any, expected: set[str], first_hit: bool) -> None:
+    def __init__(self, event: Event, expected: set[str], first_hit: bool) -> None:
         self.event = event
         self.expected = expected
         self.first_hit = first_hit
@@ -145,7 +147,7 @@ class PubSubManager(Manager):
         self._queries: dict[str, _Query] = {}
         self._nodes: dict[str, float] = {}
         self._closed = False
-        self._listener: Any = None
+        self._listener: Task | None = None
         self._connected = False
         self._changed = time.monotonic()
         self._reconnects = 0
@@ -154,7 +156,8 @@ class PubSubManager(Manager):
         self._last_hello = 0.0
         self._delay = reconnect_delay[0]
         self._counts = {"published": 0, "received": 0, "dropped": 0}
-        self._dispatch: dict[type[Any], Callable[[str, Any], None]] = {
+        # each handler takes the message of its key's class
+        self._dispatch: dict[type[bus.BusMessage], Callable[[str, Any], None]] = {
             bus.Emit: self._on_emit,
             bus.Disconnect: self._on_disconnect,
             bus.EnterRoom: self._on_enter_room,
@@ -200,15 +203,27 @@ class PubSubManager(Manager):
 
     # ------------------------------------------------------------ lifecycle
 
-    def attach(self, encode: Any, deliver: Any, driver: Any = None, **hooks: Any) -> None:
+    def attach(
+        self,
+        encode: Encode,
+        deliver: Deliver,
+        driver: Driver | None = None,
+        *,
+        disconnect: DisconnectHook | None = None,
+        server_event: ServerEventHook | None = None,
+    ) -> None:
         """Connect to the server and, unless write-only, start the listener task.
 
-        :param encode: see :meth:`Manager.attach`.
-        :param deliver: see :meth:`Manager.attach`.
-        :param driver: the server's driver; the listener runs as one of its tasks.
-        :param hooks: ``disconnect`` and ``server_event`` (see :meth:`Manager.attach`).
+        The arguments are those of :meth:`Manager.attach`; the listener runs as a
+        task of ``driver`` (of the detected async mode when None).
         """
-        super().attach(encode, deliver, driver or runtime_select.get_driver(None), **hooks)
+        super().attach(
+            encode,
+            deliver,
+            driver or runtime_select.get_driver(None),
+            disconnect=disconnect,
+            server_event=server_event,
+        )
         if not self.write_only and self._listener is None:
             self._listener = self.driver.spawn(self._listen_forever)
 
@@ -226,11 +241,15 @@ class PubSubManager(Manager):
     def health(self) -> BusHealth:
         """The bus connection's state, for health checks and monitoring."""
         return BusHealth(
-            host_id=self.host_id, connected=self._connected,
+            host_id=self.host_id,
+            connected=self._connected,
             listening=self._listener is not None and not self._closed,
-            since=time.monotonic() - self._changed, reconnects=self._reconnects,
-            last_error=self._last_error, nodes=tuple(self.nodes()), **self._counts,
-        )  # fmt: skip
+            since=time.monotonic() - self._changed,
+            reconnects=self._reconnects,
+            last_error=self._last_error,
+            nodes=tuple(self.nodes()),
+            **self._counts,
+        )
 
     @property
     def healthy(self) -> bool:
@@ -262,11 +281,13 @@ class PubSubManager(Manager):
                 self._reset_publisher()
                 self._set_state(self._connected and not self.write_only, exc)
                 if time.monotonic() + delay > deadline:
-                    self.log.error("could not publish %s on %s: %s", message.TYPE.value,
-                                   self.channel, exc)  # fmt: skip
+                    self.log.error(
+                        "could not publish %s on %s: %s", message.TYPE.value, self.channel, exc
+                    )
                     raise BusError(f"message bus unreachable: {exc}") from exc
-                self.log.warning("publishing %s failed (%s); retrying in %.2fs",
-                                 message.TYPE.value, exc, delay)  # fmt: skip
+                self.log.warning(
+                    "publishing %s failed (%s); retrying in %.2fs", message.TYPE.value, exc, delay
+                )
                 self._sleep(delay)
                 delay = min(delay * 2, self.reconnect_delay[1])
                 continue
@@ -295,7 +316,7 @@ class PubSubManager(Manager):
     def emit(
         self,
         event: str,
-        args: Any = None,
+        args: Payload = None,
         namespace: str | None = None,
         to: str | Iterable[str] | None = None,
         skip_sid: str | Iterable[str] | None = None,
@@ -304,7 +325,7 @@ class PubSubManager(Manager):
         ignore_queue: bool = False,
         *,
         room: str | Iterable[str] | None = None,
-        data: Any = _UNSET,
+        data: Payload = _UNSET,
     ) -> int:
         """Emit to the matching clients of every node.
 
@@ -346,8 +367,9 @@ class PubSubManager(Manager):
         if self._encode is not None:
             sent = self.emit_local(event, values, ns, target, skip_sid, callback, volatile)
         callback_id = None if callback is None else self._keep_callback(callback)
-        self.publish(bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid),
-                              callback_id, volatile))  # fmt: skip
+        self.publish(
+            bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid), callback_id, volatile)
+        )
         return sent
 
     def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
@@ -400,7 +422,7 @@ class PubSubManager(Manager):
         """
         self.publish(bus.Disconnect(sid, namespace))
 
-    def server_side_emit(self, event: str, args: Sequence[Any], namespace: str) -> None:
+    def server_side_emit(self, event: str, args: Sequence[Payload], namespace: str) -> None:
         """Send an event to the handlers of the other nodes.
 
         :param event: the event name.
@@ -447,9 +469,13 @@ class PubSubManager(Manager):
         return []
 
     def _ask(
-        self, kind: bus.QueryKind, namespace: str, subject: str | None, timeout: float,
+        self,
+        kind: bus.QueryKind,
+        namespace: str,
+        subject: str | None,
+        timeout: float,
         first_hit: bool,
-    ) -> list[list[str]]:  # fmt: skip
+    ) -> list[list[str]]:
         if self.write_only:
             raise RuntimeError("a write-only manager cannot query other nodes")
         expected = set(self.nodes())
@@ -463,8 +489,12 @@ class PubSubManager(Manager):
             self.publish(bus.Query(request_id, kind.value, namespace, subject))
             if not query.event.wait(timeout):
                 missing = expected - query.results.keys()
-                self.log.warning("%s query: no answer from %s within %ss", kind.value,
-                                 ", ".join(sorted(missing)), timeout)  # fmt: skip
+                self.log.warning(
+                    "%s query: no answer from %s within %ss",
+                    kind.value,
+                    ", ".join(sorted(missing)),
+                    timeout,
+                )
         finally:
             with self._bus_lock:
                 self._queries.pop(request_id, None)
@@ -506,9 +536,13 @@ class PubSubManager(Manager):
         """Called by :meth:`_listen` once the subscription is live."""
         if self._ever_subscribed:
             self._reconnects += 1
-            self.log.warning("%s bus: reconnected to %s after %.2fs; messages published "
-                             "meanwhile were not received", self.name, self.channel,
-                             time.monotonic() - self._changed)  # fmt: skip
+            self.log.warning(
+                "%s bus: reconnected to %s after %.2fs; messages published "
+                "meanwhile were not received",
+                self.name,
+                self.channel,
+                time.monotonic() - self._changed,
+            )
         else:
             self.log.info("%s bus: listening on %s as %s", self.name, self.channel, self.host_id)
         self._ever_subscribed = True
@@ -519,11 +553,21 @@ class PubSubManager(Manager):
 
     def _lost(self, error: BaseException) -> None:
         if self._connected or not self._ever_subscribed:
-            self.log.error("%s bus: lost the connection to %s (%s: %s); reconnecting",
-                           self.name, self.channel, type(error).__name__, error)  # fmt: skip
+            self.log.error(
+                "%s bus: lost the connection to %s (%s: %s); reconnecting",
+                self.name,
+                self.channel,
+                type(error).__name__,
+                error,
+            )
         else:
-            self.log.warning("%s bus: still unreachable (%s: %s); next try in %.2fs",
-                             self.name, type(error).__name__, error, self._delay)  # fmt: skip
+            self.log.warning(
+                "%s bus: still unreachable (%s: %s); next try in %.2fs",
+                self.name,
+                type(error).__name__,
+                error,
+                self._delay,
+            )
         self._set_state(False, error)
 
     def _set_state(self, connected: bool, error: BaseException | None) -> None:
@@ -571,11 +615,12 @@ class PubSubManager(Manager):
 
     def _on_emit(self, host: str, msg: bus.Emit) -> None:
         callback = None if msg.callback_id is None else self._ack_sender(host, msg.callback_id)
-        self.emit_local(msg.event, msg.args, msg.namespace, msg.to, msg.skip_sid, callback,
-                        msg.volatile)  # fmt: skip
+        self.emit_local(
+            msg.event, msg.args, msg.namespace, msg.to, msg.skip_sid, callback, msg.volatile
+        )
 
     def _ack_sender(self, host: str, callback_id: int) -> AckCallback:
-        def send_back(*args: Any) -> None:
+        def send_back(*args: Payload) -> None:
             self.publish(bus.AckReturn(host, callback_id, list(args)))
 
         return send_back
