@@ -6,7 +6,6 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from .base import Driver
 
@@ -15,7 +14,7 @@ __all__ = ["Scheduler", "TimerHandle"]
 logger = logging.getLogger(__name__)
 
 
-def _noop(*args: Any) -> None:
+def _noop(*args: object) -> None:
     return None
 
 
@@ -24,7 +23,7 @@ class TimerHandle:
 
     __slots__ = ("when", "fn", "args", "cancelled")
 
-    def __init__(self, when: float, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, when: float, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         self.when = when
         self.fn = fn
         self.args = args
@@ -55,7 +54,7 @@ class Scheduler:
         self._started = False
         self._stopped = False
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+    def call_later(self, delay: float, fn: Callable[..., object], *args: object) -> TimerHandle:
         """Run ``fn(*args)`` after ``delay`` seconds."""
         handle = TimerHandle(self._driver.monotonic() + delay, fn, args)
         with self._lock:
