@@ -62,7 +62,6 @@ F = TypeVar("F", bound=Handler)
 class FlaskContext:
     """Wraps Socket.IO handlers so they run inside a Flask request context.
 
-    :param app: the Flask application.
     :param sio: the server; only needed for :meth:`on` and :meth:`event`.
     """
 
@@ -105,7 +104,6 @@ class FlaskContext:
     def on(self, event: str, namespace: str | None = None) -> Callable[[F], F]:
         """Decorator: register ``fn`` for ``event`` on the server, wrapped.
 
-        :param event: the event name.
         :param namespace: the namespace, ``'/'`` by default.
         :returns: a decorator returning the original function.
         :raises RuntimeError: when no server was given.
@@ -123,7 +121,6 @@ class FlaskContext:
     def event(self, fn: F) -> F:
         """Decorator: register ``fn`` under its own name, wrapped.
 
-        :param fn: the handler.
         :returns: ``fn``.
         """
         return self.on(fn.__name__)(fn)

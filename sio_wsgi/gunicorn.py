@@ -144,12 +144,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
         return getattr(sys.modules.get("eventlet.wsgi"), "WSGI_LOCAL", None)
 
     def handle(self, listener: GreenSocket, client: GreenSocket, addr: object) -> None:
-        """Serve one connection (TLS-wrapped first if configured).
-
-        :param listener: the listening socket.
-        :param client: the accepted connection.
-        :param addr: the peer address.
-        """
+        """Serve one connection (TLS-wrapped first if configured)."""
         raw = client
         self._clients.add(raw)
         try:
@@ -185,11 +180,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
     # ------------------------------------------------------------ signals
 
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
-        """SIGINT / SIGQUIT: stop now (no grace period), from the main loop.
-
-        :param sig: the signal number.
-        :param frame: the interrupted frame.
-        """
+        """SIGINT / SIGQUIT: stop now (no grace period), from the main loop."""
         self._quick_exit = True
         self.alive = False
 

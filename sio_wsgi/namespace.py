@@ -124,10 +124,7 @@ class Namespace:
         return self.server
 
     def handler_for(self, event: str) -> Handler | None:
-        """The ``on_<event>`` method, or ``None``.
-
-        :param event: the event name.
-        """
+        """The ``on_<event>`` method, or ``None``."""
         method = getattr(self, "on_" + event, None)
         return method if callable(method) else None
 
@@ -136,7 +133,6 @@ class Namespace:
 
         Override to add behaviour around every handler.
 
-        :param event: the event name.
         :param args: the handler arguments (``sid`` first).
         :returns: the handler's return value (the acknowledgement), ``None`` when
             there is no handler.
@@ -271,7 +267,6 @@ class HandlerRegistry:
         """Register a function handler.
 
         :param event: the event name, or ``'*'``.
-        :param handler: the function.
         :param namespace: the namespace, ``'/'`` when ``None``, or ``'*'``.
         """
         entry = _Entry(handler, positional_capacity(handler))
@@ -280,7 +275,6 @@ class HandlerRegistry:
     def register_namespace(self, namespace_handler: Namespace) -> None:
         """Register a class-based namespace.
 
-        :param namespace_handler: the :class:`Namespace` instance.
         :raises ValueError: when it is not a :class:`Namespace`.
         """
         if not isinstance(namespace_handler, Namespace):
@@ -307,7 +301,6 @@ class HandlerRegistry:
         namespace, then the same three under the ``'*'`` namespace.
 
         :param namespace: the namespace of the packet.
-        :param event: the event name.
         :returns: the handler with its leading arguments, or ``None``.
         """
         found = self._resolve_in(namespace, event, ())

@@ -439,7 +439,6 @@ class SocketIOTestClient:
 
         Without a handler such requests get an empty acknowledgement.
 
-        :param event: the event name.
         :param handler: called with the event's arguments; its return value is the ack
             (a tuple for several arguments).
         :param namespace: the namespace, ``'/'`` by default.
@@ -462,7 +461,6 @@ class SocketIOTestClient:
     ) -> Payload:
         """Emit an event to the server and wait for its handler to finish.
 
-        :param event: the event name.
         :param args: its arguments (``bytes`` are sent as binary attachments).
         :param namespace: the namespace, ``'/'`` by default.
         :param callback: return the handler's acknowledgement.
@@ -497,9 +495,6 @@ class SocketIOTestClient:
     ) -> Payload:
         """``emit(..., callback=True)``: the handler's acknowledgement.
 
-        :param event: the event name.
-        :param args: its arguments.
-        :param namespace: the namespace.
         :param timeout: seconds.
         :returns: the acknowledgement.
         """
@@ -508,8 +503,6 @@ class SocketIOTestClient:
     def send(self, data: Payload, namespace: str | None = None, callback: bool = False) -> Payload:
         """Emit a ``message`` event.
 
-        :param data: the message.
-        :param namespace: the namespace.
         :param callback: return the acknowledgement.
         :returns: as :meth:`emit`.
         """
@@ -541,7 +534,6 @@ class SocketIOTestClient:
     ) -> list[Payload]:
         """Wait for ``event`` and return its arguments (it is removed from the received list).
 
-        :param event: the event name.
         :param namespace: the namespace, ``'/'`` by default.
         :param timeout: seconds.
         :returns: the event's arguments.

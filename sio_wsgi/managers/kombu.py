@@ -102,10 +102,7 @@ class KombuManager(PubSubManager):
     # ------------------------------------------------------------ publishing
 
     def _publish_once(self, data: bytes) -> None:
-        """Publish one message to the fanout exchange.
-
-        :param data: the encoded message.
-        """
+        """Publish one message to the fanout exchange."""
         with self._publish_lock:
             if self._producer is None:
                 conn = self._connection()

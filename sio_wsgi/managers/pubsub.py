@@ -176,7 +176,6 @@ class PubSubManager(Manager):
     def _publish_once(self, data: bytes) -> None:
         """Send one message to every node (subclasses implement it).
 
-        :param data: the encoded message.
         :raises Exception: one of :attr:`retry_errors` when the broker is unreachable.
         """
         raise NotImplementedError
@@ -267,7 +266,6 @@ class PubSubManager(Manager):
     def publish(self, message: bus.BusMessage) -> None:
         """Publish a bus message, retrying for :attr:`publish_timeout` seconds.
 
-        :param message: the message.
         :raises BusError: when the broker stayed unreachable.
         :raises TypeError: when an argument cannot be sent (not JSON nor bytes).
         """
@@ -334,7 +332,6 @@ class PubSubManager(Manager):
         ``RedisManager(url, write_only=True)``), the second argument is
         python-socketio's ``data``: a tuple is several arguments.
 
-        :param event: the event name.
         :param args: the arguments (see above).
         :param namespace: the namespace, ``'/'`` by default.
         :param to: room(s) or sid(s); everyone when ``None``.
@@ -375,9 +372,6 @@ class PubSubManager(Manager):
     def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
         """Add a client of any node to a room.
 
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        :param room: the room name.
         :param eio_sid: the Engine.IO session id of a local client.
         """
         if eio_sid is not None or self.is_connected(sid, namespace):
@@ -386,49 +380,27 @@ class PubSubManager(Manager):
             self.publish(bus.EnterRoom(sid, namespace, room))
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
-        """Remove a client of any node from a room.
-
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        :param room: the room name.
-        """
+        """Remove a client of any node from a room."""
         if self.is_connected(sid, namespace):
             super().leave_room(sid, namespace, room)
         else:
             self.publish(bus.LeaveRoom(sid, namespace, room))
 
     def close_room(self, room: str, namespace: str) -> None:
-        """Empty a room on every node.
-
-        :param room: the room name.
-        :param namespace: the namespace.
-        """
+        """Empty a room on every node."""
         super().close_room(room, namespace)
         self.publish(bus.CloseRoom(room, namespace))
 
     def can_reach_remote(self, sid: str, namespace: str) -> bool:
-        """A sid unknown here may be connected to another node.
-
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        """
+        """A sid unknown here may be connected to another node."""
         return True
 
     def remote_disconnect(self, sid: str, namespace: str) -> None:
-        """Ask the node that owns ``sid`` to disconnect it.
-
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        """
+        """Ask the node that owns ``sid`` to disconnect it."""
         self.publish(bus.Disconnect(sid, namespace))
 
     def server_side_emit(self, event: str, args: Sequence[Payload], namespace: str) -> None:
-        """Send an event to the handlers of the other nodes.
-
-        :param event: the event name.
-        :param args: the arguments.
-        :param namespace: the namespace.
-        """
+        """Send an event to the handlers of the other nodes."""
         self.publish(bus.ServerEvent(event, list(args), namespace))
 
     def _keep_callback(self, callback: AckCallback) -> int:
@@ -445,7 +417,6 @@ class PubSubManager(Manager):
     ) -> list[str]:
         """Sids in ``room`` on every live node (those answering within ``timeout``).
 
-        :param namespace: the namespace.
         :param room: the room, or ``None`` for every client of the namespace.
         :param timeout: seconds to wait for the other nodes.
         """
@@ -457,8 +428,6 @@ class PubSubManager(Manager):
     def fetch_rooms(self, sid: str, namespace: str, timeout: float = 1.0) -> list[str]:
         """Rooms of ``sid``, asked of the node that owns it.
 
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
         :param timeout: seconds to wait for the other nodes.
         """
         if self.is_connected(sid, namespace):

@@ -80,10 +80,7 @@ class RedisManager(PubSubManager):
         self._pubsub: PubSub | None = None
 
     def _publish_once(self, data: bytes) -> None:
-        """``PUBLISH channel data``.
-
-        :param data: the encoded message.
-        """
+        """``PUBLISH channel data``."""
         self.redis.publish(self.channel, data)
 
     def _reset_publisher(self) -> None:

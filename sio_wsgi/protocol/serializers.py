@@ -58,7 +58,6 @@ class Serializer(Protocol):
     def dumps(self, obj: Payload) -> str | bytes:
         """Encode ``obj``.
 
-        :param obj: the value to encode.
         :returns: ``str`` for text serializers, ``bytes`` for whole-packet ones.
         :raises LocalProtocolError: when ``obj`` cannot be encoded.
         """
@@ -177,7 +176,6 @@ class JSONSerializer:
     def loads(self, data: str | bytes) -> Payload:
         """Decode JSON text.
 
-        :param data: JSON text.
         :returns: the decoded value.
         :raises RemoteProtocolError: on invalid JSON, trailing garbage or
             excessive nesting.
@@ -224,7 +222,6 @@ class MsgpackSerializer:
     def loads(self, data: str | bytes) -> Payload:
         """Decode MessagePack bytes.
 
-        :param data: the encoded bytes.
         :returns: the decoded value.
         :raises RemoteProtocolError: on invalid data.
         """

@@ -79,7 +79,6 @@ class Packet:
     several recipients. (Not ``frozen``: a frozen dataclass takes four times as
     long to build, and two are built for every event with an ack.)
 
-    :param type: the packet type.
     :param namespace: the namespace, starting with ``/``.
     :param data: the payload (for events: ``[name, *args]``; for acks: ``[*args]``).
     :param id: the ack id, or ``None``.
@@ -110,7 +109,6 @@ class Limits:
     def from_options(cls, options: ServerOptions) -> Limits:
         """Build the limits from server options.
 
-        :param options: the server options.
         :returns: the matching limits.
         """
         return cls(options.max_attachments, options.max_json_depth)
@@ -163,7 +161,6 @@ def encode(packet: Packet, serializer: Serializer) -> list[str | bytes]:
     """Encode a packet into Engine.IO message payloads.
 
     :param packet: the packet; ``attachments`` is ignored (computed here).
-    :param serializer: the payload serializer.
     :returns: the text packet followed by its binary attachments (text
         serializers), or a single binary message (whole-packet serializers).
     :raises LocalProtocolError: for an invalid namespace or ack id, or a payload
@@ -373,7 +370,6 @@ def decode(data: str | bytes, serializer: Serializer, limits: Limits | None = No
     """Decode one Socket.IO packet.
 
     :param data: one Engine.IO message (text for text serializers).
-    :param serializer: the payload serializer.
     :param limits: decoder limits; :class:`Limits` defaults when ``None``.
     :returns: the packet; when ``packet.attachments`` is non-zero its payload still
         holds placeholders: feed the following binary messages to

@@ -41,8 +41,6 @@ class Scheduler:
     """Runs callbacks at given times from a single task started on first use.
 
     Callbacks run in the scheduler task, one after the other, and must not block.
-
-    :param driver: the concurrency driver.
     """
 
     def __init__(self, driver: Driver) -> None:
