@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from ..config import DEFAULTS, ServerOptions
 from ..engine.outgoing import Outgoing
@@ -33,7 +33,7 @@ __all__ = ["Server", "WSGIApp"]
 
 _EVENTS = ("connect", "message", "disconnect")
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def _make_logger(logger: logging.Logger | bool, name: str) -> logging.Logger:

@@ -43,7 +43,7 @@ class GreenWorkerPool:
     def __init__(
         self,
         hub_greenlet: Callable[[], greenlet.greenlet],
-        schedule: Callable[[Callable[[Any], object], object], object],
+        schedule: Callable[[Callable[..., object], object], object],
         park: Callable[[], Job],
     ) -> None:
         self._hub_greenlet = hub_greenlet
