@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 _UNSET: Final = object()
 
+#: heartbeat intervals without a word from a node after which it counts as gone
+_MISSED_HEARTBEATS = 3
+
 
 @dataclasses.dataclass(frozen=True)
 class BusHealth:
@@ -257,7 +260,7 @@ class PubSubManager(Manager):
 
     def nodes(self) -> list[str]:
         """Host ids of the other nodes heard from recently."""
-        horizon = time.monotonic() - 3 * self.heartbeat_interval
+        horizon = time.monotonic() - _MISSED_HEARTBEATS * self.heartbeat_interval
         with self._bus_lock:
             return sorted(h for h, seen in self._nodes.items() if seen >= horizon)
 
@@ -557,7 +560,7 @@ class PubSubManager(Manager):
             old = now - self.callback_ttl
             for key in [k for k, (t, _) in self._remote_callbacks.items() if t < old]:
                 del self._remote_callbacks[key]
-            gone = now - 3 * self.heartbeat_interval
+            gone = now - _MISSED_HEARTBEATS * self.heartbeat_interval
             for host in [h for h, seen in self._nodes.items() if seen < gone]:
                 del self._nodes[host]
 
