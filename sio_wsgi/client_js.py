@@ -11,12 +11,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+
+from .engine.ports import Environ, StartResponse
 
 __all__ = ["ClientFiles", "find_client_dist"]
-
-StartResponse = Callable[..., Any]
 
 _FILES = {
     "socket.io.js": "application/javascript; charset=utf-8",
@@ -88,9 +87,7 @@ class ClientFiles:
         self._cache[name] = entry
         return entry
 
-    def serve(
-        self, name: str, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def serve(self, name: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer a request for client file ``name``."""
         entry = self._load(name)
         if entry is None:

@@ -36,15 +36,20 @@ shutdown_timeout           5.0                 seconds shutdown() waits for disc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["DEFAULTS", "ServerOptions", "TRANSPORTS", "ASYNC_MODES"]
+__all__ = ["DEFAULTS", "ServerOptions", "TRANSPORTS", "ASYNC_MODES", "Origins", "Cookie"]
 
 TRANSPORTS = ("polling", "websocket")
 ASYNC_MODES = ("threading", "eventlet", "gevent")
 
 Origins = None | str | Sequence[str] | Callable[[str], bool]
+"""``cors_allowed_origins``: None (same origin only), ``'*'``, one origin, a list,
+or a callable taking the request's origin."""
+
+Cookie = None | str | Mapping[str, object]
+"""``cookie``: None (no cookie), a cookie name, or a dict with ``name`` and attributes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,20 +62,21 @@ class ServerOptions:
     max_http_buffer_size: int = 1_000_000
     allow_upgrades: bool = True
     transports: tuple[str, ...] = TRANSPORTS
-    cors_allowed_origins: Any = None
+    cors_allowed_origins: Origins = None
     cors_credentials: bool = True
-    cookie: Any = None
+    cookie: Cookie = None
     http_compression: bool = True
     compression_threshold: int = 1024
     upgrade_timeout: float = 10.0
     connect_timeout: float = 45.0
     always_connect: bool = False
+    #: a name or a ``protocol.serializers.Serializer`` (a layer above: not named here)
     serializer: Any = "default"
     max_attachments: int = 10
     max_json_depth: int = 64
     max_pending_bytes: int = 16_000_000
     async_handlers: bool = True
-    namespaces: Any = None
+    namespaces: str | Sequence[str] | None = None
     http_body_timeout: float = 10.0
     shutdown_timeout: float = 5.0
 

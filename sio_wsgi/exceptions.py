@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 
+#: WebSocket close code 1002, "protocol error" (RFC 6455, section 7.4.1)
+_CLOSE_PROTOCOL_ERROR = 1002
+
+
 class SioError(Exception):
     """Base class of every error raised by sio_wsgi."""
 
@@ -50,7 +54,7 @@ class RemoteProtocolError(ProtocolError):
     :param close_code: WebSocket close code to use when closing because of it.
     """
 
-    def __init__(self, message: str, close_code: int = 1002) -> None:
+    def __init__(self, message: str, close_code: int = _CLOSE_PROTOCOL_ERROR) -> None:
         super().__init__(message)
         self.close_code = close_code
 
@@ -64,9 +68,10 @@ class ConnectionRefusedError(SioError, builtins.ConnectionRefusedError):
     :param args: message and optional data.
     """
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: object) -> None:
         super().__init__(*args)
         if not args:
+            #: the ``connect_error`` payload (JSON: ``data`` is the user's)
             self.error_args: dict[str, Any] = {"message": "Connection rejected by server"}
         else:
             self.error_args = {"message": str(args[0])}

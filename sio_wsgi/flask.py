@@ -41,9 +41,12 @@ import functools
 import io
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
+
+from .engine.ports import Environ
+from .protocol.serializers import Payload
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import Server
@@ -53,12 +56,12 @@ __all__ = ["FlaskContext"]
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
 
 
 class FlaskContext:
     """Wraps Socket.IO handlers so they run inside a Flask request context.
 
-    :param app: the Flask application.
     :param sio: the server; only needed for :meth:`on` and :meth:`event`.
     """
 
@@ -66,7 +69,7 @@ class FlaskContext:
         self.app = app
         self.sio = sio
 
-    def _environ(self, sid: str, namespace: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+    def _environ(self, sid: str, namespace: str, args: tuple[object, ...]) -> Environ | None:
         """The handshake environ: the ``connect`` handler's argument, else the server's copy."""
         if args and isinstance(args[0], dict) and "REQUEST_METHOD" in args[0]:
             return args[0]
@@ -83,7 +86,7 @@ class FlaskContext:
         """
 
         @functools.wraps(fn)
-        def wrapper(sid: str, *args: Any) -> Any:
+        def wrapper(sid: str, *args: object) -> Payload:
             environ = self._environ(sid, namespace, args)
             if environ is None:
                 with self.app.app_context():
@@ -98,10 +101,9 @@ class FlaskContext:
 
         return wrapper
 
-    def on(self, event: str, namespace: str | None = None) -> Callable[[Handler], Handler]:
+    def on(self, event: str, namespace: str | None = None) -> Callable[[F], F]:
         """Decorator: register ``fn`` for ``event`` on the server, wrapped.
 
-        :param event: the event name.
         :param namespace: the namespace, ``'/'`` by default.
         :returns: a decorator returning the original function.
         :raises RuntimeError: when no server was given.
@@ -110,16 +112,15 @@ class FlaskContext:
             raise RuntimeError("FlaskContext(app, sio) needs the server to register handlers")
         sio, ns = self.sio, namespace or "/"
 
-        def register(fn: Handler) -> Handler:
+        def register(fn: F) -> F:
             sio.on(event, self.wrap(fn, ns), namespace=ns)
             return fn
 
         return register
 
-    def event(self, fn: Handler) -> Handler:
+    def event(self, fn: F) -> F:
         """Decorator: register ``fn`` under its own name, wrapped.
 
-        :param fn: the handler.
         :returns: ``fn``.
         """
         return self.on(fn.__name__)(fn)

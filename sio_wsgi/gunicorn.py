@@ -34,11 +34,16 @@ import os
 import socket
 import ssl
 import time
-from types import FrameType
-from typing import Any
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base_async import ALREADY_HANDLED, AsyncWorker
+
+if TYPE_CHECKING:  # pragma: no cover - eventlet and gunicorn are untyped: documentation
+    from eventlet import GreenPool, Timeout
+    from eventlet.greenio import GreenSocket
+    from gunicorn.http.message import Request
 
 __all__ = ["EventletWorker"]
 
@@ -52,11 +57,9 @@ _TICK = 0.5
 _SHUTDOWN_GRACE = 1.0
 
 
-def _eventlet() -> Any:
+def _eventlet() -> ModuleType:
     """Import eventlet (only ever in the worker process)."""
-    import eventlet
-
-    return eventlet
+    return importlib.import_module("eventlet")
 
 
 class EventletWorker(AsyncWorker):  # type: ignore[misc]
@@ -66,11 +69,11 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
     :param kwargs: passed to :class:`gunicorn.workers.base.Worker`.
     """
 
-    sockets: list[Any]
+    sockets: list[GreenSocket]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: set[Any] = set()
+        self._clients: set[GreenSocket] = set()  # TLS wrappers included
         self._quick_exit = False
 
     # ------------------------------------------------------------ setup
@@ -107,7 +110,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
             )
         super().init_process()
 
-    def timeout_ctx(self) -> Any:
+    def timeout_ctx(self) -> Timeout:
         """A silent eventlet timeout around waiting for the next keep-alive request.
 
         :returns: an ``eventlet.Timeout`` that ends the ``with`` block quietly.
@@ -116,7 +119,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
 
     # ------------------------------------------------------------ requests
 
-    def is_already_handled(self, respiter: Any) -> bool:
+    def is_already_handled(self, respiter: object) -> bool:
         """End the connection when the app took the socket over.
 
         Honours gunicorn's ``ALREADY_HANDLED`` and eventlet.wsgi's
@@ -140,13 +143,8 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
 
         return getattr(sys.modules.get("eventlet.wsgi"), "WSGI_LOCAL", None)
 
-    def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        """Serve one connection (TLS-wrapped first if configured).
-
-        :param listener: the listening socket.
-        :param client: the accepted connection.
-        :param addr: the peer address.
-        """
+    def handle(self, listener: GreenSocket, client: GreenSocket, addr: object) -> None:
+        """Serve one connection (TLS-wrapped first if configured)."""
         raw = client
         self._clients.add(raw)
         try:
@@ -162,7 +160,9 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
             self._clients.discard(client)
             self._clients.discard(raw)  # the TLS wrapper and the socket it wraps
 
-    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
+    def handle_request(
+        self, listener_name: object, req: Request, sock: GreenSocket, addr: object
+    ) -> bool:
         """Run one request; a killed green thread just ends its connection.
 
         :returns: True to keep the connection alive.
@@ -180,17 +180,13 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
     # ------------------------------------------------------------ signals
 
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
-        """SIGINT / SIGQUIT: stop now (no grace period), from the main loop.
-
-        :param sig: the signal number.
-        :param frame: the interrupted frame.
-        """
+        """SIGINT / SIGQUIT: stop now (no grace period), from the main loop."""
         self._quick_exit = True
         self.alive = False
 
     # ------------------------------------------------------------ main loop
 
-    def _accept_loop(self, listener: Any, pool: Any) -> None:
+    def _accept_loop(self, listener: GreenSocket, pool: GreenPool) -> None:
         while self.alive:
             try:
                 client, addr = listener.accept()
@@ -233,7 +229,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
         self._drain(pool, _SHUTDOWN_GRACE)
         self._kill_remaining(pool)
 
-    def _drain(self, pool: Any, seconds: float) -> None:
+    def _drain(self, pool: GreenPool, seconds: float) -> None:
         """Wait (heartbeating) for running connections to end, at most ``seconds``."""
         eventlet = _eventlet()
         deadline = time.monotonic() + seconds
@@ -249,7 +245,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
             with contextlib.suppress(OSError, ValueError):
                 client.shutdown(socket.SHUT_RDWR)
 
-    def _kill_remaining(self, pool: Any) -> None:
+    def _kill_remaining(self, pool: GreenPool) -> None:
         eventlet = _eventlet()
         remaining = list(pool.coroutines_running)
         if remaining:

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from sio_wsgi.protocol.serializers import Payload
+
 if TYPE_CHECKING:
     from sio_wsgi.server import Server
 
@@ -44,7 +46,7 @@ _FIXED_ARITY_EVENTS = frozenset({"connect", "disconnect"})
 Handler = Callable[..., Any]
 
 
-def positional_capacity(fn: Callable[..., Any]) -> int | None:
+def positional_capacity(fn: Callable[..., object]) -> int | None:
     """How many positional arguments ``fn`` accepts.
 
     :param fn: a function or bound method.
@@ -77,10 +79,10 @@ class Resolved:
     """
 
     call: Handler
-    prefix: tuple[Any, ...]
+    prefix: tuple[str, ...]
     capacity: int | None
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: object) -> Payload:
         """Run the handler with the prefix and ``args`` (trimmed to its capacity).
 
         :param args: ``sid`` followed by the event arguments.
@@ -122,19 +124,15 @@ class Namespace:
         return self.server
 
     def handler_for(self, event: str) -> Handler | None:
-        """The ``on_<event>`` method, or ``None``.
-
-        :param event: the event name.
-        """
+        """The ``on_<event>`` method, or ``None``."""
         method = getattr(self, "on_" + event, None)
         return method if callable(method) else None
 
-    def trigger_event(self, event: str, *args: Any) -> Any:
+    def trigger_event(self, event: str, *args: Any) -> Payload:
         """Dispatch an event to its ``on_<event>`` method.
 
         Override to add behaviour around every handler.
 
-        :param event: the event name.
         :param args: the handler arguments (``sid`` first).
         :returns: the handler's return value (the acknowledgement), ``None`` when
             there is no handler.
@@ -150,54 +148,71 @@ class Namespace:
     def emit(
         self,
         event: str,
-        data: Any = None,
+        data: Payload = None,
         to: str | list[str] | None = None,
         room: str | list[str] | None = None,
         skip_sid: str | list[str] | None = None,
         namespace: str | None = None,
-        callback: Callable[..., Any] | None = None,
+        callback: Callable[..., object] | None = None,
         ignore_queue: bool = False,
         volatile: bool = False,
     ) -> None:
         """:meth:`Server.emit` defaulting to this namespace."""
         self._server().emit(
-            event, data, to=to, room=room, skip_sid=skip_sid, namespace=self._ns(namespace),
-            callback=callback, ignore_queue=ignore_queue, volatile=volatile,
-        )  # fmt: skip
+            event,
+            data,
+            to=to,
+            room=room,
+            skip_sid=skip_sid,
+            namespace=self._ns(namespace),
+            callback=callback,
+            ignore_queue=ignore_queue,
+            volatile=volatile,
+        )
 
     def send(
         self,
-        data: Any,
+        data: Payload,
         to: str | list[str] | None = None,
         room: str | list[str] | None = None,
         skip_sid: str | list[str] | None = None,
         namespace: str | None = None,
-        callback: Callable[..., Any] | None = None,
+        callback: Callable[..., object] | None = None,
         ignore_queue: bool = False,
     ) -> None:
         """:meth:`Server.send` defaulting to this namespace."""
         self._server().send(
-            data, to=to, room=room, skip_sid=skip_sid, namespace=self._ns(namespace),
-            callback=callback, ignore_queue=ignore_queue,
-        )  # fmt: skip
+            data,
+            to=to,
+            room=room,
+            skip_sid=skip_sid,
+            namespace=self._ns(namespace),
+            callback=callback,
+            ignore_queue=ignore_queue,
+        )
 
     def call(
         self,
         event: str,
-        data: Any = None,
+        data: Payload = None,
         to: str | None = None,
         sid: str | None = None,
         namespace: str | None = None,
         timeout: float | None = None,
         ignore_queue: bool = False,
-    ) -> Any:
+    ) -> Payload:
         """:meth:`Server.call` defaulting to this namespace (and the server's timeout)."""
         server = self._server()
-        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        kwargs: dict[str, float] = {} if timeout is None else {"timeout": timeout}
         return server.call(
-            event, data, to=to, sid=sid, namespace=self._ns(namespace),
-            ignore_queue=ignore_queue, **kwargs,
-        )  # fmt: skip
+            event,
+            data,
+            to=to,
+            sid=sid,
+            namespace=self._ns(namespace),
+            ignore_queue=ignore_queue,
+            **kwargs,
+        )
 
     def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
         """:meth:`Server.enter_room` defaulting to this namespace."""
@@ -252,7 +267,6 @@ class HandlerRegistry:
         """Register a function handler.
 
         :param event: the event name, or ``'*'``.
-        :param handler: the function.
         :param namespace: the namespace, ``'/'`` when ``None``, or ``'*'``.
         """
         entry = _Entry(handler, positional_capacity(handler))
@@ -261,7 +275,6 @@ class HandlerRegistry:
     def register_namespace(self, namespace_handler: Namespace) -> None:
         """Register a class-based namespace.
 
-        :param namespace_handler: the :class:`Namespace` instance.
         :raises ValueError: when it is not a :class:`Namespace`.
         """
         if not isinstance(namespace_handler, Namespace):
@@ -288,7 +301,6 @@ class HandlerRegistry:
         namespace, then the same three under the ``'*'`` namespace.
 
         :param namespace: the namespace of the packet.
-        :param event: the event name.
         :returns: the handler with its leading arguments, or ``None``.
         """
         found = self._resolve_in(namespace, event, ())
@@ -297,7 +309,7 @@ class HandlerRegistry:
         return found
 
     def _resolve_in(
-        self, namespace: str, event: str, ns_prefix: tuple[Any, ...]
+        self, namespace: str, event: str, ns_prefix: tuple[str, ...]
     ) -> Resolved | None:
         functions = self._functions.get(namespace, {})
         entry = functions.get(event)

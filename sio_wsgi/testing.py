@@ -43,13 +43,19 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
+from .config import DEFAULTS
+from .engine.ports import Environ
 from .exceptions import ConnectionRefusedError, DisconnectedError, TimeoutError
 from .protocol import eio
 from .protocol import sio as sio_codec
-from .protocol.serializers import JSONSerializer, Serializer
+from .protocol.serializers import JSONSerializer, Payload, Serializer
+from .wsgi import WSGIApplication
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import Server
 
 __all__ = ["SocketIOTestClient", "Received"]
 
@@ -58,10 +64,13 @@ logger = logging.getLogger(__name__)
 Received = dict[str, Any]
 """One received event: ``{"name": event, "args": [...], "namespace": "/"}``."""
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
 DEFAULT_TIMEOUT = 5.0
 SETTLE = 0.05
+
+#: the Engine.IO packets the client itself sends or expects
+_OPEN = eio.encode_packet(eio.PacketType.OPEN).encode()
+_PONG = eio.encode_packet(eio.PacketType.PONG).encode()
+_CLOSE = eio.CLOSE.encode()
 
 
 class _Pending:
@@ -70,23 +79,26 @@ class _Pending:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.done = threading.Event()
-        self.args: list[Any] = []
+        self.args: list[Payload] = []
 
 
-def _find_server(app: Any) -> Any:
-    """The :class:`sio_wsgi.Server` behind ``app`` (a Server, a WSGIApp, or a Flask app)."""
+def _find_server(app: object) -> Server | None:
+    """The :class:`sio_wsgi.Server` behind ``app`` (a Server, a WSGIApp, or a Flask app).
+
+    Recognised by its attributes (``handlers`` and ``handle_request``), not its class.
+    """
     for candidate in (app, getattr(app, "wsgi_app", None)):
         if candidate is None:
             continue
         if hasattr(candidate, "handlers") and hasattr(candidate, "handle_request"):
-            return candidate
+            return cast("Server", candidate)
         server = getattr(candidate, "server", None)
         if server is not None and hasattr(server, "handle_request"):
-            return server
+            return cast("Server", server)
     return None
 
 
-def _find_path(app: Any) -> str:
+def _find_path(app: object) -> str:
     """The mount path of the Socket.IO endpoint (``/socket.io/`` by default)."""
     for candidate in (app, getattr(app, "wsgi_app", None)):
         mount = getattr(candidate, "mount", None)
@@ -95,16 +107,16 @@ def _find_path(app: Any) -> str:
     return "/socket.io/"
 
 
-def _as_wsgi(app: Any) -> WSGIApp:
+def _as_wsgi(app: WSGIApplication | Server) -> WSGIApplication:
     """A WSGI callable for ``app``: a Server is wrapped, anything else is called."""
     if hasattr(app, "handlers") and hasattr(app, "handle_request"):
-        handle: WSGIApp = app.handle_request
+        handle: WSGIApplication = app.handle_request
         return handle
-    wsgi: WSGIApp = app
+    wsgi: WSGIApplication = app
     return wsgi
 
 
-def _ack_value(args: list[Any]) -> Any:
+def _ack_value(args: list[Payload]) -> Payload:
     """``None`` for no argument, the value for one, a tuple for several."""
     if not args:
         return None
@@ -130,14 +142,14 @@ class SocketIOTestClient:
 
     def __init__(
         self,
-        app: Any,
-        server: Any = None,
+        app: WSGIApplication | Server,
+        server: Server | None = None,
         namespace: str | None = None,
-        auth: Any = None,
+        auth: Payload = None,
         query_string: str | None = None,
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
-        environ_overrides: Mapping[str, Any] | None = None,
+        environ_overrides: Mapping[str, object] | None = None,
         socketio_path: str | None = None,
         connect: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
@@ -152,16 +164,16 @@ class SocketIOTestClient:
         self.cookies = dict(cookies or {})
         self.environ_overrides = dict(environ_overrides or {})
         self.eio_sid: str | None = None
-        self.ping_interval = 25.0
+        self.ping_interval = DEFAULTS.ping_interval
         self._cond = threading.Condition()
         self._post_lock = threading.Lock()
         self._received: list[Received] = []
         self._namespaces: dict[str, str] = {}
-        self._connect_errors: dict[str, Any] = {}
+        self._connect_errors: dict[str, Payload] = {}
         self._answered: set[str] = set()
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
-        self._ack_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._ack_handlers: dict[tuple[str, str], Callable[..., Payload]] = {}
         self._assembler: sio_codec.AttachmentAssembler | None = None
         self._reader: threading.Thread | None = None
         self._closed = False
@@ -171,19 +183,30 @@ class SocketIOTestClient:
 
     # -------------------------------------------------------------- WSGI plumbing
 
-    def _environ(self, method: str, query: dict[str, str], body: bytes) -> dict[str, Any]:
+    def _environ(self, method: str, query: dict[str, str], body: bytes) -> Environ:
         qs = urllib.parse.urlencode(query)
         if self.query_string:
             qs = f"{self.query_string}&{qs}"
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": self.path,
-            "QUERY_STRING": qs, "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "localhost", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
-            "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "text/plain;charset=UTF-8",
-        }  # fmt: skip
+        environ: Environ = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": self.path,
+            "QUERY_STRING": qs,
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "localhost",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "text/plain;charset=UTF-8",
+        }
         for name, value in self.headers.items():
             key = name.upper().replace("-", "_")
             environ[key if key in ("CONTENT_TYPE",) else "HTTP_" + key] = value
@@ -196,7 +219,9 @@ class SocketIOTestClient:
         """One WSGI request; returns (status code, body)."""
         status: list[str] = []
 
-        def start_response(line: str, headers: list[Any], exc_info: Any = None) -> Any:
+        def start_response(
+            line: str, headers: list[tuple[str, str]], exc_info: object = None
+        ) -> Callable[[bytes], None]:
             status[:] = [line]
             return lambda data: None
 
@@ -210,7 +235,7 @@ class SocketIOTestClient:
         return (int(status[0].split()[0]) if status else 500), data
 
     def _query(self) -> dict[str, str]:
-        query = {"EIO": "4", "transport": "polling", "t": str(next(self._ids))}
+        query = {"EIO": eio.PROTOCOL_VERSION, "transport": "polling", "t": str(next(self._ids))}
         if self.eio_sid is not None:
             query["sid"] = self.eio_sid
         return query
@@ -232,12 +257,12 @@ class SocketIOTestClient:
 
     def _handshake(self) -> None:
         code, body = self._call("GET", self._query())
-        if code != 200 or not body.startswith(b"0"):
+        if code != 200 or not body.startswith(_OPEN):
             raise ConnectionRefusedError(f"handshake answered {code}: {body[:200]!r}")
         first, _, rest = body.decode().partition(eio.SEPARATOR)
-        info = json.loads(first[1:])
+        info = json.loads(first[len(_OPEN) :])
         self.eio_sid = str(info["sid"])
-        self.ping_interval = float(info.get("pingInterval", 25000)) / 1000
+        self.ping_interval = float(info.get("pingInterval", DEFAULTS.ping_interval * 1000)) / 1000
         self._closed = False
         if rest:
             self._handle_payload(rest)
@@ -263,7 +288,7 @@ class SocketIOTestClient:
                 handler(self, packet.data)
 
     def _on_ping(self, data: str | bytes) -> None:
-        self._post_raw(b"3")
+        self._post_raw(_PONG)
 
     def _on_close(self, data: str | bytes) -> None:
         self._closed = True
@@ -362,7 +387,7 @@ class SocketIOTestClient:
     # -------------------------------------------------------------- public API
 
     def connect(
-        self, namespace: str | None = None, auth: Any = None, timeout: float | None = None
+        self, namespace: str | None = None, auth: Payload = None, timeout: float | None = None
     ) -> bool:
         """Connect to a namespace (doing the Engine.IO handshake first if needed).
 
@@ -385,7 +410,7 @@ class SocketIOTestClient:
                 raise TimeoutError(f"no answer to the connect to {ns}")
             return ns in self._namespaces
 
-    def connect_error(self, namespace: str | None = None) -> Any:
+    def connect_error(self, namespace: str | None = None) -> Payload:
         """The ``connect_error`` payload of a refused connect (``{"message", "data"?}``), or None.
 
         :param namespace: the namespace, ``'/'`` by default.
@@ -409,12 +434,11 @@ class SocketIOTestClient:
         with self._cond:
             return self._namespaces.get(namespace or "/")
 
-    def on(self, event: str, handler: Callable[..., Any], namespace: str | None = None) -> None:
+    def on(self, event: str, handler: Callable[..., Payload], namespace: str | None = None) -> None:
         """Answer the server's ``emit(..., callback=...)`` / ``call()`` for ``event``.
 
         Without a handler such requests get an empty acknowledgement.
 
-        :param event: the event name.
         :param handler: called with the event's arguments; its return value is the ack
             (a tuple for several arguments).
         :param namespace: the namespace, ``'/'`` by default.
@@ -430,14 +454,13 @@ class SocketIOTestClient:
     def emit(
         self,
         event: str,
-        *args: Any,
+        *args: Payload,
         namespace: str | None = None,
         callback: bool = False,
         timeout: float | None = None,
-    ) -> Any:
+    ) -> Payload:
         """Emit an event to the server and wait for its handler to finish.
 
-        :param event: the event name.
         :param args: its arguments (``bytes`` are sent as binary attachments).
         :param namespace: the namespace, ``'/'`` by default.
         :param callback: return the handler's acknowledgement.
@@ -468,23 +491,18 @@ class SocketIOTestClient:
         return _ack_value(pending.args) if callback else None
 
     def call(
-        self, event: str, *args: Any, namespace: str | None = None, timeout: float | None = None
-    ) -> Any:
+        self, event: str, *args: Payload, namespace: str | None = None, timeout: float | None = None
+    ) -> Payload:
         """``emit(..., callback=True)``: the handler's acknowledgement.
 
-        :param event: the event name.
-        :param args: its arguments.
-        :param namespace: the namespace.
         :param timeout: seconds.
         :returns: the acknowledgement.
         """
         return self.emit(event, *args, namespace=namespace, callback=True, timeout=timeout)
 
-    def send(self, data: Any, namespace: str | None = None, callback: bool = False) -> Any:
+    def send(self, data: Payload, namespace: str | None = None, callback: bool = False) -> Payload:
         """Emit a ``message`` event.
 
-        :param data: the message.
-        :param namespace: the namespace.
         :param callback: return the acknowledgement.
         :returns: as :meth:`emit`.
         """
@@ -513,10 +531,9 @@ class SocketIOTestClient:
 
     def wait_for(
         self, event: str, namespace: str | None = None, timeout: float | None = None
-    ) -> list[Any]:
+    ) -> list[Payload]:
         """Wait for ``event`` and return its arguments (it is removed from the received list).
 
-        :param event: the event name.
         :param namespace: the namespace, ``'/'`` by default.
         :param timeout: seconds.
         :returns: the event's arguments.
@@ -539,7 +556,7 @@ class SocketIOTestClient:
             if item is None:
                 raise DisconnectedError(f"disconnected while waiting for {event!r}")
             self._received.remove(item)
-            args: list[Any] = item["args"]
+            args: list[Payload] = item["args"]
             return args
 
     def disconnect(self, namespace: str | None = None) -> None:
@@ -561,7 +578,7 @@ class SocketIOTestClient:
         if self.eio_sid is not None and not self._closed:
             self._closed = True
             try:
-                self._post_raw(b"1")
+                self._post_raw(_CLOSE)
             except DisconnectedError:
                 pass
         if self._reader is not None:

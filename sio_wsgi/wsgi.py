@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from .client_js import ClientFiles
+from .engine.ports import Environ, StartResponse
 
 __all__ = ["WSGIApp", "Middleware", "StaticFiles"]
 
-StartResponse = Callable[..., Any]
-WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+WSGIApplication = Callable[[Environ, StartResponse], Iterable[bytes]]
+"""A WSGI application: ``app(environ, start_response) -> body``."""
+
+StaticFilesMap = Mapping[str, str | dict[str, str]]
+"""``static_files``: URL path -> file or directory path, or
+``{"filename": path, "content_type": type}``."""
 
 
 class _Handles(Protocol):
     def handle_request(
-        self, environ: dict[str, Any], start_response: StartResponse
+        self, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]: ...
 
 
-def _not_found(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+def _not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     start_response("404 Not Found", [("Content-Type", "application/json")])
     return [b'{"code":404,"message":"Not found"}']
 
@@ -39,7 +44,7 @@ class StaticFiles:
     Paths outside a mapped directory (``..``, absolute, NUL) are refused.
     """
 
-    def __init__(self, mapping: dict[str, Any]) -> None:
+    def __init__(self, mapping: StaticFilesMap) -> None:
         self._mapping = dict(mapping)
         self._prefixes = sorted(self._mapping, key=len, reverse=True)
 
@@ -67,9 +72,7 @@ class StaticFiles:
             return target, content_type
         return None
 
-    def __call__(
-        self, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes] | None:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes] | None:
         """Serve the file for this request, or return None when no mapping matches."""
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return None
@@ -106,7 +109,7 @@ class WSGIApp:
         self,
         socketio_app: _Handles,
         wsgi_app: WSGIApplication | None = None,
-        static_files: dict[str, Any] | None = None,
+        static_files: StaticFilesMap | None = None,
         socketio_path: str = "socket.io",
         client_js_path: str | None = None,
         serve_client: bool = True,
@@ -119,7 +122,7 @@ class WSGIApp:
         self.mount = "/" + path + "/" if path else "/"
         self._mount_bare = self.mount.rstrip("/")
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if path.startswith(self.mount) or path == self._mount_bare:
             name = path[len(self.mount) :]

@@ -17,22 +17,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TypeVar, overload
 
 from ..config import DEFAULTS, ServerOptions
 from ..engine.outgoing import Outgoing
-from ..engine.ports import DisconnectReason, StartResponse
+from ..engine.ports import DisconnectReason, Environ, StartResponse
 from ..engine.server import EngineServer
 from ..protocol.eio import Wire
+from ..runtime.base import Task
 from ..runtime.select import get_driver
+from ..wsgi import StaticFilesMap, WSGIApplication
 from ..wsgi import WSGIApp as _WSGIApp
 
 __all__ = ["Server", "WSGIApp"]
 
 _EVENTS = ("connect", "message", "disconnect")
 
+F = TypeVar("F", bound=Callable[..., object])
 
-def _make_logger(logger: Any, name: str) -> logging.Logger:
+
+def _make_logger(logger: logging.Logger | bool, name: str) -> logging.Logger:
     if isinstance(logger, logging.Logger):
         return logger
     log = logging.getLogger(name)
@@ -48,15 +52,21 @@ class Server:
     arguments (defaults in :data:`sio_wsgi.config.DEFAULTS`), plus ``logger``.
     """
 
-    def __init__(self, logger: Any = False, **options: Any) -> None:
+    def __init__(self, logger: logging.Logger | bool = False, **options: object) -> None:
         self.options: ServerOptions = DEFAULTS.replace(**options)
         self.logger = _make_logger(logger, "sio_wsgi.engineio")
-        self.handlers: dict[str, Callable[..., Any]] = {}
+        self.handlers: dict[str, Callable[..., object]] = {}
         self.driver = get_driver(self.options.async_mode)
         self.async_mode: str = self.driver.name
         self.engine = EngineServer(self.options, self, self.driver, self.logger)
 
-    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[F], F]: ...
+
+    @overload
+    def on(self, event: str, handler: F) -> F: ...
+
+    def on(self, event: str, handler: F | None = None) -> F | Callable[[F], F]:
         """Register a handler for ``connect``, ``message`` or ``disconnect``.
 
         Usable as ``@eio.on('message')`` or ``eio.on('message', fn)``.
@@ -64,14 +74,14 @@ class Server:
         if event not in _EVENTS:
             raise ValueError(f"event must be one of {_EVENTS}")
 
-        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def register(fn: F) -> F:
             self.handlers[event] = fn
             return fn
 
         return register if handler is None else register(handler)
 
     # EngineHandler --------------------------------------------------------
-    def on_connect(self, sid: str, environ: dict[str, Any]) -> bool:
+    def on_connect(self, sid: str, environ: Environ) -> bool:
         handler = self.handlers.get("connect")
         return handler is None or handler(sid, environ) is not False
 
@@ -121,17 +131,17 @@ class Server:
         """``"polling"`` or ``"websocket"``."""
         return self.engine.transport(sid)
 
-    def get_environ(self, sid: str) -> dict[str, Any] | None:
+    def get_environ(self, sid: str) -> Environ | None:
         """The handshake environ of ``sid``."""
         return self.engine.environ(sid)
 
-    def handle_request(
-        self, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def handle_request(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """WSGI entry point."""
         return self.engine.handle_request(environ, start_response)
 
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def start_background_task(
+        self, target: Callable[..., object], *args: object, **kwargs: object
+    ) -> Task:
         """Run ``target`` in a task of this server's async mode."""
         return self.driver.spawn(target, *args, **kwargs)
 
@@ -150,8 +160,8 @@ class WSGIApp(_WSGIApp):
     def __init__(
         self,
         engineio_app: Server,
-        wsgi_app: Any = None,
-        static_files: dict[str, Any] | None = None,
+        wsgi_app: WSGIApplication | None = None,
+        static_files: StaticFilesMap | None = None,
         engineio_path: str = "engine.io",
     ) -> None:
         super().__init__(engineio_app, wsgi_app, static_files, socketio_path=engineio_path)

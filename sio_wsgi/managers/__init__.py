@@ -10,7 +10,7 @@ Names load on first use, so the broker libraries are only imported when needed.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __all__ = ["PubSubManager", "RedisManager", "KombuManager", "BusError", "BusHealth"]
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .redis import RedisManager
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sio_wsgi.managers' has no attribute {name!r}")

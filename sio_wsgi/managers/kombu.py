@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator
+import types
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sio_wsgi.exceptions import ConfigError
@@ -28,7 +30,7 @@ __all__ = ["KombuManager"]
 _CONTENT_TYPE = "application/json"
 
 
-def _kombu() -> Any:
+def _kombu() -> types.ModuleType:
     try:
         import kombu
     except ImportError as exc:  # pragma: no cover - optional dependency
@@ -58,11 +60,11 @@ class KombuManager(PubSubManager):
         url: str = "amqp://guest:guest@localhost:5672//",
         channel: str = "socketio",
         write_only: bool = False,
-        logger: Any = None,
-        connection_options: dict[str, Any] | None = None,
-        exchange_options: dict[str, Any] | None = None,
-        queue_options: dict[str, Any] | None = None,
-        producer_options: dict[str, Any] | None = None,
+        logger: logging.Logger | bool | None = None,
+        connection_options: Mapping[str, object] | None = None,
+        exchange_options: Mapping[str, object] | None = None,
+        queue_options: Mapping[str, object] | None = None,
+        producer_options: Mapping[str, object] | None = None,
         **kwargs: Any,
     ) -> None:
         self._kombu = _kombu()
@@ -76,28 +78,31 @@ class KombuManager(PubSubManager):
             }
         self.connection_options.update(connection_options or {})
         self.exchange_options = {"type": "fanout", "durable": True, **(exchange_options or {})}
-        self.queue_options = {"durable": False, "auto_delete": True, "exclusive": True,
-                              **(queue_options or {})}  # fmt: skip
+        self.queue_options = {
+            "durable": False,
+            "auto_delete": True,
+            "exclusive": True,
+            **(queue_options or {}),
+        }
         self.producer_options = producer_options or {}
         probe = self._connection()
         self.retry_errors = (*probe.connection_errors, *probe.channel_errors, OSError)
-        self._producer: Any = None
-        self._producer_conn: Any = None
+        # kombu objects stay Any: kombu's annotations are partial, and strict mypy
+        # refuses calls to its unannotated methods (channel, release, drain_events...)
+        self._producer: Any = None  # kombu.Producer
+        self._producer_conn: Any = None  # kombu.Connection
         self._publish_lock = threading.Lock()
 
-    def _connection(self) -> Any:
+    def _connection(self) -> Any:  # kombu.Connection
         return self._kombu.Connection(self.url, **self.connection_options)
 
-    def _exchange(self) -> Any:
+    def _exchange(self) -> Any:  # kombu.Exchange
         return self._kombu.Exchange(self.channel, **self.exchange_options)
 
     # ------------------------------------------------------------ publishing
 
     def _publish_once(self, data: bytes) -> None:
-        """Publish one message to the fanout exchange.
-
-        :param data: the encoded message.
-        """
+        """Publish one message to the fanout exchange."""
         with self._publish_lock:
             if self._producer is None:
                 conn = self._connection()
@@ -105,9 +110,11 @@ class KombuManager(PubSubManager):
                 self._producer_conn = conn
                 self._producer = self._kombu.Producer(conn.channel(), exchange=self._exchange())
             self._producer.publish(
-                data, content_type=_CONTENT_TYPE, content_encoding="utf-8",
+                data,
+                content_type=_CONTENT_TYPE,
+                content_encoding="utf-8",
                 **self.producer_options,
-            )  # fmt: skip
+            )
 
     def _reset_publisher(self) -> None:
         """Forget the publishing connection; the next publish opens a new one."""
@@ -128,12 +135,15 @@ class KombuManager(PubSubManager):
         inbox: collections.deque[bytes] = collections.deque()
         try:
             conn.ensure_connection(max_retries=1)
-            queue = self._kombu.Queue(f"{self.channel}.{self.host_id}", self._exchange(),
-                                      **self.queue_options)  # fmt: skip
+            queue = self._kombu.Queue(
+                f"{self.channel}.{self.host_id}", self._exchange(), **self.queue_options
+            )
             consumer = self._kombu.Consumer(
-                conn.channel(), queues=[queue], no_ack=True,
+                conn.channel(),
+                queues=[queue],
+                no_ack=True,
                 on_message=lambda message: inbox.append(message.body),
-            )  # fmt: skip
+            )
             consumer.consume()
             self._on_subscribed()
             while not self.closing:

@@ -27,6 +27,7 @@ import typing
 from typing import Any, ClassVar, Union
 
 from sio_wsgi.exceptions import SioError
+from sio_wsgi.protocol.serializers import Payload
 
 __all__ = [
     "WIRE_VERSION",
@@ -94,7 +95,7 @@ class Emit:
 
     TYPE: ClassVar[MessageType] = MessageType.EMIT
     event: str
-    args: list[Any]
+    args: list[Payload]
     namespace: str
     to: list[str] | None = None
     skip_sid: list[str] | None = None
@@ -147,7 +148,7 @@ class AckReturn:
     TYPE: ClassVar[MessageType] = MessageType.ACK
     target: str
     callback_id: int
-    args: list[Any]
+    args: list[Payload]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +178,7 @@ class ServerEvent:
 
     TYPE: ClassVar[MessageType] = MessageType.SERVER_EVENT
     event: str
-    args: list[Any]
+    args: list[Payload]
     namespace: str
 
 
@@ -197,11 +198,22 @@ class Bye:
 
 
 BusMessage = (
-    Emit | Disconnect | EnterRoom | LeaveRoom | CloseRoom | AckReturn | Query | Reply
-    | ServerEvent | Hello | Bye
-)  # fmt: skip
+    Emit
+    | Disconnect
+    | EnterRoom
+    | LeaveRoom
+    | CloseRoom
+    | AckReturn
+    | Query
+    | Reply
+    | ServerEvent
+    | Hello
+    | Bye
+)
 
-_CLASSES: dict[MessageType, type[Any]] = {cls.TYPE: cls for cls in typing.get_args(BusMessage)}
+_CLASSES: dict[MessageType, type[BusMessage]] = {
+    cls.TYPE: cls for cls in typing.get_args(BusMessage)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +228,7 @@ class Envelope:
 # ------------------------------------------------------------------ binary tagging
 
 
-def _tag(value: Any) -> Any:
+def _tag(value: Payload) -> Payload:
     """Make ``value`` JSON-safe: bytes become ``{"$bin": base64}``."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {_BIN: base64.b64encode(bytes(value)).decode("ascii")}
@@ -230,7 +242,7 @@ def _tag(value: Any) -> Any:
     return value
 
 
-def _untag(value: Any) -> Any:
+def _untag(value: Payload) -> Payload:
     """Inverse of :func:`_tag`."""
     if isinstance(value, list):
         return [_untag(item) for item in value]
@@ -249,8 +261,9 @@ def _untag(value: Any) -> Any:
 # ------------------------------------------------------------------ field checks
 
 
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether a decoded JSON value fits a field's type hint."""
+def _matches(value: object, hint: Any) -> bool:
+    """Whether a decoded JSON value fits a field's type hint (a class, ``Any``,
+    ``list[...]`` or a union, as :func:`typing.get_type_hints` gives it)."""
     if hint is Any:
         return True
     origin = typing.get_origin(hint)
@@ -268,7 +281,7 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def _build(cls: type[Any], data: Any) -> BusMessage:
+def _build(cls: type[BusMessage], data: object) -> BusMessage:
     if not isinstance(data, dict):
         raise BusMessageError(f"{cls.TYPE.value}: 'data' must be an object")
     hints = typing.get_type_hints(cls)

@@ -37,18 +37,23 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sio_wsgi.exceptions import BusError
-from sio_wsgi.manager import AckCallback, Manager
+from sio_wsgi.manager import AckCallback, Deliver, DisconnectHook, Encode, Manager, ServerEventHook
 from sio_wsgi.managers import messages as bus
+from sio_wsgi.protocol.serializers import Payload
 from sio_wsgi.runtime import select as runtime_select
+from sio_wsgi.runtime.base import Driver, Event, Task
 
 __all__ = ["PubSubManager", "BusError", "BusHealth"]
 
 logger = logging.getLogger(__name__)
 
-_UNSET: Any = object()
+_UNSET: Final = object()
+
+#: heartbeat intervals without a word from a node after which it counts as gone
+_MISSED_HEARTBEATS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +72,7 @@ class BusHealth:
     dropped: int  # bus messages that did not parse
 
 
-def _as_args(data: Any) -> list[Any]:
+def _as_args(data: Payload) -> list[Payload]:
     """python-socketio's ``data``: a tuple is several arguments, ``None`` none."""
     if data is None:
         return []
@@ -83,7 +88,7 @@ def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
 class _Query:
     """A cluster query waiting for the answers of ``expected`` nodes."""
 
-    def __init__(self, event: Any, expected: set[str], first_hit: bool) -> None:
+    def __init__(self, event: Event, expected: set[str], first_hit: bool) -> None:
         self.event = event
         self.expected = expected
         self.first_hit = first_hit
@@ -145,7 +150,7 @@ class PubSubManager(Manager):
         self._queries: dict[str, _Query] = {}
         self._nodes: dict[str, float] = {}
         self._closed = False
-        self._listener: Any = None
+        self._listener: Task | None = None
         self._connected = False
         self._changed = time.monotonic()
         self._reconnects = 0
@@ -154,7 +159,8 @@ class PubSubManager(Manager):
         self._last_hello = 0.0
         self._delay = reconnect_delay[0]
         self._counts = {"published": 0, "received": 0, "dropped": 0}
-        self._dispatch: dict[type[Any], Callable[[str, Any], None]] = {
+        # each handler takes the message of its key's class
+        self._dispatch: dict[type[bus.BusMessage], Callable[[str, Any], None]] = {
             bus.Emit: self._on_emit,
             bus.Disconnect: self._on_disconnect,
             bus.EnterRoom: self._on_enter_room,
@@ -173,7 +179,6 @@ class PubSubManager(Manager):
     def _publish_once(self, data: bytes) -> None:
         """Send one message to every node (subclasses implement it).
 
-        :param data: the encoded message.
         :raises Exception: one of :attr:`retry_errors` when the broker is unreachable.
         """
         raise NotImplementedError
@@ -200,15 +205,27 @@ class PubSubManager(Manager):
 
     # ------------------------------------------------------------ lifecycle
 
-    def attach(self, encode: Any, deliver: Any, driver: Any = None, **hooks: Any) -> None:
+    def attach(
+        self,
+        encode: Encode,
+        deliver: Deliver,
+        driver: Driver | None = None,
+        *,
+        disconnect: DisconnectHook | None = None,
+        server_event: ServerEventHook | None = None,
+    ) -> None:
         """Connect to the server and, unless write-only, start the listener task.
 
-        :param encode: see :meth:`Manager.attach`.
-        :param deliver: see :meth:`Manager.attach`.
-        :param driver: the server's driver; the listener runs as one of its tasks.
-        :param hooks: ``disconnect`` and ``server_event`` (see :meth:`Manager.attach`).
+        The arguments are those of :meth:`Manager.attach`; the listener runs as a
+        task of ``driver`` (of the detected async mode when None).
         """
-        super().attach(encode, deliver, driver or runtime_select.get_driver(None), **hooks)
+        super().attach(
+            encode,
+            deliver,
+            driver or runtime_select.get_driver(None),
+            disconnect=disconnect,
+            server_event=server_event,
+        )
         if not self.write_only and self._listener is None:
             self._listener = self.driver.spawn(self._listen_forever)
 
@@ -226,11 +243,15 @@ class PubSubManager(Manager):
     def health(self) -> BusHealth:
         """The bus connection's state, for health checks and monitoring."""
         return BusHealth(
-            host_id=self.host_id, connected=self._connected,
+            host_id=self.host_id,
+            connected=self._connected,
             listening=self._listener is not None and not self._closed,
-            since=time.monotonic() - self._changed, reconnects=self._reconnects,
-            last_error=self._last_error, nodes=tuple(self.nodes()), **self._counts,
-        )  # fmt: skip
+            since=time.monotonic() - self._changed,
+            reconnects=self._reconnects,
+            last_error=self._last_error,
+            nodes=tuple(self.nodes()),
+            **self._counts,
+        )
 
     @property
     def healthy(self) -> bool:
@@ -239,7 +260,7 @@ class PubSubManager(Manager):
 
     def nodes(self) -> list[str]:
         """Host ids of the other nodes heard from recently."""
-        horizon = time.monotonic() - 3 * self.heartbeat_interval
+        horizon = time.monotonic() - _MISSED_HEARTBEATS * self.heartbeat_interval
         with self._bus_lock:
             return sorted(h for h, seen in self._nodes.items() if seen >= horizon)
 
@@ -248,7 +269,6 @@ class PubSubManager(Manager):
     def publish(self, message: bus.BusMessage) -> None:
         """Publish a bus message, retrying for :attr:`publish_timeout` seconds.
 
-        :param message: the message.
         :raises BusError: when the broker stayed unreachable.
         :raises TypeError: when an argument cannot be sent (not JSON nor bytes).
         """
@@ -262,11 +282,13 @@ class PubSubManager(Manager):
                 self._reset_publisher()
                 self._set_state(self._connected and not self.write_only, exc)
                 if time.monotonic() + delay > deadline:
-                    self.log.error("could not publish %s on %s: %s", message.TYPE.value,
-                                   self.channel, exc)  # fmt: skip
+                    self.log.error(
+                        "could not publish %s on %s: %s", message.TYPE.value, self.channel, exc
+                    )
                     raise BusError(f"message bus unreachable: {exc}") from exc
-                self.log.warning("publishing %s failed (%s); retrying in %.2fs",
-                                 message.TYPE.value, exc, delay)  # fmt: skip
+                self.log.warning(
+                    "publishing %s failed (%s); retrying in %.2fs", message.TYPE.value, exc, delay
+                )
                 self._sleep(delay)
                 delay = min(delay * 2, self.reconnect_delay[1])
                 continue
@@ -295,7 +317,7 @@ class PubSubManager(Manager):
     def emit(
         self,
         event: str,
-        args: Any = None,
+        args: Payload = None,
         namespace: str | None = None,
         to: str | Iterable[str] | None = None,
         skip_sid: str | Iterable[str] | None = None,
@@ -304,7 +326,7 @@ class PubSubManager(Manager):
         ignore_queue: bool = False,
         *,
         room: str | Iterable[str] | None = None,
-        data: Any = _UNSET,
+        data: Payload = _UNSET,
     ) -> int:
         """Emit to the matching clients of every node.
 
@@ -313,7 +335,6 @@ class PubSubManager(Manager):
         ``RedisManager(url, write_only=True)``), the second argument is
         python-socketio's ``data``: a tuple is several arguments.
 
-        :param event: the event name.
         :param args: the arguments (see above).
         :param namespace: the namespace, ``'/'`` by default.
         :param to: room(s) or sid(s); everyone when ``None``.
@@ -346,16 +367,14 @@ class PubSubManager(Manager):
         if self._encode is not None:
             sent = self.emit_local(event, values, ns, target, skip_sid, callback, volatile)
         callback_id = None if callback is None else self._keep_callback(callback)
-        self.publish(bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid),
-                              callback_id, volatile))  # fmt: skip
+        self.publish(
+            bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid), callback_id, volatile)
+        )
         return sent
 
     def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
         """Add a client of any node to a room.
 
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        :param room: the room name.
         :param eio_sid: the Engine.IO session id of a local client.
         """
         if eio_sid is not None or self.is_connected(sid, namespace):
@@ -364,49 +383,27 @@ class PubSubManager(Manager):
             self.publish(bus.EnterRoom(sid, namespace, room))
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
-        """Remove a client of any node from a room.
-
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        :param room: the room name.
-        """
+        """Remove a client of any node from a room."""
         if self.is_connected(sid, namespace):
             super().leave_room(sid, namespace, room)
         else:
             self.publish(bus.LeaveRoom(sid, namespace, room))
 
     def close_room(self, room: str, namespace: str) -> None:
-        """Empty a room on every node.
-
-        :param room: the room name.
-        :param namespace: the namespace.
-        """
+        """Empty a room on every node."""
         super().close_room(room, namespace)
         self.publish(bus.CloseRoom(room, namespace))
 
     def can_reach_remote(self, sid: str, namespace: str) -> bool:
-        """A sid unknown here may be connected to another node.
-
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        """
+        """A sid unknown here may be connected to another node."""
         return True
 
     def remote_disconnect(self, sid: str, namespace: str) -> None:
-        """Ask the node that owns ``sid`` to disconnect it.
-
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
-        """
+        """Ask the node that owns ``sid`` to disconnect it."""
         self.publish(bus.Disconnect(sid, namespace))
 
-    def server_side_emit(self, event: str, args: Sequence[Any], namespace: str) -> None:
-        """Send an event to the handlers of the other nodes.
-
-        :param event: the event name.
-        :param args: the arguments.
-        :param namespace: the namespace.
-        """
+    def server_side_emit(self, event: str, args: Sequence[Payload], namespace: str) -> None:
+        """Send an event to the handlers of the other nodes."""
         self.publish(bus.ServerEvent(event, list(args), namespace))
 
     def _keep_callback(self, callback: AckCallback) -> int:
@@ -423,7 +420,6 @@ class PubSubManager(Manager):
     ) -> list[str]:
         """Sids in ``room`` on every live node (those answering within ``timeout``).
 
-        :param namespace: the namespace.
         :param room: the room, or ``None`` for every client of the namespace.
         :param timeout: seconds to wait for the other nodes.
         """
@@ -435,8 +431,6 @@ class PubSubManager(Manager):
     def fetch_rooms(self, sid: str, namespace: str, timeout: float = 1.0) -> list[str]:
         """Rooms of ``sid``, asked of the node that owns it.
 
-        :param sid: the Socket.IO sid.
-        :param namespace: the namespace.
         :param timeout: seconds to wait for the other nodes.
         """
         if self.is_connected(sid, namespace):
@@ -447,9 +441,13 @@ class PubSubManager(Manager):
         return []
 
     def _ask(
-        self, kind: bus.QueryKind, namespace: str, subject: str | None, timeout: float,
+        self,
+        kind: bus.QueryKind,
+        namespace: str,
+        subject: str | None,
+        timeout: float,
         first_hit: bool,
-    ) -> list[list[str]]:  # fmt: skip
+    ) -> list[list[str]]:
         if self.write_only:
             raise RuntimeError("a write-only manager cannot query other nodes")
         expected = set(self.nodes())
@@ -463,8 +461,12 @@ class PubSubManager(Manager):
             self.publish(bus.Query(request_id, kind.value, namespace, subject))
             if not query.event.wait(timeout):
                 missing = expected - query.results.keys()
-                self.log.warning("%s query: no answer from %s within %ss", kind.value,
-                                 ", ".join(sorted(missing)), timeout)  # fmt: skip
+                self.log.warning(
+                    "%s query: no answer from %s within %ss",
+                    kind.value,
+                    ", ".join(sorted(missing)),
+                    timeout,
+                )
         finally:
             with self._bus_lock:
                 self._queries.pop(request_id, None)
@@ -506,9 +508,13 @@ class PubSubManager(Manager):
         """Called by :meth:`_listen` once the subscription is live."""
         if self._ever_subscribed:
             self._reconnects += 1
-            self.log.warning("%s bus: reconnected to %s after %.2fs; messages published "
-                             "meanwhile were not received", self.name, self.channel,
-                             time.monotonic() - self._changed)  # fmt: skip
+            self.log.warning(
+                "%s bus: reconnected to %s after %.2fs; messages published "
+                "meanwhile were not received",
+                self.name,
+                self.channel,
+                time.monotonic() - self._changed,
+            )
         else:
             self.log.info("%s bus: listening on %s as %s", self.name, self.channel, self.host_id)
         self._ever_subscribed = True
@@ -519,11 +525,21 @@ class PubSubManager(Manager):
 
     def _lost(self, error: BaseException) -> None:
         if self._connected or not self._ever_subscribed:
-            self.log.error("%s bus: lost the connection to %s (%s: %s); reconnecting",
-                           self.name, self.channel, type(error).__name__, error)  # fmt: skip
+            self.log.error(
+                "%s bus: lost the connection to %s (%s: %s); reconnecting",
+                self.name,
+                self.channel,
+                type(error).__name__,
+                error,
+            )
         else:
-            self.log.warning("%s bus: still unreachable (%s: %s); next try in %.2fs",
-                             self.name, type(error).__name__, error, self._delay)  # fmt: skip
+            self.log.warning(
+                "%s bus: still unreachable (%s: %s); next try in %.2fs",
+                self.name,
+                type(error).__name__,
+                error,
+                self._delay,
+            )
         self._set_state(False, error)
 
     def _set_state(self, connected: bool, error: BaseException | None) -> None:
@@ -544,7 +560,7 @@ class PubSubManager(Manager):
             old = now - self.callback_ttl
             for key in [k for k, (t, _) in self._remote_callbacks.items() if t < old]:
                 del self._remote_callbacks[key]
-            gone = now - 3 * self.heartbeat_interval
+            gone = now - _MISSED_HEARTBEATS * self.heartbeat_interval
             for host in [h for h, seen in self._nodes.items() if seen < gone]:
                 del self._nodes[host]
 
@@ -571,11 +587,12 @@ class PubSubManager(Manager):
 
     def _on_emit(self, host: str, msg: bus.Emit) -> None:
         callback = None if msg.callback_id is None else self._ack_sender(host, msg.callback_id)
-        self.emit_local(msg.event, msg.args, msg.namespace, msg.to, msg.skip_sid, callback,
-                        msg.volatile)  # fmt: skip
+        self.emit_local(
+            msg.event, msg.args, msg.namespace, msg.to, msg.skip_sid, callback, msg.volatile
+        )
 
     def _ack_sender(self, host: str, callback_id: int) -> AckCallback:
-        def send_back(*args: Any) -> None:
+        def send_back(*args: Payload) -> None:
             self.publish(bus.AckReturn(host, callback_id, list(args)))
 
         return send_back

@@ -13,16 +13,21 @@ worker) use ``RedisManager(url, write_only=True)`` and call :meth:`emit`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+import logging
+import types
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sio_wsgi.exceptions import ConfigError
 from sio_wsgi.managers.pubsub import PubSubManager
 
+if TYPE_CHECKING:  # pragma: no cover
+    from redis.client import PubSub
+
 __all__ = ["RedisManager"]
 
 
-def _redis() -> Any:
+def _redis() -> types.ModuleType:
     try:
         import redis
     except ImportError as exc:  # pragma: no cover - optional dependency
@@ -50,8 +55,8 @@ class RedisManager(PubSubManager):
         url: str = "redis://localhost:6379/0",
         channel: str = "socketio",
         write_only: bool = False,
-        logger: Any = None,
-        redis_options: dict[str, Any] | None = None,
+        logger: logging.Logger | bool | None = None,
+        redis_options: Mapping[str, object] | None = None,
         **kwargs: Any,
     ) -> None:
         redis = _redis()
@@ -67,15 +72,15 @@ class RedisManager(PubSubManager):
             options["socket_keepalive"] = True
         options.update(redis_options or {})
         self.redis = redis.Redis.from_url(url, **options)
-        self.retry_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                             OSError)  # fmt: skip
-        self._pubsub: Any = None
+        self.retry_errors = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            OSError,
+        )
+        self._pubsub: PubSub | None = None
 
     def _publish_once(self, data: bytes) -> None:
-        """``PUBLISH channel data``.
-
-        :param data: the encoded message.
-        """
+        """``PUBLISH channel data``."""
         self.redis.publish(self.channel, data)
 
     def _reset_publisher(self) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "Packet",
     "Wire",
     "SEPARATOR",
+    "PROTOCOL_VERSION",
     "encode_payload",
     "decode_payload",
     "decode_text",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 SEPARATOR = "\x1e"
+
+#: the ``EIO`` query parameter of an Engine.IO v4 request
+PROTOCOL_VERSION = "4"
 
 Wire = Union[str, bytes]  # noqa: UP007 - a runtime alias, Python 3.10 compatible
 

@@ -19,7 +19,9 @@ import importlib
 import json as _stdlib_json
 import logging
 import re
-from typing import Any, Protocol, runtime_checkable
+import types
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from sio_wsgi.exceptions import ConfigError, LocalProtocolError, RemoteProtocolError
 
@@ -32,6 +34,19 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+Payload = Any
+"""A Socket.IO payload: JSON values (``dict``, ``list``, ``str``, numbers, ``bool``,
+``None``) and ``bytes``, as the application sends them and the peer's decoder
+builds them. User data passes through unchecked, hence ``Any``."""
+
+
+class JSONModule(Protocol):
+    """The part of :mod:`json` a custom ``json`` module must offer."""
+
+    def dumps(self, obj: Payload, /, *, separators: tuple[str, str]) -> str: ...
+
+    def loads(self, s: str, /) -> Payload: ...
+
 
 @runtime_checkable
 class Serializer(Protocol):
@@ -40,16 +55,15 @@ class Serializer(Protocol):
     name: str
     whole_packet: bool
 
-    def dumps(self, obj: Any) -> str | bytes:
+    def dumps(self, obj: Payload) -> str | bytes:
         """Encode ``obj``.
 
-        :param obj: the value to encode.
         :returns: ``str`` for text serializers, ``bytes`` for whole-packet ones.
         :raises LocalProtocolError: when ``obj`` cannot be encoded.
         """
         ...
 
-    def loads(self, data: str | bytes) -> Any:
+    def loads(self, data: str | bytes) -> Payload:
         """Decode ``data``.
 
         :param data: what the peer sent.
@@ -81,7 +95,7 @@ def _utf8_safe(text: str) -> str:
     return _SURROGATE.sub(_escape_surrogate, text)
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -89,11 +103,11 @@ def _reject_constant(name: str) -> Any:
 _DECODER = _stdlib_json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _not_serializable(obj: Any) -> Any:
+def _not_serializable(obj: object) -> NoReturn:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _make_json_text() -> Any:
+def _make_json_text() -> Callable[[Payload], str]:
     """Compact JSON text, UTF-8 rather than ``\\u`` escapes, NaN refused.
 
     ``json.dumps`` with options builds an encoder per call (two thirds of its
@@ -107,11 +121,18 @@ def _make_json_text() -> Any:
         )
         return encoder.encode
     encode_c = make(
-        None, _not_serializable, _stdlib_json.encoder.encode_basestring, None, ":", ",",
-        False, False, False,
-    )  # fmt: skip
+        None,  # markers: no circular-reference table
+        _not_serializable,  # default
+        _stdlib_json.encoder.encode_basestring,  # encoder: UTF-8, not ensure_ascii
+        None,  # indent
+        ":",  # key_separator
+        ",",  # item_separator
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
 
-    def json_text(obj: Any) -> str:
+    def json_text(obj: Payload) -> str:
         return "".join(encode_c(obj, 0))
 
     return json_text
@@ -134,11 +155,11 @@ class JSONSerializer:
     name = "default"
     whole_packet = False
 
-    def __init__(self, json_module: Any = None) -> None:
-        self._module: Any = json_module
+    def __init__(self, json_module: JSONModule | None = None) -> None:
+        self._module: JSONModule = _stdlib_json if json_module is None else json_module
         self._custom = json_module is not None and json_module is not _stdlib_json
 
-    def dumps(self, obj: Any) -> str:
+    def dumps(self, obj: Payload) -> str:
         """Encode ``obj`` as compact JSON text.
 
         :param obj: a JSON-compatible value.
@@ -152,10 +173,9 @@ class JSONSerializer:
         except (TypeError, ValueError, RecursionError) as exc:
             raise LocalProtocolError(f"cannot encode payload as JSON: {exc}") from exc
 
-    def loads(self, data: str | bytes) -> Any:
+    def loads(self, data: str | bytes) -> Payload:
         """Decode JSON text.
 
-        :param data: JSON text.
         :returns: the decoded value.
         :raises RemoteProtocolError: on invalid JSON, trailing garbage or
             excessive nesting.
@@ -181,13 +201,13 @@ class MsgpackSerializer:
 
     def __init__(self) -> None:
         try:
-            self._msgpack: Any = importlib.import_module("msgpack")
+            self._msgpack: types.ModuleType = importlib.import_module("msgpack")
         except ImportError as exc:
             raise ConfigError(
                 "serializer='msgpack' needs the msgpack package: pip install msgpack"
             ) from exc
 
-    def dumps(self, obj: Any) -> bytes:
+    def dumps(self, obj: Payload) -> bytes:
         """Encode ``obj`` as MessagePack.
 
         :param obj: a msgpack-compatible value.
@@ -199,10 +219,9 @@ class MsgpackSerializer:
         except (TypeError, ValueError, OverflowError) as exc:
             raise LocalProtocolError(f"cannot encode payload as msgpack: {exc}") from exc
 
-    def loads(self, data: str | bytes) -> Any:
+    def loads(self, data: str | bytes) -> Payload:
         """Decode MessagePack bytes.
 
-        :param data: the encoded bytes.
         :returns: the decoded value.
         :raises RemoteProtocolError: on invalid data.
         """
@@ -215,7 +234,9 @@ class MsgpackSerializer:
             raise RemoteProtocolError(f"invalid msgpack payload: {exc}") from exc
 
 
-def get_serializer(name_or_obj: Any = "default", json_module: Any = None) -> Serializer:
+def get_serializer(
+    name_or_obj: str | Serializer = "default", json_module: JSONModule | None = None
+) -> Serializer:
     """Resolve the ``serializer`` option.
 
     :param name_or_obj: ``'default'`` (or ``'json'``), ``'msgpack'``, or an object

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from sio_wsgi.config import DEFAULTS, ServerOptions
 from sio_wsgi.exceptions import LocalProtocolError, RemoteProtocolError
-from sio_wsgi.protocol.serializers import Serializer
+from sio_wsgi.protocol.serializers import Payload, Serializer
 
 __all__ = [
     "PacketType",
@@ -80,7 +79,6 @@ class Packet:
     several recipients. (Not ``frozen``: a frozen dataclass takes four times as
     long to build, and two are built for every event with an ack.)
 
-    :param type: the packet type.
     :param namespace: the namespace, starting with ``/``.
     :param data: the payload (for events: ``[name, *args]``; for acks: ``[*args]``).
     :param id: the ack id, or ``None``.
@@ -89,7 +87,7 @@ class Packet:
 
     type: PacketType
     namespace: str = "/"
-    data: Any = None
+    data: Payload = None
     id: int | None = None
     attachments: int = 0
 
@@ -111,7 +109,6 @@ class Limits:
     def from_options(cls, options: ServerOptions) -> Limits:
         """Build the limits from server options.
 
-        :param options: the server options.
         :returns: the matching limits.
         """
         return cls(options.max_attachments, options.max_json_depth)
@@ -120,7 +117,7 @@ class Limits:
 # --------------------------------------------------------------------------- encode
 
 
-def _deconstruct(value: Any, buffers: list[bytes]) -> Any:
+def _deconstruct(value: Payload, buffers: list[bytes]) -> Payload:
     """Copy ``value`` with every binary value replaced by a placeholder."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         buffers.append(bytes(value))
@@ -132,7 +129,7 @@ def _deconstruct(value: Any, buffers: list[bytes]) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Payload) -> Payload:
     """Copy ``value`` with tuples turned into lists and buffers into bytes."""
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
@@ -152,7 +149,7 @@ def _check_outgoing(packet: Packet) -> None:
 
 def _encode_whole(packet: Packet, serializer: Serializer) -> list[str | bytes]:
     packet_type = _FROM_BINARY.get(packet.type, packet.type)
-    obj: dict[str, Any] = {"type": int(packet_type), "nsp": packet.namespace}
+    obj: dict[str, Payload] = {"type": int(packet_type), "nsp": packet.namespace}
     if packet.data is not None:
         obj["data"] = _plain(packet.data)
     if packet.id is not None:
@@ -164,7 +161,6 @@ def encode(packet: Packet, serializer: Serializer) -> list[str | bytes]:
     """Encode a packet into Engine.IO message payloads.
 
     :param packet: the packet; ``attachments`` is ignored (computed here).
-    :param serializer: the payload serializer.
     :returns: the text packet followed by its binary attachments (text
         serializers), or a single binary message (whole-packet serializers).
     :raises LocalProtocolError: for an invalid namespace or ack id, or a payload
@@ -195,14 +191,14 @@ def encode(packet: Packet, serializer: Serializer) -> list[str | bytes]:
 # --------------------------------------------------------------------------- decode
 
 
-def _depth(value: Any) -> int:
+def _depth(value: object) -> int:
     """Nesting depth of containers in ``value`` (iterative)."""
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
         if isinstance(item, dict):
-            children: Any = item.values()
+            children: Iterable[object] = item.values()
         elif isinstance(item, list):
             children = item
         else:
@@ -259,7 +255,7 @@ _VALIDATORS: dict[PacketType, Callable[[Packet], None]] = {
 }
 
 
-def _too_deep(data: Any, limits: Limits, body: str | None) -> bool:
+def _too_deep(data: object, limits: Limits, body: str | None) -> bool:
     """Whether ``data`` nests deeper than allowed; with the JSON ``body`` it came from,
     the walk runs only when the body has more brackets than the limit."""
     if body is not None and body.count("[") + body.count("{") <= limits.max_json_depth:
@@ -311,7 +307,7 @@ class _Cursor:
 _TYPES_BY_CODE = tuple(sorted(PacketType))
 
 
-def _packet_type(code: Any) -> PacketType:
+def _packet_type(code: object) -> PacketType:
     if isinstance(code, bool) or not isinstance(code, int):
         raise _fail("packet type must be an integer")
     if 0 <= code < len(_TYPES_BY_CODE):
@@ -374,7 +370,6 @@ def decode(data: str | bytes, serializer: Serializer, limits: Limits | None = No
     """Decode one Socket.IO packet.
 
     :param data: one Engine.IO message (text for text serializers).
-    :param serializer: the payload serializer.
     :param limits: decoder limits; :class:`Limits` defaults when ``None``.
     :returns: the packet; when ``packet.attachments`` is non-zero its payload still
         holds placeholders: feed the following binary messages to
@@ -392,7 +387,7 @@ def decode(data: str | bytes, serializer: Serializer, limits: Limits | None = No
 # --------------------------------------------------------------------------- binary
 
 
-def _placeholder_num(value: dict[Any, Any]) -> int | None:
+def _placeholder_num(value: dict[object, object]) -> int | None:
     """The placeholder index of ``value``, ``None`` when it is plain data."""
     if value.get("_placeholder") is not True:
         return None
@@ -402,7 +397,7 @@ def _placeholder_num(value: dict[Any, Any]) -> int | None:
     return num
 
 
-def _walk_dicts(value: Any) -> Iterator[dict[Any, Any]]:
+def _walk_dicts(value: object) -> Iterator[dict[object, object]]:
     stack = [value]
     while stack:
         item = stack.pop()
@@ -413,7 +408,7 @@ def _walk_dicts(value: Any) -> Iterator[dict[Any, Any]]:
             stack.extend(item)
 
 
-def _check_placeholders(data: Any, attachments: int) -> None:
+def _check_placeholders(data: object, attachments: int) -> None:
     seen: set[int] = set()
     for item in _walk_dicts(data):
         num = _placeholder_num(item)
@@ -424,7 +419,7 @@ def _check_placeholders(data: Any, attachments: int) -> None:
         seen.add(num)
 
 
-def _reconstruct(value: Any, buffers: list[bytes]) -> Any:
+def _reconstruct(value: Payload, buffers: list[bytes]) -> Payload:
     if isinstance(value, list):
         return [_reconstruct(item, buffers) for item in value]
     if isinstance(value, dict):

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, NamedTuple, TypeAlias
 
+from sio_wsgi.config import DEFAULTS
 from sio_wsgi.exceptions import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -139,7 +140,6 @@ _FIRST_CONTROL: Final = 8
 def is_valid_close_code(code: int) -> bool:
     """Tell whether ``code`` may appear in a Close frame on the wire.
 
-    :param code: close status code.
     :return: ``True`` for 1000-1003, 1007-1011 and 3000-4999.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
@@ -158,7 +158,12 @@ class FrameError(RemoteProtocolError):
     :param events: events decoded by the failing ``feed`` call before the error.
     """
 
-    def __init__(self, message: str, close_code: int = 1002, events: Sequence[Event] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        close_code: int = CloseCode.PROTOCOL_ERROR.value,
+        events: Sequence[Event] = (),
+    ) -> None:
         super().__init__(message, close_code=close_code)
         self.events: list[Event] = list(events)
 
@@ -197,7 +202,6 @@ def accept_key(client_key: str) -> str:
 def _tokens(value: str) -> set[str]:
     """Split a comma-separated header value into lower-cased tokens.
 
-    :param value: header value.
     :return: the set of non-empty tokens.
     """
     return {token.strip().lower() for token in value.split(",") if token.strip()}
@@ -220,7 +224,6 @@ def _require(headers: Mapping[str, str], name: str) -> str:
 def _check_key(key: str) -> None:
     """Validate ``Sec-WebSocket-Key``: base64 of exactly 16 bytes.
 
-    :param key: header value.
     :raises HandshakeError: if it is not.
     """
     try:
@@ -234,7 +237,6 @@ def _check_key(key: str) -> None:
 def check_handshake(method: str, headers: Mapping[str, str]) -> str:
     """Validate a client's opening handshake (RFC 6455 section 4.2.1).
 
-    :param method: HTTP request method.
     :param headers: request headers with lower-cased names.
     :return: the ``Sec-WebSocket-Accept`` value to answer with.
     :raises HandshakeError: (a ``RemoteProtocolError``) with ``status`` 400, or
@@ -263,7 +265,6 @@ def headers_from_environ(environ: Mapping[str, object]) -> dict[str, str]:
 
     ``HTTP_SEC_WEBSOCKET_KEY`` becomes ``sec-websocket-key`` and so on.
 
-    :param environ: WSGI environ.
     :return: header mapping suitable for :func:`check_handshake`.
     """
     return {
@@ -276,8 +277,6 @@ def headers_from_environ(environ: Mapping[str, object]) -> dict[str, str]:
 def _header_line(name: str, value: str) -> str:
     """Format one response header line, refusing header injection.
 
-    :param name: header name.
-    :param value: header value.
     :return: ``"Name: value\\r\\n"``.
     :raises LocalProtocolError: if either contains CR, LF or NUL, or the name ':'.
     """
@@ -317,7 +316,6 @@ def _length_header(first: int, length: int) -> bytes:
     """Pack the first byte and the (minimal) payload length of a frame header.
 
     :param first: FIN/RSV/opcode byte.
-    :param length: payload length.
     :return: 2, 4 or 10 header bytes.
     """
     if length <= _MAX_CONTROL_PAYLOAD:
@@ -330,8 +328,6 @@ def _length_header(first: int, length: int) -> bytes:
 def encode_frame(opcode: Opcode, payload: Buffer, fin: bool = True) -> bytes:
     """Encode one unmasked server frame.
 
-    :param opcode: frame opcode.
-    :param payload: frame payload.
     :param fin: ``False`` for a non-final fragment.
     :return: the frame bytes.
     :raises LocalProtocolError: on a fragmented or oversized control frame,
@@ -369,7 +365,6 @@ def _data_frame(binary: bool, data: bytes) -> bytes:
 def encode_text(text: str) -> bytes:
     """Encode a complete text message in one frame.
 
-    :param text: message.
     :return: frame bytes.
     """
     return _data_frame(False, text.encode("utf-8"))
@@ -378,7 +373,6 @@ def encode_text(text: str) -> bytes:
 def encode_binary(data: Buffer) -> bytes:
     """Encode a complete binary message in one frame.
 
-    :param data: message.
     :return: frame bytes.
     """
     return _data_frame(True, bytes(data))  # no copy when it already is ``bytes``
@@ -390,7 +384,6 @@ def encode_close(code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
     ``code`` 1005 ("no status") encodes a Close frame with an empty payload,
     so that ``encode_close(event.code)`` can echo any :class:`CloseReceived`.
 
-    :param code: close status code.
     :param reason: UTF-8 reason, at most 123 bytes once encoded.
     :return: frame bytes.
     :raises LocalProtocolError: on an invalid code or too long a reason.
@@ -440,30 +433,21 @@ class TextMessage:
 
 @dataclass(frozen=True)
 class BinaryMessage:
-    """A complete binary message.
-
-    :param data: payload.
-    """
+    """A complete binary message."""
 
     data: bytes
 
 
 @dataclass(frozen=True)
 class Ping:
-    """A Ping frame; answer with ``encode_pong(event.data)``.
-
-    :param data: application data.
-    """
+    """A Ping frame; answer with ``encode_pong(event.data)``."""
 
     data: bytes
 
 
 @dataclass(frozen=True)
 class Pong:
-    """A Pong frame.
-
-    :param data: application data.
-    """
+    """A Pong frame."""
 
     data: bytes
 
@@ -535,7 +519,6 @@ class _Header(NamedTuple):
 def _decode_utf8(data: bytes, what: str) -> str:
     """Decode UTF-8 strictly.
 
-    :param data: bytes to decode.
     :param what: what is decoded, for the error message.
     :return: the text.
     :raises FrameError: 1007 on invalid UTF-8.
@@ -577,11 +560,20 @@ class FrameParser:
     """
 
     __slots__ = (
-        "max_message_size", "_buf", "_pos", "_header", "_message_opcode", "_fragments",
-        "_text_decoder", "_text_parts", "_message_size", "_error", "_closed",
-    )  # fmt: skip
+        "max_message_size",
+        "_buf",
+        "_pos",
+        "_header",
+        "_message_opcode",
+        "_fragments",
+        "_text_decoder",
+        "_text_parts",
+        "_message_size",
+        "_error",
+        "_closed",
+    )
 
-    def __init__(self, max_message_size: int = 1_000_000) -> None:
+    def __init__(self, max_message_size: int = DEFAULTS.max_http_buffer_size) -> None:
         self.max_message_size = max_message_size
         self._buf = bytearray()
         self._pos = 0
@@ -654,10 +646,7 @@ class FrameParser:
                 events.append(event)
 
     def _fail(self, exc: FrameError) -> None:
-        """Enter the failed state for good.
-
-        :param exc: the error.
-        """
+        """Enter the failed state for good."""
         self._error = exc
         self._buf = bytearray()
         self._pos = 0
@@ -738,7 +727,6 @@ class FrameParser:
     def _check_header(self, header: _Header) -> None:
         """Validate the announced payload length.
 
-        :param header: parsed header.
         :raises FrameError: 1002 on a 64-bit length with its top bit set or a
             control payload over 125 bytes; 1009 on a message over the limit.
         """
@@ -762,7 +750,6 @@ class FrameParser:
     def _take_payload(self, header: _Header) -> bytes | None:
         """Consume the frame's payload if it is complete.
 
-        :param header: the current header.
         :return: the unmasked payload, or ``None`` if more bytes are needed.
         """
         start = self._pos + header.size
@@ -778,7 +765,6 @@ class FrameParser:
     def _on_data(self, header: _Header, payload: bytes) -> Event | None:
         """Handle a TEXT, BINARY or CONTINUATION frame.
 
-        :param header: frame header.
         :param payload: unmasked payload.
         :return: the message when this frame completes it.
         """
@@ -804,7 +790,6 @@ class FrameParser:
     def _add_text(self, payload: bytes, final: bool) -> None:
         """Decode a text fragment incrementally (fails fast on bad UTF-8).
 
-        :param payload: fragment bytes.
         :param final: whether this is the last fragment.
         :raises FrameError: 1007 on invalid UTF-8.
         """
@@ -836,7 +821,6 @@ class FrameParser:
     def _on_close(self, _header: _Header, payload: bytes) -> Event:
         """Handle a Close frame; stop parsing.
 
-        :param _header: frame header.
         :param payload: unmasked payload.
         :return: CloseReceived.
         """

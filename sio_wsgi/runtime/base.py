@@ -106,4 +106,3 @@ class Driver(Protocol):
 
     def in_foreign_thread(self) -> bool:
         """True when called from an OS thread the driver's loop does not run in."""
-

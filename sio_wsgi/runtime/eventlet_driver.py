@@ -6,14 +6,14 @@ import collections
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
 
 import eventlet
 import eventlet.hubs
 from eventlet import patcher
 from eventlet.green import threading as green_threading
 
-from .green import GreenDriverBase, GreenWorkerPool
+from .base import Event
+from .green import GreenDriverBase, GreenWorkerPool, Job
 
 __all__ = ["EventletDriver"]
 
@@ -23,7 +23,7 @@ _real_threading = patcher.original("threading")
 
 
 class _GreenTask:
-    def __init__(self, gt: Any) -> None:
+    def __init__(self, gt: eventlet.greenthread.GreenThread) -> None:
         self._gt = gt
 
     def join(self, timeout: float | None = None) -> None:
@@ -46,9 +46,7 @@ class EventletDriver(GreenDriverBase):
             _real_thread.allocate_lock,
             "fd",  # GreenSocket wraps a non-blocking OS socket
         )
-        self._pending: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
-            collections.deque()
-        )
+        self._pending: collections.deque[Job] = collections.deque()
         self._pipe: tuple[int, int] | None = None
         self._pipe_lock = _real_thread.allocate_lock()
         hub = eventlet.hubs.get_hub()
@@ -59,24 +57,25 @@ class EventletDriver(GreenDriverBase):
         )
         self.start()
 
-    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenTask:
+    def spawn(self, fn: Callable[..., object], *args: object, **kwargs: object) -> _GreenTask:
         return _GreenTask(eventlet.spawn(fn, *args, **kwargs))
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
         """Run a short job in a reused green thread (see :class:`GreenWorkerPool`)."""
         self._pool.submit(fn, args)
 
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)
 
-    def event(self) -> Any:
-        return green_threading.Event()
+    def event(self) -> Event:
+        event: Event = green_threading.Event()
+        return event
 
-    def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
+    def readable_waiter(self, sock: object) -> Callable[[], None] | None:
         wait = getattr(sock, "_read_trampoline", None)  # a GreenSocket's own wait
         return wait if callable(wait) else None
 
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         if not self.in_foreign_thread():
             fn(*args)
             return

@@ -38,10 +38,10 @@ class GeventDriver(GreenDriverBase):
         hub = self._hub
         self._pool = GreenWorkerPool(lambda: hub, hub.loop.run_callback, hub.switch)
 
-    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _GreenletTask:
+    def spawn(self, fn: Callable[..., object], *args: object, **kwargs: object) -> _GreenletTask:
         return _GreenletTask(gevent.spawn(fn, *args, **kwargs))
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
         """Run a short job in a reused greenlet (see :class:`GreenWorkerPool`)."""
         self._pool.submit(fn, args)
 
@@ -52,6 +52,7 @@ class GeventDriver(GreenDriverBase):
         return gevent.event.Event()
 
     def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
+        # ``sock`` is a gevent socket (or not): its private _wait and _read_event are used
         if getattr(sock, "_wait", None) is None or getattr(sock, "_read_event", None) is None:
             return None  # not a gevent socket
 
@@ -62,7 +63,7 @@ class GeventDriver(GreenDriverBase):
 
         return wait
 
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         if not self.in_foreign_thread():
             fn(*args)
             return

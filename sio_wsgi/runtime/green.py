@@ -12,11 +12,14 @@ from typing import Any
 
 import greenlet
 
+from .base import Event, Lock
+
 __all__ = ["GreenDriverBase", "GreenWorkerPool"]
 
 logger = logging.getLogger(__name__)
 
-Job = tuple[Callable[..., Any], tuple[Any, ...]]
+Job = tuple[Callable[..., object], tuple[object, ...]]
+"""``(fn, args)``: a call to run in a worker."""
 
 #: Idle workers kept for reuse; more than this many finishing at once just end.
 MAX_IDLE_WORKERS = 256
@@ -39,16 +42,16 @@ class GreenWorkerPool:
 
     def __init__(
         self,
-        hub_greenlet: Callable[[], Any],
-        schedule: Callable[[Callable[[Any], Any], Any], Any],
-        park: Callable[[], Any],
+        hub_greenlet: Callable[[], greenlet.greenlet],
+        schedule: Callable[[Callable[..., object], object], object],
+        park: Callable[[], Job],
     ) -> None:
         self._hub_greenlet = hub_greenlet
         self._schedule = schedule
         self._park = park
-        self._idle: list[Any] = []
+        self._idle: list[greenlet.greenlet] = []
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def submit(self, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         """Run ``fn(*args)`` soon in a worker greenlet."""
         if self._idle:
             self._schedule(self._idle.pop().switch, (fn, args))
@@ -90,8 +93,8 @@ class GreenDriverBase:
     def __init__(
         self,
         get_ident: Callable[[], int],
-        real_event: Callable[[], Any],
-        real_lock: Callable[[], Any],
+        real_event: Callable[[], Event],
+        real_lock: Callable[[], Lock],
         raw_attr: str,
     ) -> None:
         self._get_ident = get_ident
@@ -100,7 +103,7 @@ class GreenDriverBase:
         self._real_lock = real_lock
         self._raw_attr = raw_attr
 
-    def lock(self) -> Any:
+    def lock(self) -> Lock:
         """An OS lock (unpatched ``_thread.allocate_lock``), not a green one.
 
         Every critical section of sio_wsgi is a few dict / list operations that
@@ -111,7 +114,7 @@ class GreenDriverBase:
         """
         return self._real_lock()
 
-    def thread_event(self) -> Any:
+    def thread_event(self) -> Event:
         """An OS-level event, for a foreign OS thread to wait on."""
         return self._real_event()
 
@@ -121,5 +124,6 @@ class GreenDriverBase:
     def in_foreign_thread(self) -> bool:
         return self._get_ident() != self._loop_thread
 
-    def raw_socket(self, sock: Any) -> Any:
+    def raw_socket(self, sock: object) -> Any:
+        """The OS socket under a green socket (``sock`` itself for any other object)."""
         return getattr(sock, self._raw_attr, sock)

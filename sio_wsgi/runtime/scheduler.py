@@ -6,7 +6,6 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from .base import Driver
 
@@ -15,7 +14,7 @@ __all__ = ["Scheduler", "TimerHandle"]
 logger = logging.getLogger(__name__)
 
 
-def _noop(*args: Any) -> None:
+def _noop(*args: object) -> None:
     return None
 
 
@@ -24,7 +23,7 @@ class TimerHandle:
 
     __slots__ = ("when", "fn", "args", "cancelled")
 
-    def __init__(self, when: float, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, when: float, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         self.when = when
         self.fn = fn
         self.args = args
@@ -42,8 +41,6 @@ class Scheduler:
     """Runs callbacks at given times from a single task started on first use.
 
     Callbacks run in the scheduler task, one after the other, and must not block.
-
-    :param driver: the concurrency driver.
     """
 
     def __init__(self, driver: Driver) -> None:
@@ -55,7 +52,7 @@ class Scheduler:
         self._started = False
         self._stopped = False
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+    def call_later(self, delay: float, fn: Callable[..., object], *args: object) -> TimerHandle:
         """Run ``fn(*args)`` after ``delay`` seconds."""
         handle = TimerHandle(self._driver.monotonic() + delay, fn, args)
         with self._lock:

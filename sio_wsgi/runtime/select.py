@@ -8,9 +8,9 @@ Rule for ``async_mode=None``: eventlet when eventlet has monkey-patched
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from ..exceptions import ConfigError
+from .base import Driver
 
 __all__ = ["get_driver", "detect_async_mode"]
 
@@ -40,7 +40,7 @@ def detect_async_mode() -> str:
     return "threading"
 
 
-def get_driver(async_mode: str | None) -> Any:
+def get_driver(async_mode: str | None) -> Driver:
     """Return a new driver for ``async_mode`` (None: see the module docstring).
 
     :raises ConfigError: unknown mode, or its library is not installed.

@@ -7,15 +7,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
+
+from .base import Lock
 
 __all__ = ["ThreadingDriver"]
 
 logger = logging.getLogger(__name__)
 
+_S = TypeVar("_S")
+
+Job = tuple[Callable[..., object], tuple[object, ...]]
+
 
 class _Thread:
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+    def __init__(
+        self, fn: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> None:
         self._thread = threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True)
         self._thread.start()
 
@@ -32,14 +40,12 @@ class _WorkerPool:
     """
 
     def __init__(self, linger: float = 30.0) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0  # workers waiting for a job that nobody has reserved
         self._linger = linger
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def submit(self, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         with self._lock:
             reserved = self._idle > 0
             if reserved:
@@ -74,11 +80,11 @@ class ThreadingDriver:
     def __init__(self) -> None:
         self._pool = _WorkerPool()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
         """Run a short job on a pooled thread (no handle to join)."""
         self._pool.submit(fn, args)
 
-    def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Thread:
+    def spawn(self, fn: Callable[..., object], *args: object, **kwargs: object) -> _Thread:
         return _Thread(fn, args, kwargs)
 
     def sleep(self, seconds: float) -> None:
@@ -91,19 +97,19 @@ class ThreadingDriver:
         """An OS-level event (the same as :meth:`event` here)."""
         return threading.Event()
 
-    def lock(self) -> Any:
+    def lock(self) -> Lock:
         return threading.Lock()
 
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         fn(*args)
 
-    def readable_waiter(self, sock: Any) -> None:
+    def readable_waiter(self, sock: object) -> None:
         return None  # a blocking recv() waits in the kernel
 
-    def raw_socket(self, sock: Any) -> Any:
+    def raw_socket(self, sock: _S) -> _S:
         return sock
 
     def in_foreign_thread(self) -> bool:

@@ -43,14 +43,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.ports import Environ, StartResponse
+
 __all__ = ["Hijacked", "hijack", "parse_response_head", "request_socket", "SWITCHING_PROTOCOLS"]
 
 logger = logging.getLogger(__name__)
 
 SWITCHING_PROTOCOLS = "101 Switching Protocols"
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
+#: Most bytes taken from a server's read-ahead buffer (it holds less).
+_PEEK_LIMIT = 65536
 
 
 @dataclass
@@ -89,11 +91,12 @@ class _Adapter:
 
     name: str
     matches: Callable[[Environ, StartResponse], bool]
-    raw_socket: Callable[[Environ, StartResponse], Any]
-    reader: Callable[[Environ, StartResponse], Any]
-    send_head: Callable[[Any, StartResponse, bytes], None]
+    raw_socket: Callable[[Environ, StartResponse], socket.socket | None]
+    #: the server's buffered reader over the socket (whatever its class), or None
+    reader: Callable[[Environ, StartResponse], object]
+    send_head: Callable[[socket.socket, StartResponse, bytes], None]
     release: Callable[[Environ, StartResponse], Iterable[bytes]]
-    take_buffered: Callable[[Any, Any], bytes] | None = None
+    take_buffered: Callable[[object, socket.socket], bytes] | None = None
 
 
 def parse_response_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
@@ -118,19 +121,19 @@ def parse_response_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
 # ---------------------------------------------------------------- helpers
 
 
-def _handler_of(start_response: StartResponse) -> Any:
+def _handler_of(start_response: StartResponse) -> object:
     """The object a bound ``start_response`` belongs to (servers' handler/response)."""
     return getattr(start_response, "__self__", None)
 
 
-def _instance_of(obj: Any, module: str, cls: str) -> bool:
+def _instance_of(obj: object, module: str, cls: str) -> bool:
     """``isinstance(obj, module.cls)`` without importing ``module``."""
     mod = sys.modules.get(module)
     kind = getattr(mod, cls, None) if mod is not None else None
     return isinstance(kind, type) and isinstance(obj, kind)
 
 
-def _makefile_socket(reader: Any) -> Any:
+def _makefile_socket(reader: object) -> socket.socket | None:
     """The socket under a ``socket.makefile('rb')`` reader, or None."""
     raw = getattr(reader, "raw", None)
     if isinstance(raw, socket.SocketIO):
@@ -138,7 +141,7 @@ def _makefile_socket(reader: Any) -> Any:
     return None
 
 
-def _peek_buffered(reader: Any, raw: Any) -> bytes:
+def _peek_buffered(reader: object, raw: socket.socket | None) -> bytes:
     """Take what a buffered socket reader holds past the request head, never blocking.
 
     :param reader: an :class:`io.BufferedReader` over the socket, or None.
@@ -150,7 +153,7 @@ def _peek_buffered(reader: Any, raw: Any) -> bytes:
     timeout = raw.gettimeout()
     try:
         raw.settimeout(0.0)
-        data = reader.peek(65536)
+        data = reader.peek(_PEEK_LIMIT)
         if data:
             data = reader.read(len(data))
     except (OSError, ValueError) as exc:
@@ -161,7 +164,7 @@ def _peek_buffered(reader: Any, raw: Any) -> bytes:
     return bytes(data)
 
 
-def _sendall(raw: Any, start_response: StartResponse, head: bytes) -> None:
+def _sendall(raw: socket.socket, start_response: StartResponse, head: bytes) -> None:
     """Write the response head straight on the socket."""
     raw.sendall(head)
 
@@ -194,7 +197,7 @@ def _gunicorn_matches(environ: Environ, start_response: StartResponse) -> bool:
     return True
 
 
-def _gunicorn_buffered(body: Any, raw: Any) -> bytes:
+def _gunicorn_buffered(body: object, raw: socket.socket) -> bytes:
     """Read-ahead held by gunicorn's parser (``wsgi.input.reader.unreader``)."""
     unreader: Any = getattr(getattr(body, "reader", None), "unreader", None)
     take = getattr(unreader, "take_buffered", None)
@@ -207,7 +210,7 @@ def _gunicorn_buffered(body: Any, raw: Any) -> bytes:
     return buf.getvalue()
 
 
-def _gunicorn_send_head(raw: Any, start_response: StartResponse, head: bytes) -> None:
+def _gunicorn_send_head(raw: socket.socket, start_response: StartResponse, head: bytes) -> None:
     """gunicorn must see the 101 status, or it writes its own head afterwards."""
     status, headers = parse_response_head(head)
     write = start_response(status, headers)
@@ -273,7 +276,7 @@ def _gevent_matches(environ: Environ, start_response: StartResponse) -> bool:
     return software.startswith("gevent/") and _gevent_reader(environ, start_response) is not None
 
 
-def _gevent_reader(environ: Environ, start_response: StartResponse) -> Any:
+def _gevent_reader(environ: Environ, start_response: StartResponse) -> object:
     """gevent passes the raw ``rfile`` as ``wsgi.input`` on upgrade requests."""
     handler = _handler_of(start_response)
     reader = getattr(handler, "rfile", None)
@@ -283,14 +286,14 @@ def _gevent_reader(environ: Environ, start_response: StartResponse) -> Any:
     return reader if _makefile_socket(reader) is not None else None
 
 
-def _gevent_socket(environ: Environ, start_response: StartResponse) -> Any:
+def _gevent_socket(environ: Environ, start_response: StartResponse) -> socket.socket | None:
     sock = getattr(_handler_of(start_response), "socket", None)
     return sock if sock is not None else _makefile_socket(_gevent_reader(environ, start_response))
 
 
 def _gevent_release(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """A 101 status for the access log (gunicorn's gevent_pywsgi worker needs one)."""
-    handler = _handler_of(start_response)
+    handler: Any = _handler_of(start_response)  # a gevent.pywsgi.WSGIHandler, not imported
     if _instance_of(handler, "gevent.pywsgi", "WSGIHandler"):
         handler.close_connection = True
     return _status_101(environ, start_response)
@@ -308,7 +311,7 @@ _GEVENT = _Adapter(
 # ---------------------------------------------------------------- wsgiref
 
 
-def _wsgiref_input(environ: Environ, start_response: StartResponse | None = None) -> Any:
+def _wsgiref_input(environ: Environ, start_response: StartResponse | None = None) -> object:
     """``wsgi.input``, unwrapped from Django runserver's ``LimitedStream`` when needed."""
     wsgi_input = environ.get("wsgi.input")
     if _makefile_socket(wsgi_input) is None:
@@ -350,7 +353,7 @@ def _find_adapter(environ: Environ, start_response: StartResponse) -> _Adapter |
     return None
 
 
-def _own_copy(raw: Any) -> tuple[Any, bool]:
+def _own_copy(raw: socket.socket) -> tuple[socket.socket, bool]:
     """A duplicate of ``raw`` for the transport, in blocking mode.
 
     :returns: ``(sock, duplicated)``; TLS sockets cannot be duplicated and come back as is.
@@ -365,7 +368,7 @@ def _own_copy(raw: Any) -> tuple[Any, bool]:
     return sock, duplicated
 
 
-def _close_quietly(sock: Any, how: int | None) -> None:
+def _close_quietly(sock: socket.socket, how: int | None) -> None:
     try:
         if how is not None:
             sock.shutdown(how)
@@ -379,8 +382,8 @@ def _close_quietly(sock: Any, how: int | None) -> None:
 
 def _make_release(
     adapter: _Adapter,
-    raw: Any,
-    sock: Any,
+    raw: socket.socket,
+    sock: socket.socket,
     duplicated: bool,
     environ: Environ,
     start_response: StartResponse,
@@ -397,14 +400,15 @@ def _make_release(
     return release
 
 
-def request_socket(environ: Environ, start_response: StartResponse) -> Any | None:
+def request_socket(environ: Environ, start_response: StartResponse) -> socket.socket | None:
     """The socket of this request's client connection, left with the WSGI server.
 
     For watching a request (say, to cut a body that arrives too slowly), not for
     taking it over: that is :func:`hijack`. None when the server hides its socket.
     """
     if "gunicorn.socket" in environ:  # every gunicorn worker, sync included
-        return environ["gunicorn.socket"]
+        sock: socket.socket = environ["gunicorn.socket"]
+        return sock
     for adapter in _ADAPTERS:
         if adapter is _GUNICORN:
             continue
