@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..config import ServerOptions
 from ..exceptions import RemoteProtocolError
-from ..protocol.eio import Packet, PacketType, Wire, decode_text, encode_packet
+from ..protocol.eio import PROTOCOL_VERSION, Packet, PacketType, Wire, decode_text, encode_packet
 from ..runtime.base import Driver
 from ..runtime.scheduler import Scheduler, TimerHandle
 from ..transports.polling import PollingTransport
@@ -40,7 +40,7 @@ __all__ = ["EngineHandler", "EngineServer", "StartResponse", "new_sid"]
 
 module_logger = logging.getLogger(__name__)
 _UNKNOWN_SID_WARN_EVERY = 60.0
-_EIO_VERSION = "4"
+
 
 Headers = list[tuple[str, str]]
 
@@ -205,7 +205,7 @@ class EngineServer:
         if method == "OPTIONS":
             return Response(204, cors)
         query = parse_query(environ.get("QUERY_STRING", ""))
-        checked = check_query(query, options.transports, _EIO_VERSION)
+        checked = check_query(query, options.transports, PROTOCOL_VERSION)
         if isinstance(checked, Response):
             return _with(checked, cors)
         transport, sid = checked
