@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from ..config import Cookie, Origins
+
 __all__ = [
     "ErrorCode",
     "Response",
@@ -169,7 +171,7 @@ def _same_origin(origin: str, host: str | None, scheme: str) -> bool:
 
 
 def origin_allowed(
-    origin: str | None, allowed: Any, host: str | None, scheme: str = "http"
+    origin: str | None, allowed: Origins, host: str | None, scheme: str = "http"
 ) -> bool:
     """Decide whether a request from ``origin`` may proceed.
 
@@ -193,7 +195,7 @@ def origin_allowed(
 
 def cors_headers(
     origin: str | None,
-    allowed: Any,
+    allowed: Origins,
     credentials: bool,
     *,
     preflight: bool = False,
@@ -218,7 +220,7 @@ def cors_headers(
     return headers
 
 
-def cookie_header(cookie: Any, sid: str) -> tuple[str, str] | None:
+def cookie_header(cookie: Cookie, sid: str) -> tuple[str, str] | None:
     """The sticky-session ``Set-Cookie`` header, or None when no cookie is configured.
 
     :param cookie: a cookie name, or a dict with ``name`` and optional
@@ -226,12 +228,13 @@ def cookie_header(cookie: Any, sid: str) -> tuple[str, str] | None:
     """
     if not cookie:
         return None
-    attrs: Mapping[str, Any] = {"name": cookie} if isinstance(cookie, str) else cookie
+    attrs: Mapping[str, object] = {"name": cookie} if isinstance(cookie, str) else cookie
     parts = [f"{attrs.get('name', 'io')}={sid}", f"Path={attrs.get('path', '/')}"]
     if attrs.get("domain"):
         parts.append(f"Domain={attrs['domain']}")
-    if attrs.get("max_age") is not None:
-        parts.append(f"Max-Age={int(attrs['max_age'])}")
+    max_age = attrs.get("max_age")
+    if isinstance(max_age, (int, float, str)):
+        parts.append(f"Max-Age={int(max_age)}")
     if attrs.get("httponly", True):
         parts.append("HttpOnly")
     if attrs.get("secure"):

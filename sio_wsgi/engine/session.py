@@ -14,13 +14,13 @@ see :class:`~sio_wsgi.engine.ports.Connection`) drains it.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..runtime.base import Driver, Timer
 from .outgoing import Outgoing
 
 if TYPE_CHECKING:
-    from .ports import Connection, DisconnectReason, UpgradeCandidate
+    from .ports import Connection, DisconnectReason, Environ, UpgradeCandidate
 
 __all__ = ["State", "Transition", "TRANSITIONS", "PushResult", "EngineSession"]
 
@@ -104,7 +104,7 @@ class EngineSession:
         self,
         sid: str,
         transport: str,
-        environ: dict[str, Any],
+        environ: Environ,
         driver: Driver,
         max_pending_bytes: int,
         connection: Connection | None = None,

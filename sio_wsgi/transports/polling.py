@@ -8,7 +8,8 @@ A polling session's :class:`PollingConnection` is its
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..engine.http import TEXT_PLAIN, ErrorCode, Response, compress, error_response
 from ..engine.outgoing import Outgoing
@@ -20,6 +21,11 @@ from ..runtime.base import Event
 from .hijack import request_socket
 
 __all__ = ["PollingConnection", "PollingTransport"]
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
 
 #: a GET arriving while the upgrade's "5" may be in flight waits this long for it
 _UPGRADE_RACE_WAIT = 0.1
@@ -52,7 +58,7 @@ class PollingConnection:
     def kick(self) -> None:
         self.wake.set()
 
-    def run_inline(self, fn: Any, args: tuple[Any, ...]) -> bool:
+    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
         return False
 
     def session_closed(self, send_close_packet: bool) -> None:
@@ -243,7 +249,7 @@ class PollingTransport:
         return error_response(ErrorCode.BAD_REQUEST, detail=why)
 
 
-def _read_exactly(stream: Any, length: int) -> bytes:
+def _read_exactly(stream: _Readable, length: int) -> bytes:
     """Read ``length`` bytes (fewer only at end of stream), whatever each read returns."""
     chunks: list[bytes] = []
     got = 0
@@ -277,7 +283,7 @@ def _read_body(environ: Environ, limit: int) -> bytes | None:
 class _BodyWatchdog:
     """Cuts the read side of a connection whose POST body is late."""
 
-    def __init__(self, host: Host, session: EngineSession, sock: Any) -> None:
+    def __init__(self, host: Host, session: EngineSession, sock: socket.socket) -> None:
         self.host = host
         self.session = session
         self.sock = sock
