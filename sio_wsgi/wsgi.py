@@ -25,6 +25,9 @@ StaticFilesMap = Mapping[str, str | dict[str, str]]
 ``{"filename": path, "content_type": type}``."""
 
 
+_INDEX = "index.html"
+
+
 class _Handles(Protocol):
     def handle_request(
         self, environ: Environ, start_response: StartResponse
@@ -40,37 +43,52 @@ class StaticFiles:
     """Serves ``static_files`` the way python-socketio documents them.
 
     Keys are URL paths; values are a file or directory path, or a dict with
-    ``filename`` and ``content_type``. A key ending in ``/`` maps a directory.
-    Paths outside a mapped directory (``..``, absolute, NUL) are refused.
+    ``filename`` and ``content_type``. A key maps a directory with or without a
+    trailing ``/`` (``{"/static": "./public"}`` serves ``/static/hello.txt``);
+    a request for the directory itself gets the file named by the ``""`` key,
+    ``index.html`` by default. Paths outside a mapped directory (``..``,
+    absolute, NUL, backslash) are refused.
     """
 
     def __init__(self, mapping: StaticFilesMap) -> None:
-        self._mapping = dict(mapping)
+        self._mapping = {key: value for key, value in mapping.items() if key}
+        default = mapping.get("", _INDEX)
+        self._index = default if isinstance(default, str) else default["filename"]
         self._prefixes = sorted(self._mapping, key=len, reverse=True)
 
-    def _resolve(self, path: str) -> tuple[str, str | None] | None:
+    def _match(self, path: str) -> tuple[str, str] | None:
+        """The longest key that maps ``path``, and the rest of the path below it."""
         for prefix in self._prefixes:
-            if not (path == prefix or (path.startswith(prefix) and prefix.endswith("/"))):
-                continue
-            entry = self._mapping[prefix]
-            content_type = None
-            if isinstance(entry, dict):
-                content_type = entry.get("content_type")
-                entry = entry["filename"]
-            rest = path[len(prefix) :]
-            if not rest:
-                if os.path.isdir(entry):
-                    rest = "index.html"
-                else:
-                    return entry, content_type
-            if "\x00" in rest or "\\" in rest:
-                return None
-            base = os.path.realpath(entry)
-            target = os.path.realpath(os.path.join(base, rest.lstrip("/")))
-            if target != base and not target.startswith(base + os.sep):
-                return None
-            return target, content_type
+            if path == prefix:
+                return prefix, ""
+            base = prefix if prefix.endswith("/") else prefix + "/"
+            if path.startswith(base):
+                return prefix, path[len(base) :]
         return None
+
+    def _resolve(self, path: str) -> tuple[str, str | None] | None:
+        matched = self._match(path)
+        if matched is None:
+            return None
+        prefix, rest = matched
+        entry = self._mapping[prefix]
+        content_type = None
+        if isinstance(entry, dict):
+            content_type = entry.get("content_type")
+            entry = entry["filename"]
+        if not rest:
+            if not os.path.isdir(entry):
+                return entry, content_type
+            rest = self._index
+        elif rest.endswith("/"):  # a directory below the mapped one
+            rest += self._index
+        if "\x00" in rest or "\\" in rest:
+            return None
+        base = os.path.realpath(entry)
+        target = os.path.realpath(os.path.join(base, rest.lstrip("/")))
+        if target != base and not target.startswith(base + os.sep):
+            return None
+        return target, content_type
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes] | None:
         """Serve the file for this request, or return None when no mapping matches."""

@@ -9,7 +9,7 @@ the tests' :class:`~tests.hostile.hostile_support.HostileServer` sets it).
 
 It runs ``sio_wsgi.Server`` with small limits (so every limit is cheap to hit)
 and the security options at their defaults (same-origin CORS), plus a sticky
-cookie and ``static_files`` mapped on ``/static/``.
+cookie and ``static_files`` mapped on ``/static/`` and ``/public`` (no trailing slash).
 
 Socket.IO handlers on ``/`` (and ``echo`` on ``/chat``):
 
@@ -196,7 +196,7 @@ def build_app(async_mode: str) -> tuple[Any, Any]:
     disconnects: list[dict[str, Any]] = []
     _register(sio, disconnects)
     app = sio_wsgi.WSGIApp(
-        sio, Routes(sio, disconnects), static_files={"/static/": str(STATIC_DIR)}
+        sio, Routes(sio, disconnects), static_files={"/static/": str(STATIC_DIR), "/public": str(STATIC_DIR)}
     )
     return sio, app
 

@@ -288,17 +288,20 @@ def _raw_get(port: int, target: str) -> bytes:
         "/static/%252e%252e/hostile_app.py",
     ],
 )
-def test_static_files_no_traversal(srv: HostileServer, target: str) -> None:
-    data = _raw_get(srv.port, target)
+@pytest.mark.parametrize("mount", ["/static/", "/public/"])  # python-socketio's two forms
+def test_static_files_no_traversal(srv: HostileServer, target: str, mount: str) -> None:
+    data = _raw_get(srv.port, target.replace("/static/", mount, 1))
     status = int(data.split(b" ", 2)[1])
     assert 400 <= status < 500, data[:300]
     assert b"hostile_app" not in data.split(b"\r\n\r\n", 1)[-1]
     assert b"root:" not in data
 
 
-def test_static_files_serves_inside(srv: HostileServer) -> None:
-    """Control: files inside the mapped directory are served."""
-    r = http(srv.port, "GET", "/static/public.txt")
+@pytest.mark.parametrize("mount", ["/static/", "/public/"])
+def test_static_files_serves_inside(srv: HostileServer, mount: str) -> None:
+    """Control: files inside the mapped directory are served, the key with or
+    without its trailing slash (``{"/public": dir}``, python-socketio's form)."""
+    r = http(srv.port, "GET", f"{mount}public.txt")
     assert r.status == 200 and r.body == b"public file\n", r
 
 
