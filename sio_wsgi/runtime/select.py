@@ -40,10 +40,33 @@ def detect_async_mode() -> str:
     return "threading"
 
 
+_PATCHED = {"eventlet": _eventlet_patched, "gevent": _gevent_patched}
+
+_HOW_TO_PATCH = {
+    "eventlet": "import eventlet; eventlet.monkey_patch()",
+    "gevent": "from gevent import monkey; monkey.patch_all()",
+}
+_GUNICORN_WORKER = {"eventlet": "sio_wsgi.gunicorn.EventletWorker", "gevent": "gevent"}
+
+
+def _require_patched(mode: str) -> None:
+    """A green mode works only where its library patched ``socket``: the WSGI
+    server's sockets and threads must be its green ones (a gthread worker's are
+    not, and every session would hang). Say so when the server is created."""
+    if mode in _PATCHED and not _PATCHED[mode]():
+        raise ConfigError(
+            f"async_mode={mode!r} needs a process that {mode} has monkey-patched, and "
+            f"this one is not: under gunicorn use `-k {_GUNICORN_WORKER[mode]}`; elsewhere "
+            f"run `{_HOW_TO_PATCH[mode]}` first, before other imports. Or leave "
+            "async_mode out: it is then detected (threading here)."
+        )
+
+
 def get_driver(async_mode: str | None) -> Driver:
     """Return a new driver for ``async_mode`` (None: see the module docstring).
 
-    :raises ConfigError: unknown mode, or its library is not installed.
+    :raises ConfigError: unknown mode, its library is not installed, or (eventlet,
+        gevent) it has not monkey-patched this process.
     """
     mode = async_mode or detect_async_mode()
     try:
@@ -54,10 +77,12 @@ def get_driver(async_mode: str | None) -> Driver:
         if mode == "eventlet":
             from .eventlet_driver import EventletDriver
 
+            _require_patched(mode)
             return EventletDriver()
         if mode == "gevent":
             from .gevent_driver import GeventDriver
 
+            _require_patched(mode)
             return GeventDriver()
     except ImportError as exc:
         raise ConfigError(

@@ -26,7 +26,12 @@ logging.basicConfig(level=os.environ.get("SIO_DEPLOY_LOG", "WARNING"))
 #: a short body deadline, so that test_slow_bodies_are_cut runs in seconds
 BODY_TIMEOUT = 1.5
 sio = sio_wsgi.Server(
-    cors_allowed_origins="*", ping_interval=5, ping_timeout=5, http_body_timeout=BODY_TIMEOUT
+    cors_allowed_origins="*",
+    ping_interval=5,
+    ping_timeout=5,
+    http_body_timeout=BODY_TIMEOUT,
+    # unset: detected; the fail-fast test sets a green mode under a gthread worker
+    async_mode=os.environ.get("SIO_DEPLOY_ASYNC_MODE") or None,
 )
 flask_app = Flask(__name__)
 

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ import socketio
 
 from tests.deploy.deploy_support import DeployServer, running_server
 from tests.deploy.sio_app import BODY_TIMEOUT
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -159,3 +161,23 @@ def test_slow_bodies_are_cut(server: DeployServer) -> None:
 def test_zz_no_server_errors(server: DeployServer) -> None:
     time.sleep(0.5)
     assert server.errors() == [], server.log_text()
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "gevent"])
+def test_a_green_mode_in_an_unpatched_worker_fails_at_start(mode: str, tmp_path: Path) -> None:
+    """Server(async_mode=mode) under ``gunicorn -k gthread``: the worker does not
+    boot, with an error that says what to do (it used to start and hang every session)."""
+    env = {"SIO_DEPLOY_ASYNC_MODE": mode}
+    server = DeployServer("gunicorn-gthread", "sio_app:app", tmp_path / "gthread.log", env)
+    try:
+        with contextlib.suppress(RuntimeError):  # gunicorn binds before its worker fails
+            server.start()
+        proc = server.proc
+        assert proc is not None
+        wait_until(lambda: proc.poll() is not None, 30, what="gunicorn to give up on its worker")
+        assert proc.returncode != 0
+    finally:
+        server.stop()
+    log = server.log_text()
+    assert f"ConfigError: async_mode='{mode}' needs a process that {mode} has monkey-patched" in log
+    assert "-k " in log and "monkey" in log
