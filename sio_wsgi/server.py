@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from sio_wsgi.acks import Waiter, as_args
 from sio_wsgi.clients import Client, Environ, Timer
-from sio_wsgi.config import DEFAULTS, ServerOptions
+from sio_wsgi.config import DEFAULTS, Origins, ServerOptions
 from sio_wsgi.dispatch import Dispatcher
 from sio_wsgi.engine.ports import DisconnectReason
 from sio_wsgi.engine.server import EngineHandler, EngineServer, StartResponse
@@ -144,11 +144,11 @@ class Server(RegistrationAPI):
         self,
         client_manager: Manager | None = None,
         logger: bool | logging.Logger = False,
-        serializer: Any = DEFAULTS.serializer,
+        serializer: str | Serializer = DEFAULTS.serializer,
         json: Any = None,
         async_handlers: bool = DEFAULTS.async_handlers,
         always_connect: bool = DEFAULTS.always_connect,
-        namespaces: Any = DEFAULTS.namespaces,
+        namespaces: str | Sequence[str] | None = DEFAULTS.namespaces,
         *,
         engineio_logger: bool | logging.Logger = False,
         async_mode: str | None = DEFAULTS.async_mode,
@@ -157,9 +157,9 @@ class Server(RegistrationAPI):
         max_http_buffer_size: int = DEFAULTS.max_http_buffer_size,
         allow_upgrades: bool = DEFAULTS.allow_upgrades,
         transports: Sequence[str] | str = DEFAULTS.transports,
-        cors_allowed_origins: Any = DEFAULTS.cors_allowed_origins,
+        cors_allowed_origins: Origins = DEFAULTS.cors_allowed_origins,
         cors_credentials: bool = DEFAULTS.cors_credentials,
-        cookie: Any = DEFAULTS.cookie,
+        cookie: str | dict[str, Any] | None = DEFAULTS.cookie,
         http_compression: bool = DEFAULTS.http_compression,
         compression_threshold: int = DEFAULTS.compression_threshold,
         upgrade_timeout: float = DEFAULTS.upgrade_timeout,
