@@ -117,8 +117,9 @@ class SerialQueue:
     in its deque, drained by one task at a time started with ``run``; without it
     they run inline, in the caller (the transport reader). ``max_bytes`` bounds
     the received bytes waiting in a client's deque: a task that would exceed it
-    is not queued and ``on_overflow(client)`` is called instead (a task is always
-    accepted when the deque is empty).
+    is not queued and ``on_overflow(client)`` is called instead. A task is
+    always accepted when the deque is empty, and once the client is closed (its
+    disconnect handlers and final cleanup must run).
 
     The ordering rule lives in :meth:`submit` and :meth:`_drain` only.
 
@@ -157,7 +158,11 @@ class SerialQueue:
             self._call(fn, args)
             return
         with client.lock:
-            overflow = client.rx_queued + size > self.max_bytes and client.tasks
+            overflow = (
+                bool(client.tasks)  # a task is always taken when none waits
+                and not client.closed  # nor are a closed client's disconnect handlers refused
+                and client.rx_queued + size > self.max_bytes
+            )
             if not overflow:
                 if client.tasks is None:
                     client.tasks = deque()

@@ -480,6 +480,38 @@ def test_bytes_queued_behind_a_busy_handler_are_bounded() -> None:
     assert h.engine.closed == {"e1": DisconnectReason.TRANSPORT_ERROR}
 
 
+def test_a_single_event_over_the_bound_is_accepted_when_nothing_waits() -> None:
+    h = Harness(max_pending_bytes=4)
+    h.record("ev")
+    h.connect()
+    h.receive('2["ev","much more than four bytes"]')
+    assert h.engine.closed == {}
+    h.engine.run_all()
+    assert h.log == [("ev", "much more than four bytes")]
+
+
+def test_unqueued_ack_bytes_count_but_do_not_close_an_idle_client() -> None:
+    h = Harness(max_pending_bytes=30)
+    h.record("ev")
+    h.connect()
+    h.receive(*(f'3{i}["xxxxxxxxxx"]' for i in range(5)))  # acks nobody waits for
+    h.receive('2["ev",1]')  # carries their bytes; nothing else waits: taken
+    assert h.engine.closed == {}
+    h.receive('2["ev",2]')  # behind it, over the bound
+    assert h.engine.closed == {"e1": DisconnectReason.TRANSPORT_ERROR}
+
+
+def test_disconnect_handlers_run_after_the_bound_closed_the_client() -> None:
+    h = Harness(max_pending_bytes=4)
+    h.record("ev", "disconnect")
+    h.connect()
+    h.receive('2["ev",1]', '2["ev",2]')  # the second is over the bound: closed
+    assert h.engine.closed == {"e1": DisconnectReason.TRANSPORT_ERROR}
+    h.engine.run_all()
+    assert h.log == [("ev", 1), ("disconnect", DisconnectReason.TRANSPORT_ERROR)]
+    assert h.dispatcher.clients == {}  # forgotten
+
+
 def test_send_goes_through_the_given_function_only() -> None:
     h = Harness()
     sid = h.connect()
