@@ -20,8 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 class RegistrationAPI:
     """Records the event handlers and the server-to-server event handlers.
 
-    The base of :class:`~sio_wsgi.server.Server`; the methods are documented
-    there as part of its API.
+    The base of :class:`~sio_wsgi.server.Server`: its methods are part of the
+    server's public API. :class:`Server` runs what is recorded here.
     """
 
     def __init__(self) -> None:
