@@ -34,12 +34,22 @@ from sio_wsgi.protocol.serializers import Payload
 if TYPE_CHECKING:
     from sio_wsgi.server import Server
 
-__all__ = ["Namespace", "HandlerRegistry", "Resolved", "positional_capacity", "CATCH_ALL"]
+__all__ = [
+    "Namespace",
+    "HandlerRegistry",
+    "Resolved",
+    "positional_capacity",
+    "CATCH_ALL",
+    "ROOT_NAMESPACE",
+]
 
 logger = logging.getLogger(__name__)
 
 CATCH_ALL = "*"
 """Event or namespace name that matches anything."""
+
+ROOT_NAMESPACE = "/"
+"""The namespace of a packet or call that names none."""
 
 _FIXED_ARITY_EVENTS = frozenset({"connect", "disconnect"})
 

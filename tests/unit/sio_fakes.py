@@ -192,20 +192,21 @@ class FakeEngine:
 
 
 class FakeServer(Server):
-    """A :class:`Server` wired to :class:`FakeDriver` and :class:`FakeEngine`."""
+    """A :class:`Server` given a :class:`FakeDriver` and a :class:`FakeEngine`."""
 
     eio: FakeEngine
     driver: FakeDriver
 
-    def _make_driver(self, async_mode: str | None) -> Any:
-        return FakeDriver()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("driver", FakeDriver())
+        kwargs.setdefault("engine_factory", _fake_engine)
+        super().__init__(*args, **kwargs)
 
-    def _make_engine(
-        self, options: ServerOptions, driver: Any, engine_logger: logging.Logger
-    ) -> Any:
-        from sio_wsgi.server import _EngineBridge
 
-        return FakeEngine(_EngineBridge(self), driver)
+def _fake_engine(
+    options: ServerOptions, handler: Any, driver: Any, engine_logger: logging.Logger
+) -> Any:
+    return FakeEngine(handler, driver)
 
 
 def make_server(**kwargs: Any) -> tuple[FakeServer, FakeEngine]:

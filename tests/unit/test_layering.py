@@ -33,6 +33,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "engine.server": (3, "engine-server"),
     "engine": (3, "engine-server"),  # engine/__init__
     "server": (4, "socketio"),
+    "registration": (4, "socketio"),
     "namespace": (4, "socketio"),
     "manager": (4, "socketio"),
     "managers": (4, "socketio"),

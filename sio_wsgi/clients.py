@@ -1,0 +1,193 @@
+"""Per-client state of the Socket.IO layer, and the queue that runs a client's
+handlers one at a time, in arrival order.
+
+A :class:`Client` is one Engine.IO connection: the namespaces it joined (and
+their sids), what is held back until a namespace's CONNECT reply went out, the
+user sessions, a binary packet being assembled, and its serial queue. Its
+``lock`` guards the fields the transport reader and the handler tasks share.
+
+:class:`SerialQueue` decides *when* a client's tasks run: one at a time, in the
+order they were submitted. How a task is started is not its business: it calls
+the ``run`` function it was given (the engine's ``dispatch`` in a server).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sio_wsgi.engine.outgoing import Outgoing
+from sio_wsgi.protocol.sio import AttachmentAssembler
+from sio_wsgi.runtime.base import Lock
+
+__all__ = ["Client", "Environ", "Run", "SerialQueue", "Timer"]
+
+Environ = dict[str, Any]
+"""A WSGI environ."""
+
+Task = tuple[Callable[..., object], tuple[Any, ...], int]
+"""A queued call: the function, its arguments, and the received bytes it stands for."""
+
+
+class Timer(Protocol):
+    """A scheduled call that can be cancelled."""
+
+    def cancel(self) -> None: ...
+
+
+class Run(Protocol):
+    """``run(eio_sid, fn, *args)``: run ``fn(*args)`` soon, for that client.
+
+    In a server this is the engine's ``dispatch``: a pooled task, or, in
+    threading mode, inline on the client's WebSocket reader (which hands the
+    reading to a new thread when ``fn`` blocks).
+    """
+
+    def __call__(self, eio_sid: str, fn: Callable[..., object], /, *args: Any) -> None: ...
+
+
+class Client:
+    """State of one Engine.IO connection, guarded by ``lock``.
+
+    :param eio_sid: the Engine.IO session id.
+    :param environ: the WSGI environ of the handshake request.
+    :param lock: guards the fields shared by the reader and the handler tasks.
+    """
+
+    __slots__ = (
+        "eio_sid",
+        "environ",
+        "lock",
+        "namespaces",
+        "pending",
+        "sessions",
+        "assembler",
+        "tasks",
+        "draining",
+        "rx_unqueued",
+        "rx_queued",
+        "ever_connected",
+        "closed",
+        "timer",
+    )
+
+    def __init__(self, eio_sid: str, environ: Environ, lock: Lock) -> None:
+        self.eio_sid = eio_sid
+        self.environ = environ
+        self.lock = lock
+        #: namespace -> sid, from the CONNECT packet until the client or server leaves it
+        self.namespaces: dict[str, str] = {}
+        #: sid -> messages held back until that namespace's CONNECT reply went out
+        self.pending: dict[str, list[Outgoing]] = {}
+        #: namespace -> the user session (``Server.get_session``)
+        self.sessions: dict[str, dict[str, Any]] = {}
+        #: the binary packet whose attachments are arriving
+        self.assembler: AttachmentAssembler | None = None
+        # created at the first queued task (an empty deque is 600 bytes per idle connection)
+        self.tasks: deque[Task] | None = None
+        self.draining = False
+        self.rx_unqueued = 0  # bytes received since the last queued task (reader only)
+        self.rx_queued = 0  # bytes of the events waiting in ``tasks``
+        self.ever_connected = False
+        self.closed = False
+        #: the connect timeout
+        self.timer: Timer | None = None
+
+    def connected_as(self, sid: str, namespace: str) -> bool:
+        """Whether ``sid`` is this client's live connection to ``namespace``."""
+        with self.lock:
+            return not self.closed and self.namespaces.get(namespace) == sid
+
+    def session(self, namespace: str) -> dict[str, Any]:
+        """The user session of ``namespace`` (created empty)."""
+        with self.lock:
+            return self.sessions.setdefault(namespace, {})
+
+    def save_session(self, namespace: str, session: dict[str, Any]) -> None:
+        """Replace the user session of ``namespace``."""
+        with self.lock:
+            self.sessions[namespace] = session
+
+
+class SerialQueue:
+    """Runs each client's tasks one at a time, in the order they are submitted.
+
+    With ``concurrent`` (the server's ``async_handlers``) a client's tasks wait
+    in its deque, drained by one task at a time started with ``run``; without it
+    they run inline, in the caller (the transport reader). ``max_bytes`` bounds
+    the received bytes waiting in a client's deque: a task that would exceed it
+    is not queued and ``on_overflow(client)`` is called instead. A task is
+    always accepted when the deque is empty, and once the client is closed (its
+    disconnect handlers and final cleanup must run).
+
+    The ordering rule lives in :meth:`submit` and :meth:`_drain` only.
+
+    :param run: starts a drain for a client (see :class:`Run`).
+    :param on_overflow: called with a client whose deque is over ``max_bytes``.
+    :param concurrent: queue and drain (True) or run inline (False).
+    :param max_bytes: see above (:attr:`ServerOptions.max_pending_bytes`).
+    :param logger: where a task's exception is logged.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        on_overflow: Callable[[Client], None],
+        *,
+        concurrent: bool,
+        max_bytes: int,
+        logger: logging.Logger,
+    ) -> None:
+        self.concurrent = concurrent
+        self.max_bytes = max_bytes
+        #: starts a drain; may be replaced until the first submit
+        self.run = run
+        self._on_overflow = on_overflow
+        self._logger = logger
+        self._drain_fn = self._drain  # bound once: started for every busy spell
+
+    def submit(self, client: Client, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` after the client's earlier tasks.
+
+        The bytes the client sent since the previous submit are charged to this
+        task (the reader calls :meth:`submit` for the message it just received).
+        """
+        size, client.rx_unqueued = client.rx_unqueued, 0
+        if not self.concurrent:
+            self._call(fn, args)
+            return
+        with client.lock:
+            overflow = (
+                bool(client.tasks)  # a task is always taken when none waits
+                and not client.closed  # nor are a closed client's disconnect handlers refused
+                and client.rx_queued + size > self.max_bytes
+            )
+            if not overflow:
+                if client.tasks is None:
+                    client.tasks = deque()
+                client.tasks.append((fn, args, size))
+                client.rx_queued += size
+                start = not client.draining
+                client.draining = True
+        if overflow:
+            self._on_overflow(client)
+        elif start:
+            self.run(client.eio_sid, self._drain_fn, client)
+
+    def _drain(self, client: Client) -> None:
+        while True:
+            with client.lock:
+                if not client.tasks:
+                    client.draining = False
+                    return
+                fn, args, size = client.tasks.popleft()
+                client.rx_queued -= size
+            self._call(fn, args)
+
+    def _call(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self._logger.exception("error in a socket.io handler")

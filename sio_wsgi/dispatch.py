@@ -1,0 +1,430 @@
+"""The Socket.IO layer under :class:`~sio_wsgi.server.Server`: packets in, handlers run.
+
+:class:`Dispatcher` implements the engine's ``EngineHandler`` callbacks. For
+each message it decodes the packet (assembling binary attachments), routes it
+by type, and:
+
+- CONNECT: checks the namespace, registers the sid, runs the ``connect``
+  handler, then sends the CONNECT reply (or CONNECT_ERROR). What is emitted to
+  the sid meanwhile waits in the client's *pending buffer* and goes out right
+  after the reply, in order;
+- EVENT: runs the handler and sends its return value as the ack;
+- ACK: resolves the emit callback (or ``call()`` waiter) right on the reader;
+- DISCONNECT, or the connection closing: runs the ``disconnect`` handlers once.
+
+CONNECT, EVENT and DISCONNECT (and the disconnect handlers of a closed
+connection) go through the client's :class:`~sio_wsgi.clients.SerialQueue`, so
+they run in arrival order.
+
+The dispatcher acts on the engine only through the functions given to
+:meth:`Dispatcher.attach` (``run(eio_sid, fn, *args)``, ``send(eio_sid,
+messages, volatile)``, ``close(eio_sid, reason)``, ``call_later(delay, fn,
+*args)``): a test hands it recording functions and drives it synchronously.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol
+
+from sio_wsgi.acks import Waiters, as_args
+from sio_wsgi.clients import Client, Environ, Run, SerialQueue, Timer
+from sio_wsgi.config import ServerOptions
+from sio_wsgi.engine.outgoing import Outgoing
+from sio_wsgi.engine.ports import DisconnectReason
+from sio_wsgi.exceptions import ConnectionRefusedError, RemoteProtocolError
+from sio_wsgi.manager import Manager
+from sio_wsgi.namespace import CATCH_ALL, ROOT_NAMESPACE, HandlerRegistry
+from sio_wsgi.protocol import sio as sio_codec
+from sio_wsgi.protocol.serializers import Serializer
+from sio_wsgi.protocol.sio import AttachmentAssembler, Packet, PacketType
+from sio_wsgi.runtime.base import Lock
+
+__all__ = ["Dispatcher", "Send", "Close", "CallLater", "Run"]
+
+_REFUSED = {"message": "Connection rejected by server"}
+_INVALID_NAMESPACE = {"message": "Invalid namespace"}
+
+Messages = Outgoing
+
+
+class Send(Protocol):
+    """``send(eio_sid, messages, volatile=False) -> bool``: queue Engine.IO
+    messages to one connection, atomically; False when they were dropped."""
+
+    def __call__(self, eio_sid: str, messages: Messages, volatile: bool = False, /) -> bool: ...
+
+
+class Close(Protocol):
+    """``close(eio_sid, reason)``: close a connection (its ``on_disconnect`` follows)."""
+
+    def __call__(self, eio_sid: str, reason: DisconnectReason, /) -> None: ...
+
+
+class CallLater(Protocol):
+    """``call_later(delay, fn, *args) -> Timer``: run ``fn(*args)`` in ``delay`` seconds."""
+
+    def __call__(self, delay: float, fn: Callable[..., object], /, *args: Any) -> Timer: ...
+
+
+def _unattached(*args: object) -> NoReturn:
+    raise RuntimeError("the dispatcher is not attached to an engine")
+
+
+class Dispatcher:
+    """Decodes, routes and runs what the clients send; implements ``EngineHandler``.
+
+    :param options: the server options (namespaces, timeouts, limits, ordering).
+    :param handlers: the event handlers.
+    :param manager: rooms, sids and ack callbacks.
+    :param serializer: encodes and decodes packet payloads.
+    :param logger: the server's logger.
+    :param lock: makes the lock of each new client.
+    """
+
+    def __init__(
+        self,
+        options: ServerOptions,
+        handlers: HandlerRegistry,
+        manager: Manager,
+        serializer: Serializer,
+        logger: logging.Logger,
+        lock: Callable[[], Lock],
+    ) -> None:
+        self.options = options
+        self.always_connect = options.always_connect
+        self.handlers = handlers
+        self.manager = manager
+        self.logger = logger
+        #: eio_sid -> the state of each connection, from on_connect until its
+        #: disconnect handlers ran
+        self.clients: dict[str, Client] = {}
+        #: encodes a packet with the server's serializer
+        self._encode_messages: Callable[[Packet], list[str | bytes]] = functools.partial(
+            sio_codec.encode, serializer=serializer
+        )
+        self._serializer = serializer
+        self.limits = sio_codec.Limits.from_options(options)
+        self._new_lock = lock
+        #: the ``call()`` waiters, failed when their client leaves
+        self.waiters = Waiters(lock())
+        self._send: Send = _unattached
+        self._close: Close = _unattached
+        self._call_later: CallLater = _unattached
+        self.queue = SerialQueue(
+            _unattached,
+            self._overflow,
+            concurrent=options.async_handlers,
+            max_bytes=options.max_pending_bytes,
+            logger=logger,
+        )
+        self._submit = self.queue.submit  # bound once: called for every event
+        self._run_event_fn = self._run_event  # bound once: queued for every event
+        self._routes: dict[PacketType, Callable[[Client, Packet], None]] = {
+            PacketType.CONNECT: self._on_connect_packet,
+            PacketType.DISCONNECT: self._on_disconnect_packet,
+            PacketType.EVENT: self._on_event_packet,
+            PacketType.BINARY_EVENT: self._on_event_packet,
+            PacketType.ACK: self._on_ack_packet,
+            PacketType.BINARY_ACK: self._on_ack_packet,
+            PacketType.CONNECT_ERROR: self._on_invalid_packet,
+        }
+
+    def attach(self, *, run: Run, send: Send, close: Close, call_later: CallLater) -> None:
+        """Give the dispatcher the engine functions it acts through.
+
+        :param run: runs a client's queued handlers (``engine.dispatch``).
+        :param send: every message to a client goes through it (``engine.send``).
+        :param close: closes a connection (``engine.close``).
+        :param call_later: arms the connect timeout (``engine.scheduler.call_later``).
+        """
+        self.queue.run = run
+        self._send, self._close, self._call_later = send, close, call_later
+
+    # ------------------------------------------------------------- EngineHandler
+
+    def on_connect(self, eio_sid: str, environ: Environ) -> bool:
+        """A new Engine.IO connection: it has ``connect_timeout`` to join a namespace."""
+        client = Client(eio_sid, environ, self._new_lock())
+        self.clients[eio_sid] = client
+        client.timer = self._call_later(self.options.connect_timeout, self._check_connected, client)
+        return True
+
+    def on_message(self, eio_sid: str, data: str | bytes) -> None:
+        """One Engine.IO message from the transport reader (in arrival order)."""
+        client = self.clients.get(eio_sid)
+        if client is None or client.closed:
+            return
+        client.rx_unqueued += len(data)
+        try:
+            packet = self._parse(client, data)
+            if packet is not None:
+                self._routes[packet.type](client, packet)
+        except RemoteProtocolError as exc:
+            self.logger.warning("closing %s: invalid packet: %s", eio_sid, exc)
+            self._close(eio_sid, DisconnectReason.PARSE_ERROR)
+
+    def on_disconnect(self, eio_sid: str, reason: str) -> None:
+        """The connection closed: queue each namespace's disconnect handler, then
+        forget the client."""
+        client = self.clients.get(eio_sid)
+        if client is None:
+            return
+        with client.lock:
+            client.closed = True
+            claimed = list(client.namespaces.items())
+            client.namespaces.clear()
+        if client.timer is not None:
+            client.timer.cancel()
+        for ns, sid in claimed:
+            self.waiters.fail(sid)
+            self._submit(client, self._finish_namespace, client, sid, ns, reason)
+        self._submit(client, self._forget, client)
+
+    # ------------------------------------------------------------- for the server
+
+    def encode(self, packet: Packet) -> Outgoing:
+        """One packet, encoded with the server's serializer, ready for every transport
+        (the manager hands the same object to every recipient of a broadcast)."""
+        return Outgoing.messages(self._encode_messages(packet))
+
+    def deliver(self, eio_sid: str, sid: str, messages: Messages, volatile: bool) -> bool:
+        """Send to a client (the manager's ``deliver``), holding the messages back
+        while the CONNECT reply of ``sid`` has not gone out."""
+        client = self.clients.get(eio_sid)
+        if client is not None:
+            with client.lock:
+                queue = client.pending.get(sid)
+                if queue is not None:
+                    queue.append(messages)
+                    return True
+        return self._send(eio_sid, messages, volatile)
+
+    def is_connected(self, sid: str, namespace: str) -> bool:
+        """Whether ``sid`` is connected; local clients are checked against their
+        own state, which changes at once when they leave. A sid unknown here
+        counts as connected when a pub/sub manager may reach it on another node."""
+        client = self.client_of(sid, namespace)
+        if client is None:
+            manager = self.manager
+            return manager.is_connected(sid, namespace) or manager.can_reach_remote(sid, namespace)
+        return client.connected_as(sid, namespace)
+
+    def client_of(self, sid: str, namespace: str) -> Client | None:
+        """The local client behind ``sid``, or None."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        return None if eio_sid is None else self.clients.get(eio_sid)
+
+    def disconnect(self, sid: str, namespace: str) -> bool:
+        """The server disconnects ``sid`` from ``namespace``: DISCONNECT to the
+        client, then the disconnect handler (a CONNECT still being handled is
+        refused instead).
+
+        :returns: False when ``sid`` is not a client of this process.
+        """
+        client = self.client_of(sid, namespace)
+        if client is None:
+            return False
+        with client.lock:
+            if client.namespaces.get(namespace) != sid:
+                return True
+            del client.namespaces[namespace]
+            connecting = sid in client.pending
+        self.waiters.fail(sid)
+        if not connecting:  # else _run_connect sees it is gone and refuses it
+            self._send_packet(client, Packet(PacketType.DISCONNECT, namespace))
+            self._finish_namespace(client, sid, namespace, DisconnectReason.SERVER_DISCONNECT)
+        return True
+
+    # ------------------------------------------------------------- connection
+
+    def _check_connected(self, client: Client) -> None:
+        if not client.ever_connected and not client.closed:
+            self.logger.info("%s did not connect to a namespace in time", client.eio_sid)
+            self._close(client.eio_sid, DisconnectReason.SERVER_DISCONNECT)
+
+    def _overflow(self, client: Client) -> None:
+        self.logger.warning(
+            "closing %s: over %d bytes of events queued behind its handlers",
+            client.eio_sid,
+            self.options.max_pending_bytes,
+        )
+        self._close(client.eio_sid, DisconnectReason.TRANSPORT_ERROR)
+
+    def _forget(self, client: Client) -> None:
+        if self.clients.get(client.eio_sid) is client:
+            del self.clients[client.eio_sid]
+
+    def _parse(self, client: Client, data: str | bytes) -> Packet | None:
+        """Decode one message; None while a binary packet waits for attachments."""
+        if client.assembler is not None:
+            packet = client.assembler.add(data)
+            if packet is not None:
+                client.assembler = None
+            return packet
+        packet = sio_codec.decode(data, self._serializer, self.limits)
+        if packet.attachments:
+            client.assembler = AttachmentAssembler(packet)
+            return None
+        return packet
+
+    def _send_packet(self, client: Client, packet: Packet) -> bool:
+        return self._send(client.eio_sid, self.encode(packet))
+
+    # ------------------------------------------------------------- CONNECT
+
+    def _namespace_allowed(self, namespace: str) -> bool:
+        allowed = self.options.namespaces
+        if allowed == CATCH_ALL:
+            return True
+        if allowed is None:
+            registered = set(self.handlers.namespaces())
+            return namespace == ROOT_NAMESPACE or namespace in registered or CATCH_ALL in registered
+        return namespace in ((allowed,) if isinstance(allowed, str) else allowed)
+
+    def _on_connect_packet(self, client: Client, packet: Packet) -> None:
+        ns = packet.namespace
+        if not self._namespace_allowed(ns):
+            self._send_packet(client, Packet(PacketType.CONNECT_ERROR, ns, _INVALID_NAMESPACE))
+            return
+        with client.lock:
+            already = ns in client.namespaces
+            if not already:
+                sid = self.manager.connect(client.eio_sid, ns)
+                client.namespaces[ns] = sid
+                client.pending[sid] = []
+        if already:
+            self.logger.warning("%s is already connected to %s", client.eio_sid, ns)
+            return
+        self._submit(client, self._run_connect, client, sid, ns, packet.data)
+
+    def _run_connect(self, client: Client, sid: str, ns: str, auth: Any) -> None:
+        reply = self.encode(Packet(PacketType.CONNECT, ns, {"sid": sid}))
+        if self.always_connect:
+            self._flush_connect(client, sid, reply)
+        refusal = self._call_connect_handler(client, sid, ns, auth)
+        with client.lock:
+            gone = client.closed or client.namespaces.get(ns) != sid
+        if refusal is None and gone:
+            refusal = _REFUSED
+        if refusal is None:
+            client.ever_connected = True
+            if not self.always_connect:
+                self._flush_connect(client, sid, reply)
+        else:
+            self._refuse(client, sid, ns, refusal)
+
+    def _call_connect_handler(
+        self, client: Client, sid: str, ns: str, auth: Any
+    ) -> dict[str, Any] | None:
+        """Run the connect handler; the CONNECT_ERROR payload when it refuses."""
+        handler = self.handlers.resolve(ns, "connect")
+        if handler is None:
+            return None
+        try:
+            result = handler(sid, client.environ, auth)
+        except ConnectionRefusedError as exc:
+            return exc.error_args
+        except Exception:
+            self.logger.exception("connect handler for %s failed", ns)
+            return _REFUSED
+        return _REFUSED if result is False else None
+
+    def _refuse(self, client: Client, sid: str, ns: str, refusal: dict[str, Any]) -> None:
+        """Drop what was held back for ``sid``, forget it, tell the client."""
+        with client.lock:
+            client.pending.pop(sid, None)
+            if client.namespaces.get(ns) == sid:
+                del client.namespaces[ns]
+        self.manager.disconnect(sid, ns)
+        if self.always_connect:  # it got a CONNECT reply already
+            self._send_packet(client, Packet(PacketType.DISCONNECT, ns))
+        else:
+            self._send_packet(client, Packet(PacketType.CONNECT_ERROR, ns, refusal))
+
+    def _flush_connect(self, client: Client, sid: str, first: Outgoing) -> None:
+        """Send the CONNECT reply, then what was held back meanwhile, in order."""
+        batch = [first]
+        while True:
+            with client.lock:
+                queued = client.pending.get(sid)
+                if queued is None:
+                    return
+                if not queued and not batch:
+                    del client.pending[sid]
+                    return
+                client.pending[sid] = []
+            batch.extend(queued)
+            self._send(client.eio_sid, batch[0] if len(batch) == 1 else Outgoing.join(batch))
+            batch = []
+
+    # ------------------------------------------------------------- DISCONNECT
+
+    def _on_disconnect_packet(self, client: Client, packet: Packet) -> None:
+        sid = client.namespaces.get(packet.namespace)
+        if sid is None:
+            return
+        self.waiters.fail(sid)
+        # in the client's queue, so a CONNECT still being handled completes first
+        self._submit(client, self._client_left, client, sid, packet.namespace)
+
+    def _client_left(self, client: Client, sid: str, ns: str) -> None:
+        with client.lock:
+            if client.namespaces.get(ns) == sid:
+                del client.namespaces[ns]
+        # a no-op when the server already disconnected it; ahead of a transport close
+        # queued behind it, so the handler gets the reason the client gave
+        self._finish_namespace(client, sid, ns, DisconnectReason.CLIENT_DISCONNECT)
+
+    def _finish_namespace(self, client: Client, sid: str, ns: str, reason: str) -> None:
+        """Run the disconnect handler once, then forget the client's namespace state."""
+        if not self.manager.is_connected(sid, ns):
+            return
+        try:
+            handler = self.handlers.resolve(ns, "disconnect")
+            if handler is not None:
+                handler(sid, reason)
+        finally:
+            self.manager.disconnect(sid, ns)
+            with client.lock:
+                client.sessions.pop(ns, None)
+
+    # ------------------------------------------------------------- EVENT and ACK
+
+    def _on_event_packet(self, client: Client, packet: Packet) -> None:
+        sid = client.namespaces.get(packet.namespace)
+        if sid is None:
+            self.logger.debug("event for unconnected namespace %s ignored", packet.namespace)
+            return
+        self._submit(client, self._run_event_fn, sid, packet, client)
+
+    def _run_event(self, sid: str, packet: Packet, client: Client) -> None:
+        ns = packet.namespace
+        if not self.manager.is_connected(sid, ns):
+            return
+        event, *args = packet.data
+        handler = self.handlers.resolve(ns, event)
+        if handler is None:
+            self.logger.debug("no handler for event %s [%s]", event, ns)
+            return
+        self.logger.info("received event %s from %s [%s]", event, sid, ns)
+        result = handler(sid, *args)
+        if packet.id is None:
+            return
+        ack = Packet(PacketType.ACK, ns, as_args(result), packet.id)
+        if client.namespaces.get(ns) == sid:  # still connected: straight to its client
+            self.deliver(client.eio_sid, sid, self.encode(ack), False)
+
+    def _on_ack_packet(self, client: Client, packet: Packet) -> None:
+        sid = client.namespaces.get(packet.namespace)
+        if sid is None or packet.id is None:
+            return
+        try:
+            self.manager.trigger_callback(sid, packet.id, packet.data)
+        except Exception:
+            self.logger.exception("error in an ack callback")
+
+    def _on_invalid_packet(self, client: Client, packet: Packet) -> None:
+        raise RemoteProtocolError(f"clients may not send {packet.type.name}")
