@@ -196,7 +196,9 @@ def build_app(async_mode: str) -> tuple[Any, Any]:
     disconnects: list[dict[str, Any]] = []
     _register(sio, disconnects)
     app = sio_wsgi.WSGIApp(
-        sio, Routes(sio, disconnects), static_files={"/static/": str(STATIC_DIR), "/public": str(STATIC_DIR)}
+        sio,
+        Routes(sio, disconnects),
+        static_files={"/static/": str(STATIC_DIR), "/public": str(STATIC_DIR)},
     )
     return sio, app
 
