@@ -30,6 +30,8 @@ async_handlers             True                run handlers off the reader, in o
 namespaces                 None                None: '/' and registered ones; '*': any; list
 http_body_timeout          10.0                seconds between body bytes of a POST (slowloris)
 shutdown_timeout           5.0                 seconds shutdown() waits for disconnect handlers
+per_message_deflate        False               negotiate WebSocket compression (RFC 7692)
+deflate_threshold          1024                bytes before a WebSocket message is compressed
 =========================  ==================  ================================================
 """
 
@@ -79,6 +81,8 @@ class ServerOptions:
     namespaces: str | Sequence[str] | None = None
     http_body_timeout: float = 10.0
     shutdown_timeout: float = 5.0
+    per_message_deflate: bool = False
+    deflate_threshold: int = 1024
 
     def __post_init__(self) -> None:
         if self.async_mode is not None and self.async_mode not in ASYNC_MODES:
@@ -109,6 +113,7 @@ class ServerOptions:
             "max_attachments",
             "max_json_depth",
             "max_pending_bytes",
+            "deflate_threshold",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

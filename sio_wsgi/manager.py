@@ -282,6 +282,7 @@ class Manager:
         callback: AckCallback | None = None,
         volatile: bool = False,
         ignore_queue: bool = False,
+        compress: bool = True,
     ) -> int:
         """Emit an event to the selected clients.
 
@@ -293,9 +294,10 @@ class Manager:
         :param callback: called with the ack arguments of each recipient.
         :param volatile: drop for clients that cannot take the message now.
         :param ignore_queue: unused here; pub/sub managers skip the bus when true.
+        :param compress: False: never compressed (permessage-deflate).
         :returns: the number of clients the event was handed to.
         """
-        return self.emit_local(event, args, namespace, to, skip_sid, callback, volatile)
+        return self.emit_local(event, args, namespace, to, skip_sid, callback, volatile, compress)
 
     def emit_local(
         self,
@@ -306,6 +308,7 @@ class Manager:
         skip_sid: str | Iterable[str] | None = None,
         callback: AckCallback | None = None,
         volatile: bool = False,
+        compress: bool = True,
     ) -> int:
         """Deliver an event to the clients connected to this process.
 
@@ -322,10 +325,12 @@ class Manager:
             if callback is None:
                 if shared is None:
                     shared = encode(Packet(PacketType.EVENT, namespace, payload))
+                    shared.compress = compress
                 message = shared
             else:
                 ack_id = self.generate_ack_id(sid, callback)
                 message = encode(Packet(PacketType.EVENT, namespace, payload, ack_id))
+                message.compress = compress
             sent += bool(deliver(eio_sid, sid, message, volatile))
         return sent
 

@@ -166,6 +166,7 @@ class Namespace:
         callback: Callable[..., object] | None = None,
         ignore_queue: bool = False,
         volatile: bool = False,
+        compress: bool = True,
     ) -> None:
         """:meth:`Server.emit` defaulting to this namespace."""
         self._server().emit(
@@ -178,6 +179,7 @@ class Namespace:
             callback=callback,
             ignore_queue=ignore_queue,
             volatile=volatile,
+            compress=compress,
         )
 
     def send(
@@ -189,6 +191,7 @@ class Namespace:
         namespace: str | None = None,
         callback: Callable[..., object] | None = None,
         ignore_queue: bool = False,
+        compress: bool = True,
     ) -> None:
         """:meth:`Server.send` defaulting to this namespace."""
         self._server().send(
@@ -199,6 +202,7 @@ class Namespace:
             namespace=self._ns(namespace),
             callback=callback,
             ignore_queue=ignore_queue,
+            compress=compress,
         )
 
     def call(

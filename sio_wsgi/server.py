@@ -172,6 +172,8 @@ class Server(RegistrationAPI):
         max_pending_bytes: int = DEFAULTS.max_pending_bytes,
         http_body_timeout: float = DEFAULTS.http_body_timeout,
         shutdown_timeout: float = DEFAULTS.shutdown_timeout,
+        per_message_deflate: bool = DEFAULTS.per_message_deflate,
+        deflate_threshold: int = DEFAULTS.deflate_threshold,
         driver: Driver | None = None,
         engine_factory: EngineFactory | None = None,
     ) -> None:
@@ -263,6 +265,7 @@ class Server(RegistrationAPI):
         callback: Callable[..., object] | None = None,
         ignore_queue: bool = False,
         volatile: bool = False,
+        compress: bool = True,
     ) -> None:
         """Emit an event to one client, a room, several rooms or everyone.
 
@@ -274,6 +277,8 @@ class Server(RegistrationAPI):
         :param callback: called with the client's ack arguments (once per client).
         :param ignore_queue: skip the message queue of pub/sub managers.
         :param volatile: drop for a client that cannot take the message right now.
+        :param compress: False: never compressed, even on a WebSocket with
+            permessage-deflate (Node's ``socket.compress(false)``).
         :raises LocalProtocolError: for a reserved event name.
 
         Example::
@@ -283,8 +288,8 @@ class Server(RegistrationAPI):
         if event in sio_codec.RESERVED_EVENTS:
             raise LocalProtocolError(f"{event!r} is a reserved event name")
         if self.driver.in_foreign_thread():  # a plain OS thread under eventlet/gevent
-            args = (event, data, to, room, skip_sid, namespace, callback, ignore_queue, volatile)
-            self.driver.call_soon_threadsafe(self.emit, *args)
+            args = (event, data, to, room, skip_sid, namespace, callback, ignore_queue)
+            self.driver.call_soon_threadsafe(self.emit, *args, volatile, compress)
             return
         ns = namespace or ROOT_NAMESPACE
         target = to if to is not None else room
@@ -298,6 +303,7 @@ class Server(RegistrationAPI):
             callback=callback,
             volatile=volatile,
             ignore_queue=ignore_queue,
+            compress=compress,
         )
 
     def send(
@@ -309,9 +315,12 @@ class Server(RegistrationAPI):
         namespace: str | None = None,
         callback: Callable[..., object] | None = None,
         ignore_queue: bool = False,
+        compress: bool = True,
     ) -> None:
         """Emit a ``message`` event; same parameters as :meth:`emit`."""
-        self.emit("message", data, to, room, skip_sid, namespace, callback, ignore_queue)
+        self.emit(
+            "message", data, to, room, skip_sid, namespace, callback, ignore_queue, False, compress
+        )
 
     def call(
         self,

@@ -111,6 +111,7 @@ class LiveServer(ServerProcess):
     :param transports: server transports, comma separated.
     :param ping_interval: seconds.
     :param ping_timeout: seconds.
+    :param per_message_deflate: offer WebSocket compression (sio_wsgi only).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class LiveServer(ServerProcess):
         transports: str = "polling,websocket",
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
+        per_message_deflate: bool = False,
     ) -> None:
         argv = [
             sys.executable, str(APP), "--impl", impl, "--async-mode", async_mode,
@@ -128,6 +130,8 @@ class LiveServer(ServerProcess):
             "--ping-timeout", str(ping_timeout), "--transports", transports,
             "--log-level", os.environ.get("SIO_E2E_LOG_LEVEL", "WARNING"),
         ]  # fmt: skip
+        if per_message_deflate:
+            argv.append("--per-message-deflate")
         # three tries: the port may still be held right after a restart
         super().__init__(argv, log_path, name=f"server {impl}/{async_mode}", attempts=3)
         self.impl = impl

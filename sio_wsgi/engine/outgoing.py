@@ -11,13 +11,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..protocol import websocket as ws
+from ..protocol.deflate import PerMessageDeflate
 from ..protocol.eio import CLOSE, MESSAGE_PREFIX, NOOP, PING, Wire, encode_payload
 
 __all__ = ["Outgoing", "PING_OUT", "NOOP_OUT", "CLOSE_OUT"]
 
 
+_DEFAULT_WINDOW = 15
+
+
 def _frame(item: Wire) -> bytes:
     return ws.encode_binary(item) if isinstance(item, bytes) else ws.encode_text(item)
+
+
+def _deflated_frame(item: Wire, deflate: PerMessageDeflate) -> bytes:
+    """The frame of one packet, compressed when it reaches the threshold."""
+    binary = isinstance(item, bytes)
+    data = item if isinstance(item, bytes) else item.encode("utf-8")
+    if len(data) < deflate.threshold:
+        return ws.encode_data(data, binary)
+    return ws.encode_compressed(deflate.compress(data), binary)
 
 
 class Outgoing:
@@ -29,21 +42,26 @@ class Outgoing:
 
     :param items: the packets' wire forms (text with its type digit, or bytes
         for a binary message).
+    :param compress: False: never compressed, even where permessage-deflate is on
+        (Node's ``socket.compress(false)``).
     """
 
-    __slots__ = ("items", "size", "_frames", "_text")
+    __slots__ = ("items", "size", "compress", "_frames", "_deflated", "_text")
 
-    def __init__(self, items: Sequence[Wire]) -> None:
+    def __init__(self, items: Sequence[Wire], compress: bool = True) -> None:
         self.items = items
         #: what the packets weigh against ``max_pending_bytes``
         self.size = sum(map(len, items))
+        self.compress = compress
         self._frames: bytes | None = None
+        self._deflated: bytes | None = None  # for the default window and threshold
         self._text: str | None = None
 
     @classmethod
-    def messages(cls, messages: Iterable[Wire]) -> Outgoing:
+    def messages(cls, messages: Iterable[Wire], compress: bool = True) -> Outgoing:
         """MESSAGE packets carrying ``messages`` (str: text, bytes: binary)."""
-        return cls(tuple(m if isinstance(m, bytes) else MESSAGE_PREFIX + m for m in messages))
+        items = tuple(m if isinstance(m, bytes) else MESSAGE_PREFIX + m for m in messages)
+        return cls(items, compress)
 
     @classmethod
     def join(cls, parts: Iterable[Outgoing]) -> Outgoing:
@@ -57,6 +75,21 @@ class Outgoing:
             items = self.items
             frames = _frame(items[0]) if len(items) == 1 else b"".join(map(_frame, items))
             self._frames = frames
+        return frames
+
+    def deflated_frames(self, deflate: PerMessageDeflate) -> bytes:
+        """The frames for a connection with permessage-deflate: each packet of at
+        least ``deflate.threshold`` bytes compressed on its own (cached for the
+        default window, so a broadcast compresses once; the threshold is the
+        server's, the same for all its connections)."""
+        if not self.compress or not deflate.compresses:
+            return self.frames()
+        shared = deflate.window_bits == _DEFAULT_WINDOW
+        if shared and self._deflated is not None:
+            return self._deflated
+        frames = b"".join(_deflated_frame(item, deflate) for item in self.items)
+        if shared:
+            self._deflated = frames
         return frames
 
     def payload(self) -> str:

@@ -101,6 +101,7 @@ class Emit:
     skip_sid: list[str] | None = None
     callback_id: int | None = None
     volatile: bool = False
+    compress: bool = True  # permessage-deflate allowed (absent from older nodes' messages)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -324,6 +324,7 @@ class PubSubManager(Manager):
         callback: AckCallback | None = None,
         volatile: bool = False,
         ignore_queue: bool = False,
+        compress: bool = True,
         *,
         room: str | Iterable[str] | None = None,
         data: Payload = _UNSET,
@@ -342,6 +343,7 @@ class PubSubManager(Manager):
         :param callback: called with each client's ack arguments, on this node.
         :param volatile: may be dropped for clients that cannot take it now.
         :param ignore_queue: deliver to this node's clients only.
+        :param compress: False: never compressed (permessage-deflate), on every node.
         :param room: alias of ``to``.
         :param data: python-socketio's ``data`` (a tuple is several arguments).
         :returns: the number of clients of this node it was handed to.
@@ -359,17 +361,17 @@ class PubSubManager(Manager):
             values = _as_args(args if data is _UNSET else data)
         else:
             values = list(args or ())
+        local = (event, values, ns, target, skip_sid, callback, volatile, compress)
         if ignore_queue or (isinstance(target, str) and self.is_connected(target, ns)):
-            return self.emit_local(event, values, ns, target, skip_sid, callback, volatile)
+            return self.emit_local(*local)
         if callback is not None and self.write_only:
             raise ValueError("a write-only manager cannot receive acknowledgements")
         sent = 0
         if self._encode is not None:
-            sent = self.emit_local(event, values, ns, target, skip_sid, callback, volatile)
+            sent = self.emit_local(*local)
         callback_id = None if callback is None else self._keep_callback(callback)
-        self.publish(
-            bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid), callback_id, volatile)
-        )
+        targets = (_as_list(target), _as_list(skip_sid))
+        self.publish(bus.Emit(event, values, ns, *targets, callback_id, volatile, compress))
         return sent
 
     def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
@@ -588,7 +590,14 @@ class PubSubManager(Manager):
     def _on_emit(self, host: str, msg: bus.Emit) -> None:
         callback = None if msg.callback_id is None else self._ack_sender(host, msg.callback_id)
         self.emit_local(
-            msg.event, msg.args, msg.namespace, msg.to, msg.skip_sid, callback, msg.volatile
+            msg.event,
+            msg.args,
+            msg.namespace,
+            msg.to,
+            msg.skip_sid,
+            callback,
+            msg.volatile,
+            msg.compress,
         )
 
     def _ack_sender(self, host: str, callback_id: int) -> AckCallback:

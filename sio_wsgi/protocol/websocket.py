@@ -66,6 +66,8 @@ __all__ = [
     "check_handshake",
     "encode_binary",
     "encode_close",
+    "encode_compressed",
+    "encode_data",
     "encode_frame",
     "encode_ping",
     "encode_pong",
@@ -135,6 +137,8 @@ class CloseCode(IntEnum):
 _OPCODE_OF: Final = {int(op): op for op in Opcode}
 #: opcodes at or above this are control frames (CLOSE, PING, PONG)
 _FIRST_CONTROL: Final = 8
+#: the opcodes that start a message (the only frames that may carry RSV1)
+_DATA: Final = (int(Opcode.TEXT), int(Opcode.BINARY))
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -354,8 +358,9 @@ _SHORT_HEADERS = tuple(
 )
 
 
-def _data_frame(binary: bool, data: bytes) -> bytes:
-    """A final data frame: the hot path of every send (no opcode checks to make)."""
+def encode_data(data: bytes, binary: bool) -> bytes:
+    """A final data frame of ``data`` (UTF-8 already, for a text frame): the hot
+    path of every send, with no opcode checks to make."""
     length = len(data)
     if length <= _MAX_CONTROL_PAYLOAD:
         return _SHORT_HEADERS[length][binary] + data
@@ -367,7 +372,7 @@ def encode_text(text: str) -> bytes:
 
     :return: frame bytes.
     """
-    return _data_frame(False, text.encode("utf-8"))
+    return encode_data(text.encode("utf-8"), False)
 
 
 def encode_binary(data: Buffer) -> bytes:
@@ -375,7 +380,20 @@ def encode_binary(data: Buffer) -> bytes:
 
     :return: frame bytes.
     """
-    return _data_frame(True, bytes(data))  # no copy when it already is ``bytes``
+    return encode_data(bytes(data), True)  # no copy when it already is ``bytes``
+
+
+#: RSV1: the frame starts a compressed message (permessage-deflate, RFC 7692)
+_RSV1 = 0x40
+
+
+def encode_compressed(payload: bytes, binary: bool) -> bytes:
+    """A final data frame carrying a message compressed by permessage-deflate.
+
+    :param payload: the compressed message (see :mod:`sio_wsgi.protocol.deflate`).
+    """
+    first = _RSV1 | (_FIN_BINARY if binary else _FIN_TEXT)
+    return _length_header(first, len(payload)) + payload
 
 
 def encode_close(code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
@@ -514,6 +532,7 @@ class _Header(NamedTuple):
     length: int
     mask: bytes
     size: int
+    compressed: bool = False  # RSV1 on a message's first frame (permessage-deflate)
 
 
 def _decode_utf8(data: bytes, what: str) -> str:
@@ -557,10 +576,15 @@ class FrameParser:
 
     :param max_message_size: largest message (sum of its fragments) accepted;
         a larger one raises 1009 as soon as its frame header is parsed.
+    :param inflate: with permessage-deflate negotiated, ``inflate(payload,
+        max_size)`` decompresses a message whose first frame has RSV1 set (it
+        raises :class:`FrameError` past ``max_size``); RSV1 is refused without it.
     """
 
     __slots__ = (
         "max_message_size",
+        "_inflate",
+        "_compressed",
         "_buf",
         "_pos",
         "_header",
@@ -573,8 +597,14 @@ class FrameParser:
         "_closed",
     )
 
-    def __init__(self, max_message_size: int = DEFAULTS.max_http_buffer_size) -> None:
+    def __init__(
+        self,
+        max_message_size: int = DEFAULTS.max_http_buffer_size,
+        inflate: Callable[[bytes, int], bytes] | None = None,
+    ) -> None:
         self.max_message_size = max_message_size
+        self._inflate = inflate
+        self._compressed = False  # the message in progress is compressed
         self._buf = bytearray()
         self._pos = 0
         self._header: _Header | None = None
@@ -677,6 +707,7 @@ class FrameParser:
             return None
         b0, b1 = self._buf[self._pos], self._buf[self._pos + 1]
         opcode = self._check_first_bytes(b0, b1)
+        compressed = bool(b0 & _RSV1)
         length = b1 & 0x7F
         ext = _EXTENDED_LENGTH.get(length, 0)
         size = 2 + ext + 4
@@ -693,6 +724,7 @@ class FrameParser:
             length=length,
             mask=bytes(self._buf[start + ext : start + ext + 4]),
             size=size,
+            compressed=compressed,
         )
         self._check_header(header)
         return header
@@ -706,9 +738,11 @@ class FrameParser:
         :raises FrameError: 1002 on RSV bits, unknown opcode, missing mask,
             fragmented control frame, or bad fragmentation sequence.
         """
-        if b0 & 0x70:
-            raise FrameError(f"reserved bits set ({b0 & 0x70:#x}) without a negotiated extension")
         raw = b0 & 0x0F
+        reserved = b0 & 0x70
+        # RSV1 marks a compressed message, on its first frame only, once negotiated
+        if reserved and not (reserved == _RSV1 and self._inflate is not None and raw in _DATA):
+            raise FrameError(f"reserved bits set ({reserved:#x}) without a negotiated extension")
         opcode = _OPCODE_OF.get(raw)
         if opcode is None:
             raise FrameError(f"unknown opcode {raw:#x}")
@@ -769,6 +803,8 @@ class FrameParser:
         :return: the message when this frame completes it.
         """
         if header.fin and self._message_opcode is None:  # a whole message in one frame
+            if header.compressed:
+                payload = self._inflated(payload)
             if header.opcode is Opcode.TEXT:
                 try:
                     return TextMessage(payload.decode("utf-8"))
@@ -778,7 +814,8 @@ class FrameParser:
                 return BinaryMessage(payload)
         if header.opcode is not Opcode.CONTINUATION:
             self._message_opcode = header.opcode
-        if self._message_opcode is Opcode.TEXT:
+            self._compressed = header.compressed
+        if self._message_opcode is Opcode.TEXT and not self._compressed:
             self._add_text(payload, header.fin)
         else:
             self._fragments.append(payload)
@@ -806,7 +843,14 @@ class FrameParser:
         :return: TextMessage or BinaryMessage.
         """
         event: Event
-        if self._message_opcode is Opcode.TEXT:
+        if self._compressed:
+            data = self._inflated(b"".join(self._fragments))
+            if self._message_opcode is Opcode.TEXT:
+                event = TextMessage(_decode_utf8(data, "text message"))
+            else:
+                event = BinaryMessage(data)
+            self._compressed = False
+        elif self._message_opcode is Opcode.TEXT:
             event = TextMessage("".join(self._text_parts))
         else:
             event = BinaryMessage(b"".join(self._fragments))
@@ -817,6 +861,11 @@ class FrameParser:
         if self._text_decoder is not None:
             self._text_decoder.reset()
         return event
+
+    def _inflated(self, payload: bytes) -> bytes:
+        """A compressed message's payload, inflated within ``max_message_size``."""
+        assert self._inflate is not None  # RSV1 is refused without it
+        return self._inflate(payload, self.max_message_size)
 
     def _on_close(self, _header: _Header, payload: bytes) -> Event:
         """Handle a Close frame; stop parsing.

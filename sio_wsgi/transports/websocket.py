@@ -11,12 +11,14 @@ moves the reading to a new thread when such a handler holds on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..config import ServerOptions
 from ..engine.http import ErrorCode, Response, error_response
 from ..engine.outgoing import Outgoing
 from ..engine.ports import DisconnectReason, Environ, Host, StartResponse
@@ -24,6 +26,7 @@ from ..engine.session import EngineSession, Transition
 from ..engine.upgrade import ProbeStep, UpgradeProbe
 from ..exceptions import RemoteProtocolError
 from ..protocol import websocket as ws
+from ..protocol.deflate import PerMessageDeflate, negotiate
 from ..protocol.eio import MESSAGE_PREFIX, PONG_PROBE
 from ..runtime.base import Event, Task
 from .hijack import Hijacked, hijack
@@ -73,10 +76,10 @@ class WebSocketTransport:
         self, environ: Environ, start_response: StartResponse, cors: list[tuple[str, str]]
     ) -> Response | Iterable[bytes]:
         """A WebSocket-only client: the first frame is the OPEN packet."""
-        accept = _accept(environ, cors)
+        host = self.host
+        accept = _accept(environ, cors, host.options)
         if isinstance(accept, Response):
             return accept
-        host = self.host
         session = host.create_session("websocket", environ)
         if session is None:
             return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
@@ -84,7 +87,7 @@ class WebSocketTransport:
         if isinstance(hijacked, Response):
             host.close_session(session, DisconnectReason.TRANSPORT_ERROR, send_close_packet=False)
             return hijacked
-        conn = WebSocketConnection(host, hijacked, self.handover)
+        conn = WebSocketConnection(host, hijacked, self.handover, accept.deflate)
         conn.send_direct(host.open_packet(session.sid, "websocket"))
         if conn.attach(session):
             conn.read_loop(session)
@@ -101,7 +104,7 @@ class WebSocketTransport:
         host = self.host
         if not host.options.allow_upgrades:
             return _refused(cors)
-        accept = _accept(environ, cors)
+        accept = _accept(environ, cors, host.options)
         if isinstance(accept, Response):
             return accept
         if session.transport != "polling" or not session.transition(Transition.START_UPGRADE):
@@ -112,7 +115,7 @@ class WebSocketTransport:
         if isinstance(hijacked, Response):
             session.transition(Transition.CANCEL_UPGRADE)
             return hijacked
-        conn = WebSocketConnection(host, hijacked, self.handover)
+        conn = WebSocketConnection(host, hijacked, self.handover, accept.deflate)
         session.upgrade_timer = host.call_later(host.options.upgrade_timeout, conn.abort)
         if conn.probe(session):
             conn.read_loop(session)
@@ -122,7 +125,11 @@ class WebSocketTransport:
         return hijacked.finish()
 
     def _accept_and_close(
-        self, environ: Environ, start_response: StartResponse, accept: str, session: EngineSession
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        accept: _Handshake,
+        session: EngineSession,
     ) -> Response | Iterable[bytes]:
         hijacked = self._take_socket(environ, start_response, accept)
         if isinstance(hijacked, Response):
@@ -139,9 +146,10 @@ class WebSocketTransport:
         return hijacked.finish()
 
     def _take_socket(
-        self, environ: Environ, start_response: StartResponse, accept: str
+        self, environ: Environ, start_response: StartResponse, accept: _Handshake
     ) -> Hijacked | Response:
-        hijacked = hijack(environ, start_response, ws.handshake_response(accept))
+        head = ws.handshake_response(accept.accept, accept.headers)
+        hijacked = hijack(environ, start_response, head)
         if hijacked is None:
             self.host.logger.warning(
                 "this WSGI server does not expose the raw socket: no WebSocket"
@@ -152,18 +160,32 @@ class WebSocketTransport:
         return hijacked
 
 
+def _deflated(out: Outgoing, deflate: PerMessageDeflate) -> bytes:
+    return out.deflated_frames(deflate)
+
+
 def _refused(cors: list[tuple[str, str]]) -> Response:
     response = error_response(ErrorCode.BAD_REQUEST, detail="upgrade not possible now")
     response.headers.extend(cors)
     return response
 
 
-def _accept(environ: Environ, cors: list[tuple[str, str]]) -> str | Response:
-    """The ``Sec-WebSocket-Accept`` value, or the error answer to a bad handshake."""
+class _Handshake(NamedTuple):
+    """An acceptable opening handshake: what to answer, and the extension agreed."""
+
+    accept: str
+    headers: list[tuple[str, str]]  # Sec-WebSocket-Extensions, when agreed
+    deflate: PerMessageDeflate | None
+
+
+def _accept(
+    environ: Environ, cors: list[tuple[str, str]], options: ServerOptions
+) -> _Handshake | Response:
+    """Check the opening handshake and negotiate permessage-deflate (when the
+    server offers it); the error answer to a bad handshake."""
+    headers = ws.headers_from_environ(environ)
     try:
-        return ws.check_handshake(
-            environ.get("REQUEST_METHOD", "GET"), ws.headers_from_environ(environ)
-        )
+        accept = ws.check_handshake(environ.get("REQUEST_METHOD", "GET"), headers)
     except ws.HandshakeError as exc:
         response = error_response(
             ErrorCode.BAD_REQUEST, status=exc.status, detail=f"bad WebSocket handshake: {exc}"
@@ -171,6 +193,13 @@ def _accept(environ: Environ, cors: list[tuple[str, str]]) -> str | Response:
         response.headers.extend(exc.headers)
         response.headers.extend(cors)
         return response
+    if options.per_message_deflate:
+        offer = headers.get("sec-websocket-extensions")
+        negotiated = negotiate(offer, options.deflate_threshold)
+        if negotiated is not None:
+            agreed, deflate = negotiated
+            return _Handshake(accept, [("Sec-WebSocket-Extensions", agreed)], deflate)
+    return _Handshake(accept, [], None)
 
 
 class ReaderHandover:
@@ -273,15 +302,25 @@ class WebSocketConnection:
         "_ended",
         "_probing",
         "_unread",
+        "_framer",
     )
 
     def __init__(
-        self, host: Host, hijacked: Hijacked, handover: ReaderHandover | None = None
+        self,
+        host: Host,
+        hijacked: Hijacked,
+        handover: ReaderHandover | None = None,
+        deflate: PerMessageDeflate | None = None,
     ) -> None:
         self.host = host
         self.hijacked = hijacked
         self.sock: socket.socket = hijacked.sock
-        self.parser = ws.FrameParser(host.options.max_http_buffer_size)
+        inflate = None if deflate is None else deflate.decompress
+        self.parser = ws.FrameParser(host.options.max_http_buffer_size, inflate)
+        #: an Outgoing's frames for this connection (compressed, with permessage-deflate)
+        self._framer: Callable[[Outgoing], bytes] = (
+            Outgoing.frames if deflate is None else functools.partial(_deflated, deflate=deflate)
+        )
         self.session: EngineSession | None = None
         self.writer: Task | None = None
         self._write_state = _IDLE
@@ -331,7 +370,7 @@ class WebSocketConnection:
             if self._write_state != _IDLE or session.outbox or self._control or session.closed:
                 return False
             self._write_state = _DIRECT
-        self._flush_direct(session, out.frames())
+        self._flush_direct(session, self._framer(out))
         return True
 
     def writable(self) -> bool:
@@ -437,10 +476,10 @@ class WebSocketConnection:
             if not items:
                 return b""
             if len(items) == 1:
-                return items[0].frames()
+                return self._framer(items[0])
         else:
             self._control = []
-        return b"".join(control) + b"".join(out.frames() for out in items)
+        return b"".join(control) + b"".join(map(self._framer, items))
 
     def _flush_direct(self, session: EngineSession, data: bytes) -> None:
         """As the writer (``_write_state`` DIRECT): write ``data`` and whatever gets

@@ -33,6 +33,7 @@ from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason
 from sio_wsgi.engine.session import EngineSession, PushResult, Transition
 from sio_wsgi.protocol import websocket as ws
+from sio_wsgi.protocol.deflate import negotiate
 from sio_wsgi.protocol.eio import MESSAGE_PREFIX, Packet, Wire
 from sio_wsgi.runtime.scheduler import Scheduler, TimerHandle
 from sio_wsgi.runtime.select import detect_async_mode, get_driver
@@ -58,7 +59,11 @@ class EchoHost:
         self.mode = mode
         self.driver = get_driver(mode)
         self.options = ServerOptions(
-            async_mode=mode, max_http_buffer_size=MAX_MESSAGE, max_pending_bytes=MAX_MESSAGE
+            async_mode=mode,
+            max_http_buffer_size=MAX_MESSAGE,
+            max_pending_bytes=MAX_MESSAGE,
+            per_message_deflate=True,
+            deflate_threshold=0,
         )
         self.logger = logging.getLogger("sio_wsgi.autobahn.echo")
         self.scheduler = Scheduler(self.driver)
@@ -132,17 +137,22 @@ class EchoHost:
 
     def serve(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Take one WebSocket request over and echo until it ends."""
+        headers = ws.headers_from_environ(environ)
         try:
-            accept = ws.check_handshake(
-                environ.get("REQUEST_METHOD", "GET"), ws.headers_from_environ(environ)
-            )
+            accept = ws.check_handshake(environ.get("REQUEST_METHOD", "GET"), headers)
         except ws.HandshakeError as exc:
             return _plain(start_response, f"{exc.status} Bad Request", str(exc), exc.headers)
-        hijacked = hijack(environ, start_response, ws.handshake_response(accept))
+        # permessage-deflate whenever the client offers it (sections 12-13 do), every
+        # message compressed (threshold 0), as WebSocketTransport negotiates it
+        offer = headers.get("sec-websocket-extensions")
+        negotiated = negotiate(offer, self.options.deflate_threshold)
+        agreed, deflate = negotiated if negotiated is not None else (None, None)
+        extension = [] if agreed is None else [("Sec-WebSocket-Extensions", agreed)]
+        hijacked = hijack(environ, start_response, ws.handshake_response(accept, extension))
         if hijacked is None:
             return _plain(start_response, "400 Bad Request", "no WebSocket on this server")
         session = self.create_session("websocket", environ)
-        conn = WebSocketConnection(self, hijacked)
+        conn = WebSocketConnection(self, hijacked, None, deflate)
         if conn.attach(session):
             conn.read_loop(session)
         return conn.finish(session)

@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--transports", default="polling,websocket", help="comma separated server transports"
     )
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--per-message-deflate", action="store_true", help="WebSocket compression (sio_wsgi)"
+    )
     return p.parse_args(argv)
 
 
@@ -127,6 +130,8 @@ def _make_server(args: argparse.Namespace) -> tuple[Any, Any, type[Exception], t
     import sio_wsgi  # this checkout's: the tests start this script with PYTHONPATH=<root>
     from sio_wsgi import exceptions as sw_exc
 
+    if args.per_message_deflate:
+        opts["per_message_deflate"] = True
     sio = sio_wsgi.Server(**opts)
     return sio, sio_wsgi.WSGIApp, sw_exc.ConnectionRefusedError, sw_exc.TimeoutError
 
@@ -261,6 +266,10 @@ def _register_namespace(st: State, ns: str) -> None:
         time.sleep(min(float(seconds), 5.0))
         return seconds
 
+    def echo_plain(sid: str, *args: Any) -> None:
+        # the same as echo_back, never compressed (sio_wsgi's per-emit compress flag)
+        sio.emit("echo_back", args, to=sid, namespace=ns, compress=False)
+
     def binary(sid: str, *args: Any) -> tuple[Any, ...]:
         sio.emit("binary_back", args, to=sid, namespace=ns)
         return (*args, _describe(list(args)))
@@ -283,6 +292,7 @@ def _register_namespace(st: State, ns: str) -> None:
         "connect": connect,
         "disconnect": disconnect,
         "echo": echo,
+        "echo_plain": echo_plain,
         "join": join,
         "leave": leave,
         "to_room": to_room,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.manager import Manager
 from sio_wsgi.protocol.serializers import JSONSerializer
 from sio_wsgi.protocol.sio import Packet, PacketType, encode
@@ -19,14 +19,17 @@ class Recorder:
     def __init__(self) -> None:
         self.encoded = 0
         self.delivered: list[tuple[str, str, list[str | bytes], bool]] = []
+        self.outgoing: list[Outgoing] = []
         self.serializer = JSONSerializer()
 
-    def encode(self, packet: Packet) -> list[str | bytes]:
+    def encode(self, packet: Packet) -> Outgoing:
         self.encoded += 1
-        return encode(packet, self.serializer)
+        return Outgoing.messages(encode(packet, self.serializer))
 
-    def deliver(self, eio_sid: str, sid: str, messages: Sequence[str | bytes], vol: bool) -> bool:
-        self.delivered.append((eio_sid, sid, list(messages), vol))
+    def deliver(self, eio_sid: str, sid: str, out: Outgoing, vol: bool) -> bool:
+        self.outgoing.append(out)
+        messages = [m if isinstance(m, bytes) else m[1:] for m in out.items]  # without the "4"
+        self.delivered.append((eio_sid, sid, messages, vol))
         return True
 
     def sids(self) -> list[str]:
@@ -141,6 +144,15 @@ def test_emit_broadcast_encodes_once(mgr: Manager, rec: Recorder) -> None:
     assert rec.encoded == 1
     assert rec.sids() == [a, b]
     assert rec.delivered[0][2] == ['2["news","hi",1]']
+
+
+def test_emit_compress_flag_travels_with_the_message(mgr: Manager, rec: Recorder) -> None:
+    mgr.connect("e1", "/")
+    mgr.emit("big", ["x" * 5000], "/")
+    mgr.emit("big", ["x" * 5000], "/", compress=False)
+    mgr.emit("q", [], "/", callback=lambda *args: None, compress=False)
+    assert [out.compress for out in rec.outgoing] == [True, False, False]
+    assert rec.outgoing[0] is not rec.outgoing[1]
 
 
 def test_emit_volatile_and_namespace(mgr: Manager, rec: Recorder) -> None:

@@ -48,7 +48,7 @@ def test_signature_mirrors_python_socketio() -> None:
     emit = inspect.signature(Server.emit).parameters
     assert list(emit)[1:] == [
         "event", "data", "to", "room", "skip_sid", "namespace", "callback",
-        "ignore_queue", "volatile",
+        "ignore_queue", "volatile", "compress",  # compress: Node's, not python-socketio's
     ]  # fmt: skip
     call = inspect.signature(Server.call).parameters
     assert list(call)[1:7] == ["event", "data", "to", "sid", "namespace", "timeout"]
