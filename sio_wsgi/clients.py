@@ -1,19 +1,24 @@
-"""Per-client state of the Socket.IO layer, and the queue that runs a client's
-handlers one at a time, in arrival order.
+"""Per-client state of the Socket.IO layer, and the queue that starts a client's
+handlers in arrival order.
 
 A :class:`Client` is one Engine.IO connection: the namespaces it joined (and
 their sids), what is held back until a namespace's CONNECT reply went out, the
 user sessions, a binary packet being assembled, and its serial queue. Its
 ``lock`` guards the fields the transport reader and the handler tasks share.
 
-:class:`SerialQueue` decides *when* a client's tasks run: one at a time, in the
-order they were submitted. How a task is started is not its business: it calls
-the ``run`` function it was given (the engine's ``dispatch`` in a server).
+:class:`SerialQueue` decides *when* a client's tasks run: they start in the
+order they were submitted, one after the other; an event handler still running
+:data:`HANDOFF_AFTER` seconds after it started no longer holds back the tasks
+behind it (they go on in a new drain while it finishes), unless the queue is
+strictly serial. How a task is started is not its business: it calls the ``run``
+function it was given (the engine's ``dispatch`` in a server).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -22,19 +27,29 @@ from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.protocol.sio import AttachmentAssembler
 from sio_wsgi.runtime.base import Lock
 
-__all__ = ["Client", "Environ", "Run", "SerialQueue", "Timer"]
+__all__ = ["Client", "Environ", "Run", "SerialQueue", "Timer", "HANDOFF_AFTER"]
+
+#: an event handler running this long (seconds) stops holding back its client's next tasks
+HANDOFF_AFTER = 0.02
 
 Environ = dict[str, Any]
 """A WSGI environ."""
 
-Task = tuple[Callable[..., object], tuple[Any, ...], int]
-"""A queued call: the function, its arguments, and the received bytes it stands for."""
+Task = tuple[Callable[..., object], tuple[Any, ...], int, bool]
+"""A queued call: the function, its arguments, the received bytes it stands for, and
+whether a later task may start while it still runs (an event handler)."""
 
 
 class Timer(Protocol):
     """A scheduled call that can be cancelled."""
 
     def cancel(self) -> None: ...
+
+
+class CallLater(Protocol):
+    """``call_later(delay, fn, *args) -> Timer``: run ``fn(*args)`` in ``delay`` seconds."""
+
+    def __call__(self, delay: float, fn: Callable[..., object], /, *args: Any) -> Timer: ...
 
 
 class Run(Protocol):
@@ -66,6 +81,8 @@ class Client:
         "assembler",
         "tasks",
         "draining",
+        "drainer",
+        "busy_since",
         "rx_unqueued",
         "rx_queued",
         "ever_connected",
@@ -88,6 +105,10 @@ class Client:
         # created at the first queued task (an empty deque is 600 bytes per idle connection)
         self.tasks: deque[Task] | None = None
         self.draining = False
+        #: which drain is the current one; a drain left behind by a slow handler is stale
+        self.drainer = 0
+        #: when the current drain started an event handler still running (0: none)
+        self.busy_since = 0.0
         self.rx_unqueued = 0  # bytes received since the last queued task (reader only)
         self.rx_queued = 0  # bytes of the events waiting in ``tasks``
         self.ever_connected = False
@@ -112,7 +133,7 @@ class Client:
 
 
 class SerialQueue:
-    """Runs each client's tasks one at a time, in the order they are submitted.
+    """Starts each client's tasks in the order they are submitted.
 
     With ``concurrent`` (the server's ``async_handlers``) a client's tasks wait
     in its deque, drained by one task at a time started with ``run``; without it
@@ -122,13 +143,25 @@ class SerialQueue:
     always accepted when the deque is empty, and once the client is closed (its
     disconnect handlers and final cleanup must run).
 
-    The ordering rule lives in :meth:`submit` and :meth:`_drain` only.
+    Overlap: a task submitted with ``overlap=True`` (an event handler) that is
+    still running :data:`HANDOFF_AFTER` seconds after it started is left to
+    finish on its own: :meth:`sweep` (armed with ``call_later`` while such a task
+    runs) makes its drain stale and starts a new one for the tasks behind it.
+    So events start in arrival order and a slow handler delays the next ones by
+    at most that long. CONNECT and disconnect tasks never overlap: what follows
+    them waits until they return. ``serial`` turns overlap off (strict order).
+
+    The ordering rule lives in :meth:`submit`, :meth:`_drain` and :meth:`sweep`.
 
     :param run: starts a drain for a client (see :class:`Run`).
     :param on_overflow: called with a client whose deque is over ``max_bytes``.
     :param concurrent: queue and drain (True) or run inline (False).
     :param max_bytes: see above (:attr:`ServerOptions.max_pending_bytes`).
     :param logger: where a task's exception is logged.
+    :param serial: never start a task before the previous one returned.
+    :param clock: a monotonic clock (seconds).
+    :param lock: guards the sweep's timer (an OS lock in every mode: never held
+        across a wait).
     """
 
     def __init__(
@@ -139,17 +172,31 @@ class SerialQueue:
         concurrent: bool,
         max_bytes: int,
         logger: logging.Logger,
+        serial: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        lock: Lock | None = None,
     ) -> None:
         self.concurrent = concurrent
         self.max_bytes = max_bytes
+        self.serial = serial
         #: starts a drain; may be replaced until the first submit
         self.run = run
+        #: arms the sweep; None: nothing calls :meth:`sweep` but the caller
+        self.call_later: CallLater | None = None
+        self._clock = clock
         self._on_overflow = on_overflow
         self._logger = logger
         self._drain_fn = self._drain  # bound once: started for every busy spell
+        #: clients whose drain runs an overlapping task now
+        self._busy: dict[Client, None] = {}
+        self._sweeping = False
+        self._sweep_lock: Lock = lock if lock is not None else threading.Lock()
 
-    def submit(self, client: Client, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` after the client's earlier tasks.
+    def submit(
+        self, client: Client, fn: Callable[..., object], *args: Any, overlap: bool = False
+    ) -> None:
+        """Run ``fn(*args)`` after the client's earlier tasks started (and, unless
+        they may ``overlap``, returned).
 
         The bytes the client sent since the previous submit are charged to this
         task (the reader calls :meth:`submit` for the message it just received).
@@ -167,7 +214,7 @@ class SerialQueue:
             if not overflow:
                 if client.tasks is None:
                     client.tasks = deque()
-                client.tasks.append((fn, args, size))
+                client.tasks.append((fn, args, size, overlap and not self.serial))
                 client.rx_queued += size
                 start = not client.draining
                 client.draining = True
@@ -177,14 +224,65 @@ class SerialQueue:
             self.run(client.eio_sid, self._drain_fn, client)
 
     def _drain(self, client: Client) -> None:
+        with client.lock:
+            me = client.drainer
         while True:
             with client.lock:
+                if client.drainer != me:
+                    return  # left behind by a slow handler: a newer drain goes on
                 if not client.tasks:
                     client.draining = False
                     return
-                fn, args, size = client.tasks.popleft()
+                fn, args, size, overlap = client.tasks.popleft()
                 client.rx_queued -= size
+                if overlap:
+                    client.busy_since = self._clock()
+                    self._busy[client] = None
+            if overlap:
+                self._watch()
             self._call(fn, args)
+            if overlap:
+                with client.lock:
+                    if client.drainer != me:
+                        return
+                    client.busy_since = 0.0
+                    self._busy.pop(client, None)
+
+    def sweep(self) -> None:
+        """Leave every handler that has run for :data:`HANDOFF_AFTER` to finish on
+        its own: its drain goes stale, and a new one starts its client's next tasks."""
+        now = self._clock()
+        for client in list(self._busy):
+            with client.lock:
+                since = client.busy_since
+                if not since or now - since < HANDOFF_AFTER:
+                    continue
+                client.drainer += 1
+                client.busy_since = 0.0
+                self._busy.pop(client, None)
+                restart = bool(client.tasks)
+                client.draining = restart
+            if restart:
+                self.run(client.eio_sid, self._drain_fn, client)
+
+    def _watch(self) -> None:
+        """Make sure a sweep runs while a client is busy (one timer for the server)."""
+        if self._sweeping or self.call_later is None:
+            return
+        with self._sweep_lock:
+            if self._sweeping:
+                return
+            self._sweeping = True
+        self.call_later(HANDOFF_AFTER, self._timed_sweep)
+
+    def _timed_sweep(self) -> None:
+        try:
+            self.sweep()
+        finally:
+            with self._sweep_lock:
+                again = self._sweeping = bool(self._busy)
+            if again and self.call_later is not None:
+                self.call_later(HANDOFF_AFTER, self._timed_sweep)
 
     def _call(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
         try:

@@ -26,7 +26,8 @@ serializer                 'default'           'default' (JSON) or 'msgpack' (or
 max_attachments            10                  binary attachments per Socket.IO packet
 max_json_depth             64                  nesting depth accepted in JSON payloads
 max_pending_bytes          16_000_000          bytes queued to or from a client before dropping it
-async_handlers             True                run handlers off the reader, in order per client
+async_handlers             True                run handlers off the reader, started in arrival order
+serial_handlers            False               a client's handlers one at a time (no overlap)
 namespaces                 None                None: '/' and registered ones; '*': any; list
 http_body_timeout          10.0                seconds between body bytes of a POST (slowloris)
 shutdown_timeout           5.0                 seconds shutdown() waits for disconnect handlers
@@ -78,6 +79,7 @@ class ServerOptions:
     max_json_depth: int = 64
     max_pending_bytes: int = 16_000_000
     async_handlers: bool = True
+    serial_handlers: bool = False
     namespaces: str | Sequence[str] | None = None
     http_body_timeout: float = 10.0
     shutdown_timeout: float = 5.0

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 from sio_wsgi.acks import Waiters, as_args
-from sio_wsgi.clients import Client, Environ, Run, SerialQueue, Timer
+from sio_wsgi.clients import CallLater, Client, Environ, Run, SerialQueue
 from sio_wsgi.config import ServerOptions
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason
@@ -61,12 +61,6 @@ class Close(Protocol):
     """``close(eio_sid, reason)``: close a connection (its ``on_disconnect`` follows)."""
 
     def __call__(self, eio_sid: str, reason: DisconnectReason, /) -> None: ...
-
-
-class CallLater(Protocol):
-    """``call_later(delay, fn, *args) -> Timer``: run ``fn(*args)`` in ``delay`` seconds."""
-
-    def __call__(self, delay: float, fn: Callable[..., object], /, *args: Any) -> Timer: ...
 
 
 def _unattached(*args: object) -> NoReturn:
@@ -119,6 +113,8 @@ class Dispatcher:
             concurrent=options.async_handlers,
             max_bytes=options.max_pending_bytes,
             logger=logger,
+            serial=options.serial_handlers,
+            lock=lock(),
         )
         self._submit = self.queue.submit  # bound once: called for every event
         self._run_event_fn = self._run_event  # bound once: queued for every event
@@ -141,6 +137,7 @@ class Dispatcher:
         :param call_later: arms the connect timeout (``engine.scheduler.call_later``).
         """
         self.queue.run = run
+        self.queue.call_later = call_later
         self._send, self._close, self._call_later = send, close, call_later
 
     # ------------------------------------------------------------- EngineHandler
@@ -398,7 +395,7 @@ class Dispatcher:
         if sid is None:
             self.logger.debug("event for unconnected namespace %s ignored", packet.namespace)
             return
-        self._submit(client, self._run_event_fn, sid, packet, client)
+        self._submit(client, self._run_event_fn, sid, packet, client, overlap=True)
 
     def _run_event(self, sid: str, packet: Packet, client: Client) -> None:
         ns = packet.namespace

@@ -172,6 +172,7 @@ class Server(RegistrationAPI):
         max_pending_bytes: int = DEFAULTS.max_pending_bytes,
         http_body_timeout: float = DEFAULTS.http_body_timeout,
         shutdown_timeout: float = DEFAULTS.shutdown_timeout,
+        serial_handlers: bool = DEFAULTS.serial_handlers,
         per_message_deflate: bool = DEFAULTS.per_message_deflate,
         deflate_threshold: int = DEFAULTS.deflate_threshold,
         driver: Driver | None = None,

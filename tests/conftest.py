@@ -112,6 +112,7 @@ class LiveServer(ServerProcess):
     :param ping_interval: seconds.
     :param ping_timeout: seconds.
     :param per_message_deflate: offer WebSocket compression (sio_wsgi only).
+    :param serial_handlers: a client's handlers strictly one at a time (sio_wsgi only).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class LiveServer(ServerProcess):
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         per_message_deflate: bool = False,
+        serial_handlers: bool = False,
     ) -> None:
         argv = [
             sys.executable, str(APP), "--impl", impl, "--async-mode", async_mode,
@@ -132,6 +134,8 @@ class LiveServer(ServerProcess):
         ]  # fmt: skip
         if per_message_deflate:
             argv.append("--per-message-deflate")
+        if serial_handlers:
+            argv.append("--serial-handlers")
         # three tries: the port may still be held right after a restart
         super().__init__(argv, log_path, name=f"server {impl}/{async_mode}", attempts=3)
         self.impl = impl

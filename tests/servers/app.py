@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--per-message-deflate", action="store_true", help="WebSocket compression (sio_wsgi)"
     )
+    p.add_argument(
+        "--serial-handlers", action="store_true", help="strictly serial handlers (sio_wsgi)"
+    )
     return p.parse_args(argv)
 
 
@@ -132,6 +135,8 @@ def _make_server(args: argparse.Namespace) -> tuple[Any, Any, type[Exception], t
 
     if args.per_message_deflate:
         opts["per_message_deflate"] = True
+    if args.serial_handlers:
+        opts["serial_handlers"] = True
     sio = sio_wsgi.Server(**opts)
     return sio, sio_wsgi.WSGIApp, sw_exc.ConnectionRefusedError, sw_exc.TimeoutError
 
