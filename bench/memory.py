@@ -40,8 +40,20 @@ def _hold(url: str, clients: int, while_held: Any) -> Any:
 
     :returns: what ``while_held`` returned.
     """
-    cmd = ["node", str(LOADGEN), "--url", url, "--scenario", "storm", "--clients", str(clients),
-           "--hold", "8", "--concurrency", "100"]  # fmt: skip
+    cmd = [
+        "node",
+        str(LOADGEN),
+        "--url",
+        url,
+        "--scenario",
+        "storm",
+        "--clients",
+        str(clients),
+        "--hold",
+        "8",
+        "--concurrency",
+        "100",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -127,11 +127,23 @@ class LiveServer(ServerProcess):
         serial_handlers: bool = False,
     ) -> None:
         argv = [
-            sys.executable, str(APP), "--impl", impl, "--async-mode", async_mode,
-            "--port", "{port}", "--ping-interval", str(ping_interval),
-            "--ping-timeout", str(ping_timeout), "--transports", transports,
-            "--log-level", os.environ.get("SIO_E2E_LOG_LEVEL", "WARNING"),
-        ]  # fmt: skip
+            sys.executable,
+            str(APP),
+            "--impl",
+            impl,
+            "--async-mode",
+            async_mode,
+            "--port",
+            "{port}",
+            "--ping-interval",
+            str(ping_interval),
+            "--ping-timeout",
+            str(ping_timeout),
+            "--transports",
+            transports,
+            "--log-level",
+            os.environ.get("SIO_E2E_LOG_LEVEL", "WARNING"),
+        ]
         if per_message_deflate:
             argv.append("--per-message-deflate")
         if serial_handlers:

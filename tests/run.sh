@@ -3,7 +3,7 @@
 #
 #     bash tests/run.sh [extra pytest arguments]
 #
-# First the static checks CI runs too (group "lint"): `ruff check` and
+# First the static checks CI runs too: `ruff check`, `ruff format --check` and
 # `mypy` (strict, configured in setup.cfg). Then, as eventlet and gevent
 # monkey-patching is process-wide, the suite runs as groups, one pytest process each:
 #   main      everything not marked eventlet/gevent (servers under test that need
@@ -74,6 +74,7 @@ patched_pytest() {  # a pytest run inside a process monkey-patched by $1
 install_deps || { echo "FAILED: installing the test dependencies"; exit 1; }
 
 run_group lint "0" "$PYTHON" -m ruff check sio_wsgi tests bench examples
+run_group format "0" "$PYTHON" -m ruff format --check sio_wsgi tests bench examples
 run_group types "0" "$PYTHON" -m mypy
 
 run_group main "0" "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "$@"

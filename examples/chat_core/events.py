@@ -127,8 +127,9 @@ class ChatState:
     def room_list(self) -> list[dict[str, Any]]:
         """Every room with its member count (default rooms first)."""
         with self.lock:
-            counts = {room: len({self.names.get(s) for s in sids})
-                      for room, sids in self.rooms.items()}  # fmt: skip
+            counts = {
+                room: len({self.names.get(s) for s in sids}) for room, sids in self.rooms.items()
+            }
         order = list(DEFAULT_ROOMS) + sorted(r for r in counts if r not in DEFAULT_ROOMS)
         return [{"name": room, "count": counts.get(room, 0)} for room in order]
 
@@ -286,8 +287,12 @@ class ChatEvents:
         room = str(data.get("room", ""))
         if not self.state.in_room(sid, room):
             return {"ok": False, "error": f"you are not in #{room}"}
-        msg = {"id": str(data.get("id", "")), "room": room, "from": self.state.name(sid),
-               "text": str(data.get("text", ""))[:MAX_TEXT]}  # fmt: skip
+        msg = {
+            "id": str(data.get("id", "")),
+            "room": room,
+            "from": self.state.name(sid),
+            "text": str(data.get("text", ""))[:MAX_TEXT],
+        }
         return self.relay(sid, "message", msg, room)
 
     def private(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -295,8 +300,12 @@ class ChatEvents:
         targets = self.state.sids_of(str(data.get("to", "")))
         if not targets:
             return {"ok": False, "error": f"nobody called {data.get('to')!r} is online"}
-        msg = {"id": str(data.get("id", "")), "from": self.state.name(sid), "to": data["to"],
-               "text": str(data.get("text", ""))[:MAX_TEXT]}  # fmt: skip
+        msg = {
+            "id": str(data.get("id", "")),
+            "from": self.state.name(sid),
+            "to": data["to"],
+            "text": str(data.get("text", ""))[:MAX_TEXT],
+        }
         return self.relay(sid, "private", msg, targets)
 
     def file(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -305,10 +314,14 @@ class ChatEvents:
         error = self._file_error(sid, room, blob)
         if error:
             return {"ok": False, "error": error}
-        msg = {"id": str(data.get("id", "")), "room": room, "from": self.state.name(sid),
-               "name": str(data.get("name", "file"))[:200],
-               "type": str(data.get("type") or "application/octet-stream")[:100],
-               "data": blob}  # fmt: skip
+        msg = {
+            "id": str(data.get("id", "")),
+            "room": room,
+            "from": self.state.name(sid),
+            "name": str(data.get("name", "file"))[:200],
+            "type": str(data.get("type") or "application/octet-stream")[:100],
+            "data": blob,
+        }
         return self.relay(sid, "file", msg, room)
 
     def _file_error(self, sid: str, room: str, blob: Any) -> str | None:

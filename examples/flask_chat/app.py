@@ -64,10 +64,11 @@ flask_app.config.update(
 # monkey-patched the process, threads otherwise. SIO_ASYNC_MODE forces one.
 sio = sio_wsgi.Server(async_mode=os.environ.get("SIO_ASYNC_MODE") or None)
 app = sio_wsgi.WSGIApp(
-    sio, flask_app,
+    sio,
+    flask_app,
     # The official client, installed by `npm install` next to this file.
     client_js_path=os.path.join(HERE, "node_modules", "socket.io-client", "dist"),
-)  # fmt: skip
+)
 
 
 def identify(sid: str, environ: dict[str, Any], auth: Any) -> str:
@@ -164,8 +165,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
     from werkzeug.serving import run_simple
 
-    print(f"Flask chat on http://{args.host}:{args.port}  (open it in two tabs; Ctrl-C to stop)",
-          flush=True)  # fmt: skip
+    print(
+        f"Flask chat on http://{args.host}:{args.port}  (open it in two tabs; Ctrl-C to stop)",
+        flush=True,
+    )
     run_simple(args.host, args.port, app, threaded=True)
 
 

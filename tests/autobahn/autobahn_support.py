@@ -342,11 +342,25 @@ ERROR_PATTERN = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|Exception in|Unhan
 
 def _command(mode: str) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{{port}}", "-w", "1",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"{HOST}:{{port}}",
+        "-w",
+        "1",
         *WORKERS[mode],
-        "--graceful-timeout", "3", "--timeout", "120", "--log-level", "info",
-        *_gunicorn_extra(), "--pythonpath", str(HERE), "echo_app:app",
-    ]  # fmt: skip
+        "--graceful-timeout",
+        "3",
+        "--timeout",
+        "120",
+        "--log-level",
+        "info",
+        *_gunicorn_extra(),
+        "--pythonpath",
+        str(HERE),
+        "echo_app:app",
+    ]
 
 
 class EchoServer(ServerProcess):

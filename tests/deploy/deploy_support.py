@@ -64,13 +64,30 @@ def _gunicorn_extra() -> list[str]:
 def _command(kind: str, app: str, extra_args: list[str]) -> list[str]:
     if kind in _GUNICORN_WORKERS:
         return [
-            sys.executable, "-m", "gunicorn",
-            "-b", f"{HOST}:{{port}}", "-w", "1",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"{HOST}:{{port}}",
+            "-w",
+            "1",
             *_GUNICORN_WORKERS[kind],
-            "--graceful-timeout", "3", "--timeout", "60", "--keep-alive", "5",
-            "--log-level", "info", "--access-logfile", "-", *_gunicorn_extra(),
-            "--pythonpath", str(DEPLOY_DIR), *extra_args, app,
-        ]  # fmt: skip
+            "--graceful-timeout",
+            "3",
+            "--timeout",
+            "60",
+            "--keep-alive",
+            "5",
+            "--log-level",
+            "info",
+            "--access-logfile",
+            "-",
+            *_gunicorn_extra(),
+            "--pythonpath",
+            str(DEPLOY_DIR),
+            *extra_args,
+            app,
+        ]
     return [sys.executable, str(DEPLOY_DIR / "run_server.py"), kind, "{port}", app, *extra_args]
 
 

@@ -48,8 +48,17 @@ START_TIMEOUT = 30.0  # gunicorn and Django may start slowly on a busy host
 STOP_TIMEOUT = 5.0
 
 # The gunicorn commands of the examples' READMEs (one worker: the chat state is in memory).
-GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "--graceful-timeout", "2",
-            "-b", "127.0.0.1:{port}"]  # fmt: skip
+GUNICORN = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "-w",
+    "1",
+    "--graceful-timeout",
+    "2",
+    "-b",
+    "127.0.0.1:{port}",
+]
 WORKERS = {
     "gevent": ["-k", "gevent"],
     "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
@@ -57,14 +66,16 @@ WORKERS = {
 }
 
 # What tests/browser/chat_scenario.js must report for either example.
-EXPECTED_STEPS = frozenset({
-    "transports",
-    "private message reaches only its target",
-    "typing indicator",
-    "binary image",
-    "POST /announce reaches every page",
-    "reload reconnects",
-})  # fmt: skip
+EXPECTED_STEPS = frozenset(
+    {
+        "transports",
+        "private message reaches only its target",
+        "typing indicator",
+        "binary image",
+        "POST /announce reaches every page",
+        "reload reconnects",
+    }
+)
 
 
 def gunicorn_argv(worker: str, app: str) -> list[str]:
@@ -190,12 +201,19 @@ def run_scenario(
     :param timeout: seconds.
     :returns: the JSON lines it printed.
     """
-    scenario = {"chromium": str(CHROMIUM), "png_b64": base64.b64encode(png_bytes()).decode(),
-                **scenario}  # fmt: skip
+    scenario = {
+        "chromium": str(CHROMIUM),
+        "png_b64": base64.b64encode(png_bytes()).decode(),
+        **scenario,
+    }
     proc = subprocess.Popen(
-        [node, str(BROWSER_DIR / "chat_scenario.js")], cwd=str(BROWSER_DIR),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [node, str(BROWSER_DIR / "chat_scenario.js")],
+        cwd=str(BROWSER_DIR),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         stdout, stderr = proc.communicate(json.dumps(scenario), timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -233,8 +251,9 @@ def check_scenario(
     :returns: the driver's lines, for example-specific checks.
     """
     node = need_browser()
-    lines = run_scenario(node, {"base_url": server.url, "screenshot": str(screenshot), "users": {},
-                                **scenario})  # fmt: skip
+    lines = run_scenario(
+        node, {"base_url": server.url, "screenshot": str(screenshot), "users": {}, **scenario}
+    )
     done = [line for line in lines if line.get("done")]
     assert done and done[-1]["ok"], report(lines) + "\n--- server log:\n" + server.log_tail()
     steps = {line["step"] for line in lines if line.get("ok") and "step" in line}

@@ -47,9 +47,15 @@ def django_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("django_chat")
     env = {"DJANGO_CHAT_DB": str(tmp / "db.sqlite3")}
     for cmd in (["migrate", "-v0"], ["create_demo_users", "--password", PASSWORD]):
-        done = subprocess.run([sys.executable, "manage.py", *cmd], cwd=EXAMPLE,
-                              env=example_env(EXAMPLE, env),
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "manage.py", *cmd],
+            cwd=EXAMPLE,
+            env=example_env(EXAMPLE, env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     return env
 
@@ -65,8 +71,9 @@ def django_chat(
     :returns: the running server.
     """
     log = tmp_path_factory.mktemp("runchat") / "runchat.log"
-    with ExampleServer([sys.executable, "manage.py", "runchat", "127.0.0.1:{port}"], EXAMPLE, log,
-                       env=django_env) as server:  # fmt: skip
+    with ExampleServer(
+        [sys.executable, "manage.py", "runchat", "127.0.0.1:{port}"], EXAMPLE, log, env=django_env
+    ) as server:
         yield server
 
 
@@ -82,9 +89,17 @@ def login_cookie(base: str, user: str) -> str:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         assert token, page.text[:500]
         # timeout: Django hashes the password (PBKDF2), slow on a loaded CI host
-        done = http.post(f"{base}/accounts/login/", timeout=30, allow_redirects=False,
-                         data={"username": user, "password": PASSWORD, "next": "/",
-                               "csrfmiddlewaretoken": token.group(1)})  # fmt: skip
+        done = http.post(
+            f"{base}/accounts/login/",
+            timeout=30,
+            allow_redirects=False,
+            data={
+                "username": user,
+                "password": PASSWORD,
+                "next": "/",
+                "csrfmiddlewaretoken": token.group(1),
+            },
+        )
         assert done.status_code == 302, done.text[:500]
         return "; ".join(f"{k}={v}" for k, v in http.cookies.items())
 
@@ -110,8 +125,9 @@ def test_logged_in_socket_is_accepted(django_chat: ExampleServer, transport: str
     client = socketio.Client(reconnection=False)
     welcome: list[dict[str, object]] = []
     client.on("welcome", welcome.append)
-    client.connect(django_chat.url, headers={"Cookie": cookie}, transports=[transport],
-                   wait_timeout=10)  # fmt: skip
+    client.connect(
+        django_chat.url, headers={"Cookie": cookie}, transports=[transport], wait_timeout=10
+    )
     try:
         for _ in range(100):
             if welcome:
@@ -161,8 +177,12 @@ def test_gunicorn_workers(django_env: dict[str, str], tmp_path: Path, worker: st
             for user, transport in (("alice", "polling"), ("bob", "websocket")):
                 client = socketio.Client(reconnection=False)
                 client.on("*", lambda event, *args, u=user: seen[u].append((event, args)))
-                client.connect(server.url, headers={"Cookie": login_cookie(server.url, user)},
-                               transports=[transport], wait_timeout=10)  # fmt: skip
+                client.connect(
+                    server.url,
+                    headers={"Cookie": login_cookie(server.url, user)},
+                    transports=[transport],
+                    wait_timeout=10,
+                )
                 clients[user] = client
             assert clients["bob"].transport() == "websocket"
             ack = clients["alice"].call(

@@ -112,13 +112,16 @@ def test_rooms_typing_files_and_announce(chat_app: ModuleType) -> None:
         assert alice.wait_for("typing") == [{"room": "python", "name": "bob"}]
 
         image = png_bytes()
-        ack = alice.call("file", {"id": "f1", "room": "python", "name": "dot.png",
-                                  "type": "image/png", "data": image})  # fmt: skip
+        ack = alice.call(
+            "file",
+            {"id": "f1", "room": "python", "name": "dot.png", "type": "image/png", "data": image},
+        )
         assert ack["ok"] is True
         got = bob.wait_for("file")[0]
         assert got["data"] == image and got["type"] == "image/png" and got["from"] == "alice"
-        too_big = alice.call("file", {"id": "f2", "room": "python", "name": "big.bin",
-                                      "data": b"\0" * (600 * 1024)})  # fmt: skip
+        too_big = alice.call(
+            "file", {"id": "f2", "room": "python", "name": "big.bin", "data": b"\0" * (600 * 1024)}
+        )
         assert too_big["ok"] is False
 
         http = chat_app.flask_app.test_client()

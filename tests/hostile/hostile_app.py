@@ -161,9 +161,15 @@ def _register(sio: Any, disconnects: list[dict[str, Any]]) -> None:
         return True
 
     for name, fn in {
-        "connect": connect, "disconnect": disconnect, "echo": echo, "join": join,
-        "boom": boom, "block": block, "flood": flood, "bcast": bcast,
-    }.items():  # fmt: skip
+        "connect": connect,
+        "disconnect": disconnect,
+        "echo": echo,
+        "join": join,
+        "boom": boom,
+        "block": block,
+        "flood": flood,
+        "bcast": bcast,
+    }.items():
         sio.on(name, fn)
 
     def chat_disconnect(sid: str, reason: Any = None) -> None:
@@ -237,9 +243,10 @@ def main(argv: list[str] | None = None) -> None:
 
         monkey.patch_all()
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )  # fmt: skip
+    )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     sio, app = build_app(args.async_mode)
     sio.start_background_task(_ticker, sio)

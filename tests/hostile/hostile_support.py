@@ -42,8 +42,14 @@ class HostileServer(ServerProcess):
     """
 
     def __init__(self, async_mode: str, log_path: Path) -> None:
-        argv = [sys.executable, str(HERE / "hostile_app.py"), "--async-mode", async_mode,
-                "--port", "{port}"]  # fmt: skip
+        argv = [
+            sys.executable,
+            str(HERE / "hostile_app.py"),
+            "--async-mode",
+            async_mode,
+            "--port",
+            "{port}",
+        ]
         super().__init__(
             argv,
             log_path,

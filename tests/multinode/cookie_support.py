@@ -188,8 +188,11 @@ backend socketio_nodes
         self.conf.write_text(self.config())
         checked = subprocess.run(
             [self.binary, "-c", "-q", "-f", str(self.conf)],
-            capture_output=True, text=True, timeout=20, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy -c failed:\n{checked.stdout}{checked.stderr}")
         super().start()

@@ -91,16 +91,41 @@ class Node(ServerProcess):
         self, name: str, broker: str, bus_url: str, channel: str, worker: str, log_dir: Path
     ) -> None:
         argv = [
-            sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{{port}}", "-w", "1",
-            *WORKERS[worker], "--graceful-timeout", "2", "--timeout", "60",
-            "--log-level", "warning", *_gunicorn_extra(), "--pythonpath", str(HERE), self.app,
-        ]  # fmt: skip
-        env = {"MN_BROKER": broker, "MN_URL": bus_url, "MN_CHANNEL": channel, "MN_NAME": name,
-               **self.app_env}  # fmt: skip
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"{HOST}:{{port}}",
+            "-w",
+            "1",
+            *WORKERS[worker],
+            "--graceful-timeout",
+            "2",
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+            *_gunicorn_extra(),
+            "--pythonpath",
+            str(HERE),
+            self.app,
+        ]
+        env = {
+            "MN_BROKER": broker,
+            "MN_URL": bus_url,
+            "MN_CHANNEL": channel,
+            "MN_NAME": name,
+            **self.app_env,
+        }
         super().__init__(
-            argv, log_dir / f"{name}.log", cwd=HERE, env=env, pythonpath=[HERE], name=name,
+            argv,
+            log_dir / f"{name}.log",
+            cwd=HERE,
+            env=env,
+            pythonpath=[HERE],
+            name=name,
             start_timeout=20,
-        )  # fmt: skip
+        )
         self.broker, self.bus_url, self.channel, self.worker = broker, bus_url, channel, worker
 
     def health(self) -> dict[str, Any] | None:
@@ -283,8 +308,19 @@ class RedisServer(ServerProcess):
 
     def __init__(self, log_dir: Path) -> None:
         self.binary = shutil.which("redis-server")
-        argv = [self.binary or "redis-server", "--port", "{port}", "--bind", HOST, "--save", "",
-                "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
+        argv = [
+            self.binary or "redis-server",
+            "--port",
+            "{port}",
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
         # up to 20 starts: right after a kill the port may still be held
         super().__init__(argv, log_dir / "redis.log", health=None, attempts=20, start_timeout=10)
 
@@ -309,15 +345,27 @@ class Nginx(ServerProcess):
     """
 
     def __init__(
-        self, upstreams: list[str], workdir: Path, balance: str = "ip_hash;",
+        self,
+        upstreams: list[str],
+        workdir: Path,
+        balance: str = "ip_hash;",
         server_extra: str = "",
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.binary = shutil.which("nginx") or (
             "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
         )
         conf = workdir / "nginx.conf"
-        argv = [self.binary or "nginx", "-p", str(workdir), "-e", str(workdir / "error.log"),
-                "-c", str(conf), "-g", "daemon off;"]  # fmt: skip
+        argv = [
+            self.binary or "nginx",
+            "-p",
+            str(workdir),
+            "-e",
+            str(workdir / "error.log"),
+            "-c",
+            str(conf),
+            "-g",
+            "daemon off;",
+        ]
         super().__init__(argv, workdir / "stderr.log", health=None, start_timeout=10)
         self.workdir = workdir
         self.upstreams = upstreams

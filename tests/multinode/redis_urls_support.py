@@ -54,9 +54,14 @@ class Certs:
 
 def _openssl(*args: str, cwd: Path) -> None:
     done = subprocess.run(
-        ["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=30,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+        ["openssl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"openssl {' '.join(args)} failed:\n{done.stderr}")
 
@@ -67,16 +72,55 @@ def make_certs(directory: Path) -> Certs:
     :param directory: where the files go.
     :returns: their paths.
     """
-    _openssl("req", "-x509", *_EC_KEY, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=sio-wsgi test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)  # fmt: skip
-    _openssl("req", "-new", *_EC_KEY, "-keyout", "server.key", "-out", "server.csr",
-             "-subj", f"/CN={HOST}", cwd=directory)  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        *_EC_KEY,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sio-wsgi test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )
+    _openssl(
+        "req",
+        "-new",
+        *_EC_KEY,
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        f"/CN={HOST}",
+        cwd=directory,
+    )
     (directory / "server.ext").write_text(_SERVER_EXT)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "server.pem", "-days", "2",
-             "-extfile", "server.ext", cwd=directory)  # fmt: skip
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        cwd=directory,
+    )
     return Certs(directory / "ca.pem", directory / "server.pem", directory / "server.key")
 
 
@@ -108,21 +152,48 @@ class PrivateServer:
         self.tls_port = free_port() if certs is not None else None
         self.log_path = workdir / "server.log"
         self.process = ServerProcess(
-            self.command(), self.log_path, port=self.tls_port, ready=self._ready, cwd=workdir,
-            name=Path(binary).name, start_timeout=10,
-        )  # fmt: skip
+            self.command(),
+            self.log_path,
+            port=self.tls_port,
+            ready=self._ready,
+            cwd=workdir,
+            name=Path(binary).name,
+            start_timeout=10,
+        )
 
     def command(self) -> list[str]:
         """:returns: the command line."""
-        cmd = [self.binary, "--port", "0", "--bind", HOST, "--save", "", "--appendonly", "no",
-               "--daemonize", "no", "--dir", str(self.workdir)]  # fmt: skip
+        cmd = [
+            self.binary,
+            "--port",
+            "0",
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.workdir),
+        ]
         if self.socket_path is not None:
             cmd += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         if self.certs is not None:
             certs = self.certs
-            cmd += ["--tls-port", str(self.tls_port), "--tls-cert-file", str(certs.cert),
-                    "--tls-key-file", str(certs.key), "--tls-ca-cert-file", str(certs.ca),
-                    "--tls-auth-clients", "no"]  # fmt: skip
+            cmd += [
+                "--tls-port",
+                str(self.tls_port),
+                "--tls-cert-file",
+                str(certs.cert),
+                "--tls-key-file",
+                str(certs.key),
+                "--tls-ca-cert-file",
+                str(certs.ca),
+                "--tls-auth-clients",
+                "no",
+            ]
         return cmd
 
     def _ready(self) -> bool:

@@ -73,16 +73,23 @@ def _close_amqp_connections(tag: str) -> int:
     """Close, broker side, every AMQP connection whose client properties mention ``tag``."""
     listed = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True, text=True, timeout=30, check=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     closed = 0
     for line in listed.stdout.splitlines():
         pid, _, props = line.partition("\t")
         if tag in props and pid.startswith("<"):
             done = subprocess.run(
                 ["rabbitmqctl", "-q", "close_connection", pid, "test"],
-                capture_output=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                capture_output=True,
+                timeout=30,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
             closed += done.returncode == 0
     return closed
 
@@ -99,8 +106,9 @@ def test_rabbitmq_connections_killed(make_cluster: ClusterFactory) -> None:
     assert closed >= len(cluster.nodes)  # every listener (and publisher) connection
     wait_until(
         lambda: all((n.health() or {}).get("reconnects", 0) >= 1 for n in cluster.nodes),
-        20, "every node resubscribed",
-    )  # fmt: skip
+        20,
+        "every node resubscribed",
+    )
     cluster.wait_healthy(20)
     print(f"rabbitmq connections killed: recovered in {time.monotonic() - started:.2f}s")
     _chat_works(cluster, "after")

@@ -105,13 +105,21 @@ def _run_js(
     url: str, serial: bool, timeout_ms: int = 20000, credentials: bool = True
 ) -> dict[str, Any]:
     scenario = {
-        "url": url, "room": "lobby", "clients": CLIENTS, "serial": serial,
-        "rounds": ROUNDS, "timeout_ms": timeout_ms, "credentials": credentials,
-    }  # fmt: skip
+        "url": url,
+        "room": "lobby",
+        "clients": CLIENTS,
+        "serial": serial,
+        "rounds": ROUNDS,
+        "timeout_ms": timeout_ms,
+        "credentials": credentials,
+    }
     done = subprocess.run(
         [_node_bin(), str(HERE / "js" / "cookie_chat.js"), json.dumps(scenario)],
-        capture_output=True, text=True, timeout=timeout_ms / 1000 + 15, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout_ms / 1000 + 15,
+        check=False,
+    )
     assert done.stdout, done.stderr
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     report["stderr"] = done.stderr[-2000:]

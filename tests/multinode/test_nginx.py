@@ -61,8 +61,11 @@ def test_js_clients_chat_across_nodes_behind_nginx_ip_hash(
         scenario = {"url": f"http://127.0.0.1:{nginx.port}", "ips": CLIENT_IPS, "room": "lobby"}
         done = subprocess.run(
             [node_bin, str(HERE / "js" / "chat.js"), json.dumps(scenario)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.stdout, done.stderr
         report = json.loads(done.stdout.strip().splitlines()[-1])
         detail = f"{report}\n{cluster.dump()}\n{done.stderr}"

@@ -96,11 +96,13 @@ def _check_cross_node(
         assert a.wait("said")[0] == {"node": "n1", "from": b.sid, "text": "from B"}
         assert b.quiet("said", 0.2)
 
-        _emit_from_outside(channel=cluster.channel, event="news", data={"to": "blue"},
-                           room="blue", **emitter)  # fmt: skip
+        _emit_from_outside(
+            channel=cluster.channel, event="news", data={"to": "blue"}, room="blue", **emitter
+        )
         assert a.wait("news")[0] == {"to": "blue"}
-        _emit_from_outside(channel=cluster.channel, event="news", data={"to": "all"},
-                           room=None, **emitter)  # fmt: skip
+        _emit_from_outside(
+            channel=cluster.channel, event="news", data={"to": "all"}, room=None, **emitter
+        )
         for client in (a, b):
             assert client.wait("news", where=lambda args: args[0] == {"to": "all"})
         assert b.quiet("news", 0.2, where=lambda args: args[0] == {"to": "blue"})
@@ -137,5 +139,12 @@ def test_tls(binary: str, workdir: Path) -> None:
         }
         for bad, why in refused.items():
             with pytest.raises(BusError, match=why):
-                _emit_from_outside(bad, "unused", "x", None, None, publish_timeout=1.0,
-                                   redis_options={"socket_timeout": 2})  # fmt: skip
+                _emit_from_outside(
+                    bad,
+                    "unused",
+                    "x",
+                    None,
+                    None,
+                    publish_timeout=1.0,
+                    redis_options={"socket_timeout": 2},
+                )

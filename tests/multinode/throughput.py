@@ -74,10 +74,13 @@ def throughput(broker: str, url: str, count: int, size: int, workers: list[str])
             elapsed = time.perf_counter() - started
             wait_until(lambda: got["n"] >= count, 60, "client received all")
             return {
-                "broker": broker, "messages": count, "size": size,
+                "broker": broker,
+                "messages": count,
+                "size": size,
                 "publish_per_s": count / published["seconds"],
-                "cross_node_per_s": count / elapsed, "client_got": got["n"],
-            }  # fmt: skip
+                "cross_node_per_s": count / elapsed,
+                "client_got": got["n"],
+            }
         finally:
             cluster.stop()
 
@@ -126,16 +129,25 @@ def rabbitmq_recovery(workers: list[str]) -> float:
             client = cluster.client(1)
             listed = subprocess.run(
                 ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-                capture_output=True, text=True, timeout=30, check=True, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
             pids = [
-                line.split("\t")[0] for line in listed.stdout.splitlines()
+                line.split("\t")[0]
+                for line in listed.stdout.splitlines()
                 if cluster.channel in line and line.startswith("<")
-            ]  # fmt: skip
+            ]
             for pid in pids:
-                subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "bench"],
-                               capture_output=True, timeout=30, check=False,
-                               stdin=subprocess.DEVNULL)  # fmt: skip
+                subprocess.run(
+                    ["rabbitmqctl", "-q", "close_connection", pid, "bench"],
+                    capture_output=True,
+                    timeout=30,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
             closed = time.perf_counter()
             attempt = iter(range(10**6))
             wait_until(

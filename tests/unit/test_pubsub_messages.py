@@ -103,14 +103,21 @@ def test_any_json_or_binary_value_round_trips(value: Any) -> None:
         (b'{"v":1,"type":"emit","data":{}}', "host"),
         (b'{"v":1,"type":"emit","host":"h","data":[]}', "must be an object"),
         (b'{"v":1,"type":"emit","host":"h","data":{"event":"e","namespace":"/"}}', "missing"),
-        (b'{"v":1,"type":"emit","host":"h","data":{"event":1,"args":[],"namespace":"/"}}',
-         "bad value"),
-        (b'{"v":1,"type":"ack","host":"h","data":{"target":"h","callback_id":true,"args":[]}}',
-         "bad value"),
-        (b'{"v":1,"type":"emit","host":"h","data":{"event":"e","args":[{"$bin":"%%"}],'
-         b'"namespace":"/"}}', "binary"),
+        (
+            b'{"v":1,"type":"emit","host":"h","data":{"event":1,"args":[],"namespace":"/"}}',
+            "bad value",
+        ),
+        (
+            b'{"v":1,"type":"ack","host":"h","data":{"target":"h","callback_id":true,"args":[]}}',
+            "bad value",
+        ),
+        (
+            b'{"v":1,"type":"emit","host":"h","data":{"event":"e","args":[{"$bin":"%%"}],'
+            b'"namespace":"/"}}',
+            "binary",
+        ),
     ],
-)  # fmt: skip
+)
 def test_invalid_messages_raise_bus_message_error(raw: bytes, why: str) -> None:
     with pytest.raises(bus.BusMessageError, match=why):
         bus.decode(raw)

@@ -39,17 +39,30 @@ def async_handlers(request: pytest.FixtureRequest) -> bool:
 def test_signature_mirrors_python_socketio() -> None:
     params = inspect.signature(Server.__init__).parameters
     assert list(params)[1:8] == [
-        "client_manager", "logger", "serializer", "json", "async_handlers",
-        "always_connect", "namespaces",
-    ]  # fmt: skip
+        "client_manager",
+        "logger",
+        "serializer",
+        "json",
+        "async_handlers",
+        "always_connect",
+        "namespaces",
+    ]
     for name in ("ping_interval", "ping_timeout", "connect_timeout", "max_http_buffer_size"):
         assert params[name].default == getattr(DEFAULTS, name)
     assert "engineio_logger" in params
     emit = inspect.signature(Server.emit).parameters
     assert list(emit)[1:] == [
-        "event", "data", "to", "room", "skip_sid", "namespace", "callback",
-        "ignore_queue", "volatile", "compress",  # compress: Node's, not python-socketio's
-    ]  # fmt: skip
+        "event",
+        "data",
+        "to",
+        "room",
+        "skip_sid",
+        "namespace",
+        "callback",
+        "ignore_queue",
+        "volatile",
+        "compress",  # compress: Node's, not python-socketio's
+    ]
     call = inspect.signature(Server.call).parameters
     assert list(call)[1:7] == ["event", "data", "to", "sid", "namespace", "timeout"]
     assert call["timeout"].default == 60
@@ -120,8 +133,11 @@ def test_handler_type_error_is_not_swallowed_as_arity(caplog: pytest.LogCaptureF
 
 def test_namespace_connect_and_unknown_namespace() -> None:
     server, engine = make_server()
-    server.on("connect", lambda sid, environ, auth: server.emit("auth", auth or {}, to=sid,
-              namespace="/custom"), namespace="/custom")  # fmt: skip
+    server.on(
+        "connect",
+        lambda sid, environ, auth: server.emit("auth", auth or {}, to=sid, namespace="/custom"),
+        namespace="/custom",
+    )
     client = SioClient(engine)
     sid = client.connect("/custom")
     assert client.next_raw() == '2/custom,["auth",{}]'
@@ -211,8 +227,10 @@ def test_emit_in_connect_handler_arrives_after_reply(async_handlers: bool) -> No
     client = SioClient(engine)
     client.connect()
     assert [client.next_raw() for _ in range(3)] == [
-        '2["first",1]', '2["everyone",2]', '2["room",3]',
-    ]  # fmt: skip
+        '2["first",1]',
+        '2["everyone",2]',
+        '2["room",3]',
+    ]
 
 
 def test_always_connect_sends_reply_first_then_disconnect_on_refusal() -> None:
@@ -302,8 +320,12 @@ def test_emit_data_conventions() -> None:
     server.send("hello", to=sid)
     server.emit("u", "é", to=sid)
     assert [client.next_raw() for _ in range(5)] == [
-        '2["t",1,2]', '2["l",[1,2]]', '2["n"]', '2["message","hello"]', '2["u","é"]',
-    ]  # fmt: skip
+        '2["t",1,2]',
+        '2["l",[1,2]]',
+        '2["n"]',
+        '2["message","hello"]',
+        '2["u","é"]',
+    ]
     with pytest.raises(LocalProtocolError):
         server.emit("disconnect", to=sid)
 
@@ -325,8 +347,10 @@ def test_binary_both_ways() -> None:
         b"\x03",
     )
     assert [client.next_raw() for _ in range(3)] == [
-        '62-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', b"\x01\x02", b"\x03",
-    ]  # fmt: skip
+        '62-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]',
+        b"\x01\x02",
+        b"\x03",
+    ]
     assert got == [(b"\x01\x02", b"\x03")]
     server.emit("blob", {"x": [b"\xff"]}, to=sid)
     assert client.next_raw() == '51-["blob",{"x":[{"_placeholder":true,"num":0}]}]'

@@ -133,9 +133,11 @@ def test_binary_round_trip(app: sio_wsgi.WSGIApp) -> None:
 
 
 def test_rooms_between_two_clients(app: sio_wsgi.WSGIApp) -> None:
-    with SocketIOTestClient(app, auth=AUTH) as alice, \
-            SocketIOTestClient(app, auth={**AUTH, "name": "bob"}) as bob, \
-            SocketIOTestClient(app, auth={**AUTH, "name": "carol"}) as carol:  # fmt: skip
+    with (
+        SocketIOTestClient(app, auth=AUTH) as alice,
+        SocketIOTestClient(app, auth={**AUTH, "name": "bob"}) as bob,
+        SocketIOTestClient(app, auth={**AUTH, "name": "carol"}) as carol,
+    ):
         assert alice.call("join", "python") == "joined python"
         assert bob.call("join", "python") == "joined python"
         for c in (alice, bob, carol):
@@ -216,8 +218,11 @@ def test_flask_context_session_and_request(sio: sio_wsgi.Server) -> None:
     @ctx.on("whoami")
     def whoami(sid: str) -> dict[str, Any]:
         assert flask.request.sid == sid  # type: ignore[attr-defined]
-        return {"user": flask.session.get("user"), "greeting": flask.current_app.config["GREETING"],
-                "path": flask.request.path}  # fmt: skip
+        return {
+            "user": flask.session.get("user"),
+            "greeting": flask.current_app.config["GREETING"],
+            "path": flask.request.path,
+        }
 
     http = flask_app.test_client()
     http.post("/login", data={"user": "zoe"})

@@ -280,9 +280,18 @@ values = st.recursive(
     max_leaves=12,
 )
 event_names = st.text(min_size=0, max_size=10).filter(
-    lambda name: name not in {"connect", "connect_error", "disconnect", "disconnecting",
-                              "newListener", "removeListener"}
-)  # fmt: skip
+    lambda name: (
+        name
+        not in {
+            "connect",
+            "connect_error",
+            "disconnect",
+            "disconnecting",
+            "newListener",
+            "removeListener",
+        }
+    )
+)
 namespaces = st.sampled_from(["/", "/admin", "/a/b", "/ü"])
 ack_ids = st.none() | st.integers(min_value=0, max_value=10**15 - 1)
 

@@ -93,8 +93,11 @@ def test_green_pool_reuses_workers_and_survives_failing_jobs(lib: str) -> None:
     """Jobs run in reused greenlets; one that raises is logged and its worker lives on."""
     result = subprocess.run(
         [sys.executable, "-c", _GREEN_POOL_SCRIPT, lib],
-        capture_output=True, text=True, timeout=60, cwd=str(ROOT),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(ROOT),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("299 [7] "), result.stdout
     workers = int(result.stdout.split()[-1])
@@ -132,7 +135,10 @@ def test_green_pool_lets_go_of_finished_jobs(lib: str) -> None:
     (greenlet holds a new greenlet's first arguments for its whole life)."""
     result = subprocess.run(
         [sys.executable, "-c", _GREEN_POOL_RELEASE_SCRIPT, lib],
-        capture_output=True, text=True, timeout=60, cwd=str(ROOT),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(ROOT),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0", result.stdout

@@ -64,8 +64,10 @@ class Command(BaseCommand):
         with make_server(
             host or "127.0.0.1", int(port), app, ThreadingWSGIServer, QuietHandler
         ) as httpd:
-            self.stdout.write(f"Django chat on http://{host or '127.0.0.1'}:{port}  "
-                              "(open it in two tabs; Ctrl-C to stop)")  # fmt: skip
+            self.stdout.write(
+                f"Django chat on http://{host or '127.0.0.1'}:{port}  "
+                "(open it in two tabs; Ctrl-C to stop)"
+            )
             self.stdout.flush()
             try:
                 httpd.serve_forever()
