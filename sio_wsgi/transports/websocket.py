@@ -266,57 +266,40 @@ class ReaderHandover:
             self.watch()
 
 
-class WebSocketConnection:
-    """One WebSocket: frames in through :meth:`read_loop`; frames out written by
-    whoever queued them.
+class _WebSocketWriter:
+    """The writing half of a :class:`WebSocketConnection`.
 
-    Writing: the task that queues packets writes them itself with a non-blocking
-    send when nobody else is writing (no context switch per message). Only when
-    the kernel buffer is full does a writer task get spawned, to finish the
-    leftover with blocking sends and drain what piles up meanwhile. Exactly one
-    party writes at a time (``_write_state``, changed under the session's lock),
-    so frames never interleave.
+    The task that queues packets writes them itself with a non-blocking send
+    when nobody else is writing (no context switch per message). Only when the
+    kernel buffer is full does a writer task get spawned, to finish the leftover
+    with blocking sends and drain what piles up meanwhile. Exactly one party
+    writes at a time (``_write_state``, changed under the session's lock), so
+    frames never interleave. Closing flushes what is queued, then one Close frame.
     """
 
-    name = "websocket"
     __slots__ = (
         "host",
         "hijacked",
         "sock",
-        "parser",
         "session",
         "writer",
         "_write_state",
-        "_pending",
         "_closed",
         "_closing",
         "_close_frame",
         "_leftover",
         "_control",
         "_fast",
-        "_stream",
         "_raw",
-        "_handover",
-        "_reader_id",
-        "_busy_since",
-        "_ended",
-        "_probing",
-        "_unread",
         "_framer",
     )
 
     def __init__(
-        self,
-        host: Host,
-        hijacked: Hijacked,
-        handover: ReaderHandover | None = None,
-        deflate: PerMessageDeflate | None = None,
+        self, host: Host, hijacked: Hijacked, deflate: PerMessageDeflate | None = None
     ) -> None:
         self.host = host
         self.hijacked = hijacked
         self.sock: socket.socket = hijacked.sock
-        inflate = None if deflate is None else deflate.decompress
-        self.parser = ws.FrameParser(host.options.max_http_buffer_size, inflate)
         #: an Outgoing's frames for this connection (compressed, with permessage-deflate)
         self._framer: Callable[[Outgoing], bytes] = (
             Outgoing.frames if deflate is None else functools.partial(_deflated, deflate=deflate)
@@ -324,7 +307,6 @@ class WebSocketConnection:
         self.session: EngineSession | None = None
         self.writer: Task | None = None
         self._write_state = _IDLE
-        self._pending = [hijacked.buffered] if hijacked.buffered else []
         self._closed = False
         self._closing = False
         #: the Close frame _close_now() sends: 1000, the client's own code echoed,
@@ -335,26 +317,12 @@ class WebSocketConnection:
         # TLS sockets must go through their own send(); no raw non-blocking path
         self._fast = not hasattr(self.sock, "cipher")
         self._raw = host.driver.raw_socket(self.sock)
-        # inline handlers (threading mode): the OS thread that reads now, since
-        # when it runs a handler (0: it does not), set once the reading moved
-        self._handover = handover
-        self._reader_id: int | None = None
-        self._busy_since = 0.0
-        self._ended: Event | None = None
-        # upgrade probe: the reader parks on a peek (the client's bytes stay in the
-        # socket until it takes them), and ``_unread`` is True from the moment it
-        # takes bytes until their frames are handled: see input_pending()
-        self._probing = False
-        self._unread = False
         # one frame per message: do not let Nagle hold a small frame back waiting
         # for the peer's delayed ACK (what Node does for its WebSockets too)
         with contextlib.suppress(OSError, AttributeError):
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # one iterator for the whole connection: frames parsed from the same
-        # recv() as the upgrade's "5" must reach read_loop()
-        self._stream = self._events()
 
-    # ---------------------------------------------------------------- Connection
+    # ---------------------------------------------------------------- Connection (writing)
 
     def write(self, out: Outgoing) -> bool:
         """The fast path of a send: when nobody is writing and nothing is queued,
@@ -390,43 +358,11 @@ class WebSocketConnection:
             self._write_state = _DIRECT
         self._flush_direct(session, data)
 
-    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-        """Run ``fn(*args)`` here when this thread is the connection's reader.
-
-        Saves the handoff to a pooled thread (threading mode). If ``fn`` blocks,
-        :meth:`hand_over` moves the reading to a new thread, so the client's
-        other packets (acks a ``call()`` waits for, pongs) are still read.
-
-        :returns: False when the caller is not the reader (run it elsewhere).
-        """
-        handover = self._handover
-        me = threading.get_ident()
-        if handover is None or self._reader_id != me:
-            return False
-        session = self.session
-        assert session is not None
-        with session.lock:
-            self._busy_since = time.monotonic()
-            handover.busy(self)
-        handover.watch()
-        previous = handover.set_current(self)
-        try:
-            fn(*args)
-        finally:
-            handover.set_current(previous)
-            with session.lock:
-                if self._reader_id == me:
-                    self._busy_since = 0.0
-                    handover.idle(self)
-        return True
-
     def session_closed(self, send_close_packet: bool) -> None:
         """Flush what is queued, then the close frame, and shut the socket down."""
         self._closing = True
         self.host.call_later(_ABORT_GRACE, self.abort)
         self.kick()
-
-    # ---------------------------------------------------------------- writing
 
     def send_direct(self, text: str) -> bool:
         """Write a text frame with a blocking send before the connection is
@@ -441,22 +377,6 @@ class WebSocketConnection:
         except OSError:
             self._closed = True
             return False
-
-    def attach(self, session: EngineSession) -> bool:
-        """Make this connection the session's transport and flush what is queued.
-
-        :returns: False when the session closed meanwhile.
-        """
-        self._probing = False
-        with session.lock:
-            if session.closed:
-                return False
-            session.apply(Transition.FINISH_UPGRADE)  # a no-op for WebSocket-only sessions
-            session.transport = "websocket"
-            self.session = session
-            session.connection = self
-        self.kick()
-        return True
 
     def send_control(self, frame: bytes) -> None:
         """Queue a control frame (pong, close) ahead of the next data frames."""
@@ -546,7 +466,138 @@ class WebSocketConnection:
         self.host.close_session(session, DisconnectReason.TRANSPORT_ERROR, send_close_packet=False)
         self.close_socket()
 
-    # ---------------------------------------------------------------- reading
+    def _close_now(self) -> None:
+        if not self._closed and self._fast and self._close_frame:
+            try:
+                _nonblocking_send(self._raw, self._close_frame)
+            except OSError:
+                pass
+        self.close_socket()
+
+    def abort(self) -> None:
+        """Shut the socket down now (unblocks the reader and a stuck writer)."""
+        self.close_socket()
+
+    def close_socket(self) -> None:
+        """Shut down and close the socket once."""
+        if self._closed and self.sock.fileno() < 0:
+            return
+        self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def finish(self, session: EngineSession) -> Iterable[bytes]:
+        """Wait for whoever writes (a direct flush in another task, or the writer
+        task) to finish, so queued frames and the close frame are not cut off,
+        then return what the WSGI server expects."""
+        driver = self.host.driver
+        deadline = driver.monotonic() + _ABORT_GRACE
+        while self._write_state != _IDLE and driver.monotonic() < deadline:
+            if self.writer is not None:
+                self.writer.join(max(deadline - driver.monotonic(), 0.0))
+                break
+            driver.sleep(0.005)
+        self.close_socket()
+        session.transition(Transition.FINISH)
+        return self.hijacked.finish()
+
+
+class WebSocketConnection(_WebSocketWriter):
+    """One WebSocket: frames in through :meth:`read_loop` (this class); frames out
+    written by whoever queued them (:class:`_WebSocketWriter`). It is the session's
+    :class:`~sio_wsgi.engine.ports.Connection` once attached.
+    """
+
+    name = "websocket"
+    __slots__ = (
+        "parser",
+        "_pending",
+        "_stream",
+        "_handover",
+        "_reader_id",
+        "_busy_since",
+        "_ended",
+        "_probing",
+        "_unread",
+    )
+
+    def __init__(
+        self,
+        host: Host,
+        hijacked: Hijacked,
+        handover: ReaderHandover | None = None,
+        deflate: PerMessageDeflate | None = None,
+    ) -> None:
+        super().__init__(host, hijacked, deflate)
+        inflate = None if deflate is None else deflate.decompress
+        self.parser = ws.FrameParser(host.options.max_http_buffer_size, inflate)
+        self._pending = [hijacked.buffered] if hijacked.buffered else []
+        # inline handlers (threading mode): the OS thread that reads now, since
+        # when it runs a handler (0: it does not), set once the reading moved
+        self._handover = handover
+        self._reader_id: int | None = None
+        self._busy_since = 0.0
+        self._ended: Event | None = None
+        # upgrade probe: the reader parks on a peek (the client's bytes stay in the
+        # socket until it takes them), and ``_unread`` is True from the moment it
+        # takes bytes until their frames are handled: see input_pending()
+        self._probing = False
+        self._unread = False
+        # one iterator for the whole connection: frames parsed from the same
+        # recv() as the upgrade's "5" must reach read_loop()
+        self._stream = self._events()
+
+    def attach(self, session: EngineSession) -> bool:
+        """Make this connection the session's transport and flush what is queued.
+
+        :returns: False when the session closed meanwhile.
+        """
+        self._probing = False
+        with session.lock:
+            if session.closed:
+                return False
+            session.apply(Transition.FINISH_UPGRADE)  # a no-op for WebSocket-only sessions
+            session.transport = "websocket"
+            self.session = session
+            session.connection = self
+        self.kick()
+        return True
+
+    def run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Run ``fn(*args)`` here when this thread is the connection's reader.
+
+        Saves the handoff to a pooled thread (threading mode). If ``fn`` blocks,
+        :meth:`hand_over` moves the reading to a new thread, so the client's
+        other packets (acks a ``call()`` waits for, pongs) are still read.
+
+        :returns: False when the caller is not the reader (run it elsewhere).
+        """
+        handover = self._handover
+        me = threading.get_ident()
+        if handover is None or self._reader_id != me:
+            return False
+        session = self.session
+        assert session is not None
+        with session.lock:
+            self._busy_since = time.monotonic()
+            handover.busy(self)
+        handover.watch()
+        previous = handover.set_current(self)
+        try:
+            fn(*args)
+        finally:
+            handover.set_current(previous)
+            with session.lock:
+                if self._reader_id == me:
+                    self._busy_since = 0.0
+                    handover.idle(self)
+        return True
 
     def _events(self) -> Iterator[ws.Event]:
         """Yield parsed frames until the peer closes or the socket fails."""
@@ -730,46 +781,3 @@ class WebSocketConnection:
             with session.lock:
                 if self._reader_id is None:
                     self._reader_id = reader
-
-    # ---------------------------------------------------------------- closing
-
-    def _close_now(self) -> None:
-        if not self._closed and self._fast and self._close_frame:
-            try:
-                _nonblocking_send(self._raw, self._close_frame)
-            except OSError:
-                pass
-        self.close_socket()
-
-    def abort(self) -> None:
-        """Shut the socket down now (unblocks the reader and a stuck writer)."""
-        self.close_socket()
-
-    def close_socket(self) -> None:
-        """Shut down and close the socket once."""
-        if self._closed and self.sock.fileno() < 0:
-            return
-        self._closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def finish(self, session: EngineSession) -> Iterable[bytes]:
-        """Wait for whoever writes (a direct flush in another task, or the writer
-        task) to finish, so queued frames and the close frame are not cut off,
-        then return what the WSGI server expects."""
-        driver = self.host.driver
-        deadline = driver.monotonic() + _ABORT_GRACE
-        while self._write_state != _IDLE and driver.monotonic() < deadline:
-            if self.writer is not None:
-                self.writer.join(max(deadline - driver.monotonic(), 0.0))
-                break
-            driver.sleep(0.005)
-        self.close_socket()
-        session.transition(Transition.FINISH)
-        return self.hijacked.finish()
