@@ -10,6 +10,9 @@ Handlers on namespace ``/``:
 - ``echo(data)``: acks ``data`` back (text or binary).
 - ``bcast(data)``: emits ``fan`` with ``data`` to every connected client.
 
+sio_wsgi runs with ``per_message_deflate=True`` (threshold 1024 bytes): a client offering
+permessage-deflate gets it, the others are unaffected.
+
 Everything else (HTTP paths outside ``/socket.io/``) answers ``200 ok``.
 
 Diagnosis only (``python -m bench.memory``): with ``BENCH_TRACEMALLOC=1`` the worker traces
@@ -118,6 +121,10 @@ def build_app(
     extra: dict[str, Any] = {}
     if redis_channel:
         extra["client_manager"] = mod.RedisManager(redis_url, channel=redis_channel)
+    if impl == "sio_wsgi":
+        # negotiated only with clients that offer it (echo50_4k_deflate): nothing changes for
+        # the others; python-socketio has no such option (its WebSocket layer decides)
+        extra["per_message_deflate"] = True
     sio = mod.Server(
         async_mode=async_mode,
         ping_interval=PING_INTERVAL,

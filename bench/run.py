@@ -116,6 +116,24 @@ def _scenarios(duration: float, quick: bool) -> list[Scenario]:
             "acks/s",
         ),
         Scenario(
+            "echo50_4k",
+            "echo 4 KB JSON, 50 WebSocket clients",
+            {"scenario": "echo", "clients": 50, "duration": duration, "payload_bytes": 4096},
+            "acks/s",
+        ),
+        Scenario(
+            "echo50_4k_deflate",
+            "echo 4 KB JSON, permessage-deflate offered, 50 WebSocket clients",
+            {
+                "scenario": "echo",
+                "clients": 50,
+                "duration": duration,
+                "payload_bytes": 4096,
+                "deflate": 1,
+            },
+            "acks/s",
+        ),
+        Scenario(
             "poll50",
             "long-polling echo, 50 clients",
             {"scenario": "poll", "clients": 50, "duration": duration},
@@ -393,6 +411,8 @@ class Result:
     p99_ms: float | None = None
     cpu_us: float | None = None  # server CPU per message (delivery, connection)
     rss_kib_per_conn: float | None = None
+    wire_bytes: float | None = None  # bytes on the wire per ack, both ways (sized payloads)
+    deflate: bool | None = None  # permessage-deflate offered: whether every client got it
     connected: int = 0
     error: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
@@ -552,6 +572,7 @@ def _result(spec: ServerSpec, sc: Scenario, rep: int, rec: dict[str, Any]) -> Re
             r.cpu_us = cpu / count * 1e6
         if not count:
             r.ok = False
+        _payload_checks(r, sc, rec, count)
     elif kind == "fanout":
         r.rate = count / rec["elapsed_s"] if count and rec.get("elapsed_s") else None
         if cpu is not None and count:
@@ -568,6 +589,26 @@ def _result(spec: ServerSpec, sc: Scenario, rep: int, rec: dict[str, Any]) -> Re
         if "rss1_kib" in rec and r.connected:
             r.rss_kib_per_conn = (rec["rss1_kib"] - rec["rss0_kib"]) / r.connected
     return r
+
+
+def _payload_checks(r: Result, sc: Scenario, rec: dict[str, Any], count: int) -> None:
+    """For echo with a sized payload: wire bytes per ack, the acks' length check, and whether
+    the permessage-deflate offer was accepted by the server for every client.
+
+    :param r: the result, updated.
+    :param sc: the scenario.
+    :param rec: the load generator's record.
+    :param count: acks in the window.
+    """
+    if not sc.args.get("payload_bytes"):
+        return
+    if count and "wire_in_bytes" in rec:
+        r.wire_bytes = (rec["wire_in_bytes"] + rec["wire_out_bytes"]) / count
+    if rec.get("bad_acks") and r.ok:
+        r.ok = False
+        r.error = f"{rec['bad_acks']} acks of the wrong length"
+    if sc.args.get("deflate"):
+        r.deflate = r.connected > 0 and rec.get("deflate_clients") == r.connected
 
 
 def _warm(url: str, server_pid: int) -> None:
@@ -753,6 +794,9 @@ def aggregate(results: list[Result]) -> dict[tuple[str, str], dict[str, Any]]:
             "p99": _median([r.p99_ms for r in ok]),  # type: ignore[misc]
             "cpu": _median([r.cpu_us for r in ok]),  # type: ignore[misc]
             "rss": _median([r.rss_kib_per_conn for r in ok]),  # type: ignore[misc]
+            "wire": _median([r.wire_bytes for r in ok]),  # type: ignore[misc]
+            # permessage-deflate offered and declined (in any successful run)
+            "no_deflate": any(r.deflate is False for r in ok),
             "n": len(ok),
             "runs": len(rs),
             "errors": sorted({r.error for r in rs if not r.ok}),
@@ -792,6 +836,10 @@ def _fmt(cell: dict[str, Any] | None, kind: str) -> str:
         text = f"{_k(rate[0])} [{_k(rate[1])}-{_k(rate[2])}]{cpu_s}"
         if p99 and kind == "echo":
             text += f" p99 {p99[0]:.0f} ms"
+    if cell.get("wire"):
+        text += f", {cell['wire'][0]:.0f} B/ack"
+    if cell.get("no_deflate"):
+        text += ", no deflate (offer declined)"
     if cell["n"] < cell["runs"]:
         text += f" ({cell['runs'] - cell['n']} of {cell['runs']} failed)"
     return text
@@ -799,7 +847,8 @@ def _fmt(cell: dict[str, Any] | None, kind: str) -> str:
 
 def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, kind: str) -> str:
     """sio_wsgi / python-socketio for one cell (throughput: higher is better; fanout: latency
-    ratio, lower is better, so it is shown as the speed-up ``b/a``).
+    ratio, lower is better, so it is shown as the speed-up ``b/a``). None (``-``) when only one
+    of them got the permessage-deflate it was offered.
 
     :param a: sio_wsgi's aggregate.
     :param b: python-socketio's aggregate.
@@ -807,6 +856,8 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, kind: str) -> str:
     :returns: text such as ``3.2x``.
     """
     if not a or not b or not a["n"] or not b["n"]:
+        return "-"
+    if a.get("no_deflate") != b.get("no_deflate"):  # compressed vs not: not the same work
         return "-"
     if kind == "fanout":
         return f"{b['p50'][0] / a['p50'][0]:.1f}x"
@@ -1061,6 +1112,9 @@ def main(argv: list[str] | None = None) -> int:
         for spec in servers[k:] + servers[:k]:  # rotate the order each repetition
             results.extend(run_server(spec, scenarios, rep, log_dir))
     cells = aggregate(results)
+    note = deflate_note(results)
+    if note:
+        meta["notes"] = [*NOTES, note]
     Path(opts.json).write_text(
         json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1, default=str)
     )
@@ -1090,7 +1144,48 @@ NOTES = [
     "Redis adapter installed here, so its cell is empty.",
     "Messages crossing nodes per second and broker recovery: "
     "`python -m tests.multinode.throughput` (tests/multinode/throughput.py).",
+    "4 KB echo (`echo50_4k`, `echo50_4k_deflate`): the event's data is a JSON list of chat-like "
+    "records with repeated keys, about 4 KB (3966-4092 bytes; 16 fixed variants made by "
+    "`makePayload` in bench/node/loadgen.js, each client sending them in turn, so no message "
+    "repeats within a 32 KiB deflate window); alone at zlib level 6 one compresses about 4.5x. "
+    "Every ack is checked to be as long as expected. B/ack: bytes read plus written on the load "
+    "generator's TCP sockets during the window, per ack (event and ack, WebSocket headers "
+    "included).",
+    "permessage-deflate (`echo50_4k_deflate`): the load generator's `ws` clients offer it with "
+    "ws's defaults (`perMessageDeflate: { threshold: 1024 }`: messages of 1024 bytes or more "
+    "compressed, context takeover unless the server refuses it), so the server inflates every "
+    "event and compresses every ack. sio_wsgi runs with `per_message_deflate=True` (threshold "
+    "1024, level 6) and answers `server_no_context_takeover; client_no_context_takeover`: each "
+    "message compressed on its own, no zlib state per connection. The Node server has "
+    "`perMessageDeflate: { threshold: 1024 }` (ws: context takeover both ways, zlib in the libuv "
+    "thread pool, whose CPU is counted). python-socketio has no option for it: its WebSocket "
+    "layers (simple-websocket / wsproto under gevent and threading, eventlet.websocket under "
+    "eventlet) accept the offer with context takeover and compress every message whatever its "
+    "size. Context takeover compresses similar messages better (see B/ack) at the cost of a "
+    "zlib state per connection and direction. A server that declines the offer would show its "
+    'uncompressed figures marked "no deflate (offer declined)" and no ratio. The extensions '
+    "agreed in this run are listed below.",
+    "The clients not offering permessage-deflate (every other scenario) get none from any "
+    "server: enabling it on the servers changes nothing for them.",
 ]
+
+
+def deflate_note(results: Sequence[Result]) -> str | None:
+    """Which ``Sec-WebSocket-Extensions`` each server answered the deflate offer with.
+
+    :param results: every run.
+    :returns: a Notes line, or None when no scenario offered permessage-deflate.
+    """
+    agreed: dict[str, set[str]] = {}
+    for r in results:
+        if r.deflate is not None:
+            agreed.setdefault(r.server, set()).add(str(r.raw.get("extensions") or "(none)"))
+    if not agreed:
+        return None
+    return "permessage-deflate agreed in this run: " + "; ".join(
+        f"{name}: " + " / ".join(f"`{e}`" for e in sorted(exts))
+        for name, exts in sorted(agreed.items())
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@
 // Usage:
 //   node loadgen.js --url http://127.0.0.1:5000 --scenario echo --clients 50 --duration 4
 // Scenarios: echo, binary, poll (long-polling echo), fanout, storm.
+// echo takes --payload_bytes N: the event's data is a JSON list of chat-like records with repeated
+// keys of about N bytes (makePayload, the same every run), instead of --payload. There are
+// PAYLOAD_VARIANTS of them, each client sending them in turn, so that no message repeats within
+// the last 32 KiB a deflate context keeps; each ack is checked to be as long as expected. --deflate 1 makes the WebSocket clients offer
+// permessage-deflate (ws's client defaults: threshold 1024, context takeover, client_max_window_bits
+// offered) and reports how many clients the server accepted it for and the agreed extension.
+// WebSocket echo reports the bytes read and written on the clients' TCP sockets in the window.
 // fanout takes --urls a,b,...: the receivers are spread round-robin over these servers (nodes
 // sharing a message bus), the trigger still connects to --url; the default is --url alone.
 // Output: one JSON object per line on stdout; the last one has "final": true. For `storm`, a line
@@ -24,7 +31,7 @@ function parseArgs(argv) {
   const o = {
     url: 'http://127.0.0.1:5000', scenario: 'echo', clients: 50, duration: 4, warmup: 1,
     procs: 1, window: 1, size: 65536, rounds: 20, gap: 0.05, hold: 3, concurrency: 200,
-    timeout: 60, payload: 'hello', urls: '',
+    timeout: 60, payload: 'hello', urls: '', payload_bytes: 0, deflate: 0,
   };
   for (let i = 2; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -40,8 +47,10 @@ const now = () => Number(process.hrtime.bigint()) / 1e6; // ms, CLOCK_MONOTONIC:
 
 class WsClient {
   // One Socket.IO client over a raw WebSocket, namespace "/".
-  constructor(base, handlers) {
+  constructor(base, handlers, deflate) {
     this.url = base;
+    this.deflate = Boolean(deflate); // offer permessage-deflate
+    this.agreed = null; // the server's Sec-WebSocket-Extensions answer ('' when none)
     this.base = base.replace(/^http/, 'ws');
     this.h = handlers || {};
     this.nextId = 1;
@@ -52,9 +61,10 @@ class WsClient {
   connect() {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`${this.base}/socket.io/?EIO=4&transport=websocket`, {
-        perMessageDeflate: false,
+        perMessageDeflate: this.deflate ? { threshold: 1024 } : false,
       });
       this.ws = ws;
+      ws.on('upgrade', (res) => { this.agreed = res.headers['sec-websocket-extensions'] || ''; });
       let done = false;
       const fail = (e) => { if (!done) { done = true; reject(e); } };
       ws.on('error', fail);
@@ -115,6 +125,12 @@ class WsClient {
   }
 
   emit(json) { this.ws.send(`42${json}`); }
+
+  // [bytes read, bytes written] on the TCP socket so far (frame headers included)
+  wire() {
+    const sock = this.ws && this.ws._socket;
+    return sock ? [sock.bytesRead, sock.bytesWritten] : [0, 0];
+  }
 
   close() { try { this.ws.terminate(); } catch (e) { /* already gone */ } }
 }
@@ -255,6 +271,43 @@ function quantile(sorted, q) {
 
 function cpuMs() { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
 
+// About `bytes` of JSON (the data, as JSON.stringify writes it): chat-like records with repeated
+// keys, their values drawn from a fixed-seed generator (one seed per variant), so every run sends
+// the same text.
+const PAYLOAD_VARIANTS = 16;
+
+function makePayload(bytes, variant = 0) {
+  let seed = 12345 + 7919 * variant;
+  const rnd = (n) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 16) % n; };
+  const words = ['the', 'server', 'message', 'room', 'socket', 'event', 'client', 'hello',
+    'update', 'status', 'order', 'price', 'queue', 'ready', 'sent', 'a', 'of', 'to', 'and', 'new'];
+  const items = [];
+  let len = 2; // []
+  for (let i = 0; ; i++) {
+    const text = Array.from({ length: 4 + rnd(8) }, () => words[rnd(words.length)]).join(' ');
+    const item = {
+      id: 100000 + i * 7 + rnd(7), user: `user${rnd(40)}`, room: `room-${rnd(6)}`,
+      ts: 1700000000000 + i * 1000 + rnd(1000), text, read: rnd(2) === 1,
+    };
+    const n = JSON.stringify(item).length + (items.length ? 1 : 0);
+    if (items.length && len + n > bytes) break;
+    items.push(item);
+    len += n;
+  }
+  return items;
+}
+
+// [read, written] bytes summed over the WebSocket clients (zeros for long-polling clients)
+function wireTotals(clients) {
+  const t = [0, 0];
+  for (const c of clients) {
+    if (!c.wire) continue;
+    const [r, w] = c.wire();
+    t[0] += r; t[1] += w;
+  }
+  return t;
+}
+
 // ------------------------------------------------------------------ scenarios (one process)
 
 // Closed loop: every client keeps `window` acks outstanding; counts acks in the measuring window.
@@ -281,20 +334,51 @@ async function runEcho(o, make, send) {
   if (o.procs <= 1) out({ phase: 'start' });
   const t0 = now();
   const c0 = cpuMs();
+  const w0 = wireTotals(clients);
   await sleep(o.duration * 1000);
   measuring = false;
   if (o.procs <= 1) out({ phase: 'end' });
   const elapsed = (now() - t0) / 1000;
   const cpu = cpuMs() - c0;
+  const w1 = wireTotals(clients);
   running = false;
   await sleep(50);
   for (const c of clients) c.close();
-  return { connected: clients.length, errors, count, elapsed, lat, loadgen_cpu_ms: cpu };
+  const deflated = clients.filter((c) => c.agreed && c.agreed.startsWith('permessage-deflate'));
+  return {
+    connected: clients.length, errors, count, elapsed, lat, loadgen_cpu_ms: cpu,
+    wire_in: w1[0] - w0[0], wire_out: w1[1] - w0[1], deflate_clients: deflated.length,
+    extensions: clients.length ? clients[0].agreed : null,
+  };
+}
+
+// The echo events: their JSON array text, the length of the data's JSON and of the ack
+// (43<id>[data]) less the id's digits. One per payload variant, or one for --payload.
+function echoMessages(o) {
+  const datas = o.payload_bytes > 0
+    ? Array.from({ length: PAYLOAD_VARIANTS }, (_, v) => makePayload(o.payload_bytes, v))
+    : [o.payload];
+  return datas.map((data) => {
+    const size = JSON.stringify(data).length;
+    return { json: JSON.stringify(['echo', data]), size, ackLen: 4 + size };
+  });
 }
 
 function echoWs(o) {
-  const json = JSON.stringify(['echo', o.payload]);
-  return runEcho(o, () => new WsClient(o.url), (c, cb) => c.emitAck(json, cb));
+  const msgs = echoMessages(o);
+  let bad = 0;
+  const check = o.payload_bytes > 0;
+  return runEcho(o, () => new WsClient(o.url, null, o.deflate), (c, cb) => {
+    const id = c.nextId;
+    const m = msgs[id % msgs.length];
+    c.emitAck(m.json, (s) => {
+      const want = m.ackLen + String(id).length;
+      if (check && s.length !== want && bad++ === 0) {
+        process.stderr.write(`echo: ack of ${s.length} chars, expected ${want}\n`);
+      }
+      cb();
+    });
+  }).then((r) => ({ ...r, bad_acks: bad }));
 }
 
 function echoBinary(o) {
@@ -372,10 +456,15 @@ async function echoMain(o, fn) {
   const ws = spawnWorkers(o, o.scenario);
   const rs = await Promise.all(ws.map((w) => onceMsg(w, 'result')));
   ws.forEach((w) => w.kill());
-  const r = { connected: 0, errors: 0, count: 0, elapsed: 0, lat: [], loadgen_cpu_ms: 0 };
+  const r = {
+    connected: 0, errors: 0, count: 0, elapsed: 0, lat: [], loadgen_cpu_ms: 0, wire_in: 0,
+    wire_out: 0, deflate_clients: 0, bad_acks: 0, extensions: rs.length ? rs[0].r.extensions : null,
+  };
   for (const { r: x } of rs) {
     r.connected += x.connected; r.errors += x.errors; r.count += x.count;
     r.elapsed = Math.max(r.elapsed, x.elapsed); r.lat.push(...x.lat); r.loadgen_cpu_ms += x.loadgen_cpu_ms;
+    r.wire_in += x.wire_in; r.wire_out += x.wire_out; r.deflate_clients += x.deflate_clients;
+    r.bad_acks += x.bad_acks || 0;
   }
   return r;
 }
@@ -389,6 +478,13 @@ function summarizeEcho(o, r) {
     loadgen_cpu_pct: (100 * r.loadgen_cpu_ms) / (r.elapsed * 1000),
   };
   if (o.scenario === 'binary') out.mb_s = (r.count * o.size) / r.elapsed / 1e6;
+  if (o.scenario !== 'poll') { out.wire_in_bytes = r.wire_in; out.wire_out_bytes = r.wire_out; }
+  if (o.scenario === 'echo' && o.payload_bytes > 0) {
+    const sizes = echoMessages(o).map((m) => m.size);
+    out.payload_json_bytes = [Math.min(...sizes), Math.max(...sizes)];
+    out.bad_acks = r.bad_acks;
+  }
+  if (o.deflate) { out.deflate_clients = r.deflate_clients; out.extensions = r.extensions; }
   return out;
 }
 
@@ -512,7 +608,11 @@ async function main() {
   process.exit(0);
 }
 
-if (process.env.LOADGEN_ROLE) {
+module.exports = { makePayload, echoMessages, PAYLOAD_VARIANTS };
+
+if (require.main !== module) {
+  // required for its payloads (e.g. to measure their compressed size): run nothing
+} else if (process.env.LOADGEN_ROLE) {
   worker(process.env.LOADGEN_ROLE).catch((e) => { process.stderr.write(`${e.stack}\n`); process.exit(1); });
 } else {
   main().catch((e) => { out({ final: true, error: String(e) }); process.exit(1); });

@@ -13,7 +13,7 @@ const io = new Server(httpServer, {
   pingInterval: 25000,
   pingTimeout: 20000,
   maxHttpBufferSize: 1e7,
-  perMessageDeflate: false,
+  perMessageDeflate: { threshold: 1024 }, // ws's defaults otherwise; only clients offering it
   httpCompression: false,
   cors: { origin: '*' },
 });

@@ -40,6 +40,25 @@ SMOKE = [
         "acks/s",
     ),
     run.Scenario(
+        "echo50_4k",
+        "echo 4 KB",
+        {"scenario": "echo", "clients": 5, "duration": 0.5, "warmup": 0.2, "payload_bytes": 4096},
+        "acks/s",
+    ),
+    run.Scenario(
+        "echo50_4k_deflate",
+        "echo 4 KB, deflate",
+        {
+            "scenario": "echo",
+            "clients": 5,
+            "duration": 0.5,
+            "warmup": 0.2,
+            "payload_bytes": 4096,
+            "deflate": 1,
+        },
+        "acks/s",
+    ),
+    run.Scenario(
         "poll50",
         "polling echo",
         {"scenario": "poll", "clients": 3, "duration": 0.5, "warmup": 0.2},
@@ -96,6 +115,30 @@ def test_scenario_runs(server: tuple[int, str], sc: run.Scenario) -> None:
         assert res.rate and res.rate > 0
     if sc.args["scenario"] == "storm":
         assert res.rss_kib_per_conn is not None
+    if sc.args.get("payload_bytes"):
+        assert rec["bad_acks"] == 0
+        assert 3900 <= rec["payload_json_bytes"][0] <= rec["payload_json_bytes"][1] <= 4096
+        assert res.wire_bytes is not None
+        if sc.args.get("deflate"):  # the bench app's sio_wsgi has per_message_deflate=True
+            assert res.deflate is True
+            assert rec["extensions"] == (
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            )
+            assert res.wire_bytes < 2 * 4096 / 3  # both ways compressed
+        else:
+            assert res.deflate is None
+            assert res.wire_bytes > 2 * 4096 * 0.95
+
+
+def _kind(sc: run.Scenario) -> tuple[Any, ...]:
+    return tuple(sc.args.get(k) for k in ("scenario", "payload_bytes", "deflate"))
+
+
+def test_smoke_covers_every_kind_of_scenario() -> None:
+    # every single-node scenario's kind, payload and deflate flag are run above (with fewer
+    # clients and seconds); echo500 and fanout5000 only differ from echo50 / fanout1000 in size
+    assert {_kind(s) for s in run.SCENARIOS if s.nodes == 1} == {_kind(s) for s in SMOKE}
+    assert {"echo50_4k", "echo50_4k_deflate"} <= {s.name for s in SMOKE}
 
 
 REDIS_SMOKE = run.Scenario(
@@ -140,6 +183,42 @@ def _cell(rate: float, p50: float = 1.0) -> dict[str, Any]:
         "runs": 3,
         "errors": [],
     }
+
+
+def test_declined_deflate_is_marked(tmp_path: Path) -> None:
+    sc = next(s for s in run.SCENARIOS if s.name == "echo50_4k_deflate")
+    rec = {
+        "connected": 50,
+        "count": 1000,
+        "rate": 250.0,
+        "server_cpu_s": 0.1,
+        "wire_in_bytes": 4_000_000,
+        "wire_out_bytes": 4_100_000,
+        "deflate_clients": 0,
+        "extensions": "",
+        "bad_acks": 0,
+    }
+    declined = run._result(run.SERVERS[1], sc, 0, rec)
+    assert declined.ok and declined.deflate is False
+    assert declined.wire_bytes == 8100.0
+    agreed = run._result(
+        run.SERVERS[0], sc, 0, {**rec, "deflate_clients": 50, "extensions": "permessage-deflate"}
+    )
+    assert agreed.deflate is True
+    cells = run.aggregate([declined, agreed])
+    b = cells[("socketio-gevent", sc.name)]
+    a = cells[("sio_wsgi-gevent", sc.name)]
+    assert run._fmt(b, "echo").endswith("8100 B/ack, no deflate (offer declined)")
+    assert "no deflate" not in run._fmt(a, "echo")
+    assert run.ratio(a, b, "echo") == "-"
+    note = run.deflate_note([declined, agreed])
+    assert note == (
+        "permessage-deflate agreed in this run: sio_wsgi-gevent: `permessage-deflate`; "
+        "socketio-gevent: `(none)`"
+    )
+    assert run.deflate_note([]) is None
+    short = run._result(run.SERVERS[0], sc, 0, {**rec, "bad_acks": 3})
+    assert not short.ok and "wrong length" in short.error
 
 
 def test_aggregate_ratio_and_docs(tmp_path: Path) -> None:
