@@ -47,6 +47,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "engineio": (5, "app"),
     "flask": (5, "app"),
     "testing": (5, "app"),
+    "polling_client": (5, "app"),
     "gunicorn": (5, "app"),
     "__init__": (6, "package"),
 }
