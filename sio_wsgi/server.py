@@ -15,26 +15,32 @@ Migrating is a change of import::
         sio.emit("chat", text, skip_sid=sid)
         return "ok"                       # becomes the acknowledgement
 
-:class:`Server` is the public API (its handler registration half in
-:mod:`sio_wsgi.registration`) and the composition root: it picks a runtime
-driver, creates the Engine.IO server (:class:`~sio_wsgi.engine.server.EngineServer`)
-and the :class:`~sio_wsgi.dispatch.Dispatcher` that handles what clients send
-(per-client state and ordering in :mod:`sio_wsgi.clients`, ``call()`` waiters in
+:class:`Server` is the public API; parts of it are in its bases:
+:class:`~sio_wsgi.registration.RegistrationAPI` (handler registration),
+:class:`~sio_wsgi.rooms.RoomsAPI` (rooms, sessions, disconnecting clients) and
+:class:`~sio_wsgi.cluster.ClusterAPI` (the calls that reach other server nodes).
+It is also the composition root: it picks a runtime driver, creates the
+Engine.IO server (:class:`~sio_wsgi.engine.server.EngineServer`) and the
+:class:`~sio_wsgi.dispatch.Dispatcher` that handles what clients send (per-client
+state and ordering in :mod:`sio_wsgi.clients`, ``call()`` waiters in
 :mod:`sio_wsgi.acks`), and wires them to the :class:`~sio_wsgi.manager.Manager`
 (rooms and recipients). docs/DESIGN.md, "The Socket.IO layer", has the map.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from sio_wsgi.acks import Waiter, as_args
 from sio_wsgi.clients import Client, Environ, Timer
+from sio_wsgi.cluster import (
+    DEFAULT_FETCH_TIMEOUT,  # noqa: F401 - importable from here too
+    ClusterAPI,
+)
 from sio_wsgi.config import DEFAULTS, Cookie, Origins, ServerOptions
 from sio_wsgi.dispatch import Dispatcher
 from sio_wsgi.engine.outgoing import Outgoing
@@ -46,6 +52,7 @@ from sio_wsgi.namespace import ROOT_NAMESPACE, Namespace
 from sio_wsgi.protocol import sio as sio_codec
 from sio_wsgi.protocol.serializers import Serializer, get_serializer
 from sio_wsgi.registration import RegistrationAPI
+from sio_wsgi.rooms import RoomsAPI
 from sio_wsgi.runtime import select as runtime_select
 from sio_wsgi.runtime.base import Driver, Task
 
@@ -53,9 +60,6 @@ __all__ = ["Server", "Engine", "EngineFactory", "DEFAULT_CALL_TIMEOUT"]
 
 DEFAULT_CALL_TIMEOUT = 60
 """Seconds :meth:`Server.call` waits for an acknowledgement by default."""
-
-DEFAULT_FETCH_TIMEOUT = 1.0
-"""Seconds :meth:`Server.fetch_sids` and :meth:`Server.fetch_rooms` wait for other nodes."""
 
 _SHUTDOWN_POLL = 0.005
 """Seconds between two looks at the clients left while :meth:`Server.shutdown` waits."""
@@ -105,16 +109,7 @@ def _resolve_logger(value: bool | logging.Logger, name: str) -> logging.Logger:
     return resolved
 
 
-def _hop(driver: Driver, fn: Callable[..., object], *args: Any) -> bool:
-    """Under eventlet/gevent, run ``fn(*args)`` in the event loop when called from a
-    plain OS thread (whose green primitives would not work); True when handed over."""
-    if not driver.in_foreign_thread():
-        return False
-    driver.call_soon_threadsafe(fn, *args)
-    return True
-
-
-class Server(RegistrationAPI):
+class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
     """A Socket.IO server, compatible with python-socketio's ``socketio.Server``.
 
     Engine.IO options default to :data:`sio_wsgi.config.DEFAULTS`; see
@@ -373,146 +368,12 @@ class Server(RegistrationAPI):
             self.eio.release_reader()  # the ack may have to come through this very reader
             return waiter.outcome(timeout, repr(event))
 
-    # -------------------------------------------------------------- rooms & sessions
-
-    def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
-        """Add a client to a room."""
-        if not _hop(self.driver, self.enter_room, sid, room, namespace):
-            self.manager.enter_room(sid, namespace or ROOT_NAMESPACE, room)
-
-    def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None:
-        """Remove a client from a room."""
-        if not _hop(self.driver, self.leave_room, sid, room, namespace):
-            self.manager.leave_room(sid, namespace or ROOT_NAMESPACE, room)
-
-    def close_room(self, room: str, namespace: str | None = None) -> None:
-        """Remove every client from a room."""
-        if not _hop(self.driver, self.close_room, room, namespace):
-            self.manager.close_room(room, namespace or ROOT_NAMESPACE)
-
-    def rooms(self, sid: str, namespace: str | None = None) -> list[str]:
-        """The rooms a client is in (its own sid room included)."""
-        return self.manager.get_rooms(sid, namespace or ROOT_NAMESPACE)
-
-    def _local_client(self, sid: str, namespace: str) -> Client:
-        client = self._dispatcher.client_of(sid, namespace)
-        if client is None:
-            raise KeyError(f"session of {sid} is disconnected")
-        return client
-
-    def get_session(self, sid: str, namespace: str | None = None) -> dict[str, Any]:
-        """The user session of a client (a dict, kept until it disconnects).
-
-        :raises KeyError: when the client is not connected.
-        """
-        ns = namespace or ROOT_NAMESPACE
-        return self._local_client(sid, ns).session(ns)
-
-    def save_session(self, sid: str, session: dict[str, Any], namespace: str | None = None) -> None:
-        """Replace the user session of a client.
-
-        :raises KeyError: when the client is not connected.
-        """
-        ns = namespace or ROOT_NAMESPACE
-        self._local_client(sid, ns).save_session(ns, session)
-
-    @contextlib.contextmanager
-    def session(self, sid: str, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-        """Context manager giving the session dict and saving it on exit.
-
-        Example::
-
-            with sio.session(sid) as session:
-                session["user"] = user
-        """
-        session = self.get_session(sid, namespace)
-        yield session
-        self.save_session(sid, session, namespace)
-
-    def get_environ(self, sid: str, namespace: str | None = None) -> Environ | None:
-        """The WSGI environ of the client's handshake request, or ``None``."""
-        client = self._dispatcher.client_of(sid, namespace or ROOT_NAMESPACE)
-        return None if client is None else client.environ
+    # -------------------------------------------------------------- clients
 
     def transport(self, sid: str, namespace: str | None = None) -> str | None:
         """The client's transport name (``'polling'`` or ``'websocket'``)."""
         eio_sid = self.manager.eio_sid_from_sid(sid, namespace or ROOT_NAMESPACE)
         return None if eio_sid is None else self.eio.transport(eio_sid)
-
-    # -------------------------------------------------------------- lifecycle
-
-    def disconnect(
-        self, sid: str, namespace: str | None = None, ignore_queue: bool = False
-    ) -> None:
-        """Disconnect a client from a namespace (the disconnect handler runs with
-        :attr:`reason.SERVER_DISCONNECT`).
-
-        :param ignore_queue: skip the message queue of pub/sub managers.
-        """
-        if _hop(self.driver, self.disconnect, sid, namespace, ignore_queue):
-            return
-        ns = namespace or ROOT_NAMESPACE
-        if not self._dispatcher.disconnect(sid, ns) and not ignore_queue:
-            self.manager.remote_disconnect(sid, ns)
-
-    # -------------------------------------------------------------- several nodes
-
-    def fetch_sids(
-        self,
-        room: str | None = None,
-        namespace: str | None = None,
-        timeout: float = DEFAULT_FETCH_TIMEOUT,
-    ) -> list[str]:
-        """Sids in a room on every node (a cluster-wide query with pub/sub managers).
-
-        :param room: the room; every client of the namespace when ``None``.
-        :param timeout: seconds to wait for the other nodes' answers.
-        :returns: the sids (those of nodes that did not answer in time are missing).
-
-        Example::
-
-            players = sio.fetch_sids("match-42", timeout=0.5)
-        """
-        return self.manager.fetch_participants(namespace or ROOT_NAMESPACE, room, timeout)
-
-    def fetch_rooms(
-        self, sid: str, namespace: str | None = None, timeout: float = DEFAULT_FETCH_TIMEOUT
-    ) -> list[str]:
-        """The rooms of a client connected to any node (its sid room included).
-
-        :param timeout: seconds to wait for the other nodes' answers.
-        :returns: the rooms; empty when no node knows ``sid`` in time.
-        """
-        return self.manager.fetch_rooms(sid, namespace or ROOT_NAMESPACE, timeout)
-
-    def server_side_emit(self, event: str, data: Any = None, namespace: str | None = None) -> None:
-        """Send an event to the *other* server nodes (not to clients, not to this node).
-
-        They run the handler registered with :meth:`on_server_event`. With the
-        single-process manager there is nobody to receive it.
-
-        :param data: the arguments, as in :meth:`emit` (a tuple is several).
-
-        Example::
-
-            sio.server_side_emit("reload-config", {"version": 7})
-        """
-        self.manager.server_side_emit(event, as_args(data), namespace or ROOT_NAMESPACE)
-
-    def _bus_disconnect(self, sid: str, namespace: str) -> None:
-        """Another node asked to disconnect one of our clients."""
-        self.disconnect(sid, namespace, ignore_queue=True)
-
-    def _bus_server_event(self, event: str, args: Sequence[Any], namespace: str) -> None:
-        """Another node sent a server-to-server event."""
-        handler = self._server_events.get((namespace, event))
-        if handler is None:
-            self.logger.debug("no server event handler for %s [%s]", event, namespace)
-            return
-        try:
-            handler(*args)
-        except Exception:
-            self.logger.exception("error in a socket.io handler")
 
     # -------------------------------------------------------------- tasks and shutdown
 

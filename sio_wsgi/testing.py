@@ -35,20 +35,14 @@ Django's test client after a login.
 
 from __future__ import annotations
 
-import io
-import itertools
-import json
 import logging
-import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .config import DEFAULTS
-from .engine.ports import Environ
-from .exceptions import ConnectionRefusedError, DisconnectedError, TimeoutError
+from .exceptions import DisconnectedError, TimeoutError
+from .polling_client import PollingClient
 from .protocol import eio
 from .protocol import sio as sio_codec
 from .protocol.serializers import JSONSerializer, Payload, Serializer
@@ -66,11 +60,6 @@ Received = dict[str, Any]
 
 DEFAULT_TIMEOUT = 5.0
 SETTLE = 0.05
-
-#: the Engine.IO packets the client itself sends or expects
-_OPEN = eio.encode_packet(eio.PacketType.OPEN).encode()
-_PONG = eio.encode_packet(eio.PacketType.PONG).encode()
-_CLOSE = eio.CLOSE.encode()
 
 
 class _Pending:
@@ -98,24 +87,6 @@ def _find_server(app: object) -> Server | None:
     return None
 
 
-def _find_path(app: object) -> str:
-    """The mount path of the Socket.IO endpoint (``/socket.io/`` by default)."""
-    for candidate in (app, getattr(app, "wsgi_app", None)):
-        mount = getattr(candidate, "mount", None)
-        if isinstance(mount, str):
-            return mount
-    return "/socket.io/"
-
-
-def _as_wsgi(app: WSGIApplication | Server) -> WSGIApplication:
-    """A WSGI callable for ``app``: a Server is wrapped, anything else is called."""
-    if hasattr(app, "handlers") and hasattr(app, "handle_request"):
-        handle: WSGIApplication = app.handle_request
-        return handle
-    wsgi: WSGIApplication = app
-    return wsgi
-
-
 def _ack_value(args: list[Payload]) -> Payload:
     """``None`` for no argument, the value for one, a tuple for several."""
     if not args:
@@ -123,7 +94,7 @@ def _ack_value(args: list[Payload]) -> Payload:
     return args[0] if len(args) == 1 else tuple(args)
 
 
-class SocketIOTestClient:
+class SocketIOTestClient(PollingClient):
     """An in-process Socket.IO client for tests.
 
     :param app: a :class:`sio_wsgi.WSGIApp`, a :class:`sio_wsgi.Server`, or a
@@ -155,143 +126,32 @@ class SocketIOTestClient:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.server = server if server is not None else _find_server(app)
-        self.wsgi = _as_wsgi(app)
-        self.path = "/" + (socketio_path or _find_path(app)).strip("/") + "/"
+        super().__init__(
+            app,
+            query_string=query_string,
+            headers=headers,
+            cookies=cookies,
+            environ_overrides=environ_overrides,
+            socketio_path=socketio_path,
+            timeout=timeout,
+        )
         self.serializer: Serializer = getattr(self.server, "serializer", None) or JSONSerializer()
-        self.timeout = timeout
-        self.query_string = (query_string or "").lstrip("?")
-        self.headers = dict(headers or {})
-        self.cookies = dict(cookies or {})
-        self.environ_overrides = dict(environ_overrides or {})
-        self.eio_sid: str | None = None
-        self.ping_interval = DEFAULTS.ping_interval
         self._cond = threading.Condition()
-        self._post_lock = threading.Lock()
         self._received: list[Received] = []
         self._namespaces: dict[str, str] = {}
         self._connect_errors: dict[str, Payload] = {}
         self._answered: set[str] = set()
         self._pending: dict[int, _Pending] = {}
-        self._ids = itertools.count(1)
         self._ack_handlers: dict[tuple[str, str], Callable[..., Payload]] = {}
         self._assembler: sio_codec.AttachmentAssembler | None = None
-        self._reader: threading.Thread | None = None
-        self._closed = False
         self._last_arrival = 0.0
         if connect:
             self.connect(namespace, auth=auth)
 
-    # -------------------------------------------------------------- WSGI plumbing
-
-    def _environ(self, method: str, query: dict[str, str], body: bytes) -> Environ:
-        qs = urllib.parse.urlencode(query)
-        if self.query_string:
-            qs = f"{self.query_string}&{qs}"
-        environ: Environ = {
-            "REQUEST_METHOD": method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": self.path,
-            "QUERY_STRING": qs,
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "localhost",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "text/plain;charset=UTF-8",
-        }
-        for name, value in self.headers.items():
-            key = name.upper().replace("-", "_")
-            environ[key if key in ("CONTENT_TYPE",) else "HTTP_" + key] = value
-        if self.cookies:
-            environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        environ.update(self.environ_overrides)
-        return environ
-
-    def _call(self, method: str, query: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
-        """One WSGI request; returns (status code, body)."""
-        status: list[str] = []
-
-        def start_response(
-            line: str, headers: list[tuple[str, str]], exc_info: object = None
-        ) -> Callable[[bytes], None]:
-            status[:] = [line]
-            return lambda data: None
-
-        result = self.wsgi(self._environ(method, query, body), start_response)
-        try:
-            data = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        return (int(status[0].split()[0]) if status else 500), data
-
-    def _query(self) -> dict[str, str]:
-        query = {"EIO": eio.PROTOCOL_VERSION, "transport": "polling", "t": str(next(self._ids))}
-        if self.eio_sid is not None:
-            query["sid"] = self.eio_sid
-        return query
-
-    def _post(self, messages: list[str | bytes]) -> None:
-        body = eio.encode_payload(eio.message(m) for m in messages).encode()
-        self._post_raw(body)
-
-    def _post_raw(self, body: bytes) -> None:
-        with self._post_lock:
-            code, data = self._call("POST", self._query(), body)
-        if code != 200:
-            raise DisconnectedError(f"POST answered {code}: {data[:200]!r}")
+    # -------------------------------------------------------------- over engine.io
 
     def _send(self, packet: sio_codec.Packet) -> None:
         self._post(sio_codec.encode(packet, self.serializer))
-
-    # -------------------------------------------------------------- engine.io
-
-    def _handshake(self) -> None:
-        code, body = self._call("GET", self._query())
-        if code != 200 or not body.startswith(_OPEN):
-            raise ConnectionRefusedError(f"handshake answered {code}: {body[:200]!r}")
-        first, _, rest = body.decode().partition(eio.SEPARATOR)
-        info = json.loads(first[len(_OPEN) :])
-        self.eio_sid = str(info["sid"])
-        self.ping_interval = float(info.get("pingInterval", DEFAULTS.ping_interval * 1000)) / 1000
-        self._closed = False
-        if rest:
-            self._handle_payload(rest)
-        self._reader = threading.Thread(target=self._read_loop, name="sio-test-client", daemon=True)
-        self._reader.start()
-
-    def _read_loop(self) -> None:
-        while not self._closed:
-            try:
-                code, body = self._call("GET", self._query())
-            except Exception:
-                logger.exception("test client: polling request failed")
-                break
-            if code != 200:
-                break
-            self._handle_payload(body.decode())
-        self._on_closed()
-
-    def _handle_payload(self, payload: str) -> None:
-        for packet in eio.decode_payload(payload):
-            handler = self._EIO_HANDLERS.get(packet.type)
-            if handler is not None:
-                handler(self, packet.data)
-
-    def _on_ping(self, data: str | bytes) -> None:
-        self._post_raw(_PONG)
-
-    def _on_close(self, data: str | bytes) -> None:
-        self._closed = True
 
     def _on_message(self, data: str | bytes) -> None:
         if self._assembler is not None:
@@ -308,17 +168,11 @@ class SocketIOTestClient:
         if handler is not None:
             handler(self, packet)
 
-    def _noop(self, data: str | bytes) -> None:
-        return None
-
-    _EIO_HANDLERS: dict[eio.PacketType, Callable[[SocketIOTestClient, str | bytes], None]] = {
-        eio.PacketType.PING: _on_ping,
-        eio.PacketType.CLOSE: _on_close,
-        eio.PacketType.MESSAGE: _on_message,
-        eio.PacketType.NOOP: _noop,
-    }
+    #: the engine.io handlers, with ``message`` packets decoded here
+    _EIO_HANDLERS = {**PollingClient._EIO_HANDLERS, eio.PacketType.MESSAGE: _on_message}
 
     def _on_closed(self) -> None:
+        """The session ended: every namespace is gone, every waiter wakes up."""
         with self._cond:
             self._closed = True
             self._answered.update(self._namespaces)
@@ -572,19 +426,6 @@ class SocketIOTestClient:
             self._send(sio_codec.Packet(sio_codec.PacketType.DISCONNECT, ns))
         if last:
             self.close()
-
-    def close(self) -> None:
-        """Close the Engine.IO connection (every namespace) and stop the poller."""
-        if self.eio_sid is not None and not self._closed:
-            self._closed = True
-            try:
-                self._post_raw(_CLOSE)
-            except DisconnectedError:
-                pass
-        if self._reader is not None:
-            self._reader.join(self.ping_interval + self.timeout)
-            self._reader = None
-        self._on_closed()
 
     def __enter__(self) -> SocketIOTestClient:
         return self

@@ -34,6 +34,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "engine": (3, "engine-server"),  # engine/__init__
     "server": (4, "socketio"),
     "registration": (4, "socketio"),
+    "rooms": (4, "socketio"),
+    "cluster": (4, "socketio"),
     "namespace": (4, "socketio"),
     "manager": (4, "socketio"),
     "managers": (4, "socketio"),
@@ -45,6 +47,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "engineio": (5, "app"),
     "flask": (5, "app"),
     "testing": (5, "app"),
+    "polling_client": (5, "app"),
     "gunicorn": (5, "app"),
     "__init__": (6, "package"),
 }
@@ -57,6 +60,11 @@ FORBIDDEN = {
     ("transports", "engine.server"),
     ("managers", "server"),
     ("manager", "server"),
+    # the Server's bases are the Server too
+    ("managers", "rooms"),
+    ("managers", "cluster"),
+    ("manager", "rooms"),
+    ("manager", "cluster"),
 }
 
 FORBIDDEN_TOP = {"socketio", "engineio", "flask_socketio", "pickle"}
@@ -152,6 +160,9 @@ def test_layers_point_down(path: pathlib.Path) -> None:
         ("engine.server", "transports.websocket", True),
         ("managers.pubsub", "server", False),
         ("manager", "server", False),
+        ("managers.queries", "cluster", False),
+        ("manager", "rooms", False),
+        ("server", "cluster", True),
         ("engine.session", "runtime.scheduler", False),  # below L4 never above itself
         ("protocol.eio", "engine.outgoing", False),
         ("engine.outgoing", "protocol.websocket", True),
