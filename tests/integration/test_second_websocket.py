@@ -59,7 +59,7 @@ def test_after_the_upgrade(port: int) -> None:
     first.send("5")
     second = _ws(port, sid)  # 101, not 400
     assert _closed_at_once(second)
-    second.close()
+    second.shutdown()
     first.send("4hello")
     assert first.recv() == "4hello"  # the session's own WebSocket goes on
     first.close()
@@ -70,7 +70,7 @@ def test_during_the_upgrade(port: int) -> None:
     first = _ws(port, sid)  # the session is UPGRADING from here on
     second = _ws(port, sid)
     assert _closed_at_once(second)
-    second.close()
+    second.shutdown()
     first.send("2probe")
     assert first.recv() == "3probe"
     first.send("5")
