@@ -143,7 +143,7 @@ class SerialQueue:
     always accepted when the deque is empty, and once the client is closed (its
     disconnect handlers and final cleanup must run).
 
-    Overlap: a task submitted with ``overlap=True`` (an event handler) that is
+    Overlap: a task submitted with :meth:`submit_event` (an event handler) that is
     still running :data:`HANDOFF_AFTER` seconds after it started is left to
     finish on its own: :meth:`sweep` (armed with ``call_later`` while such a task
     runs) makes its drain stale and starts a new one for the tasks behind it.
@@ -151,7 +151,7 @@ class SerialQueue:
     at most that long. CONNECT and disconnect tasks never overlap: what follows
     them waits until they return. ``serial`` turns overlap off (strict order).
 
-    The ordering rule lives in :meth:`submit`, :meth:`_drain` and :meth:`sweep`.
+    The ordering rule lives in :meth:`_queue`, :meth:`_drain` and :meth:`sweep`.
 
     :param run: starts a drain for a client (see :class:`Run`).
     :param on_overflow: called with a client whose deque is over ``max_bytes``.
@@ -190,17 +190,25 @@ class SerialQueue:
         #: clients whose drain runs an overlapping task now
         self._busy: dict[Client, None] = {}
         self._sweeping = False
+        self._active = False  # an overlapping task started since the last sweep
         self._sweep_lock: Lock = lock if lock is not None else threading.Lock()
 
-    def submit(
-        self, client: Client, fn: Callable[..., object], *args: Any, overlap: bool = False
-    ) -> None:
-        """Run ``fn(*args)`` after the client's earlier tasks started (and, unless
-        they may ``overlap``, returned).
+    def submit(self, client: Client, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` once the client's earlier tasks started and returned
+        (the later ones wait for it: CONNECT, disconnects).
 
         The bytes the client sent since the previous submit are charged to this
-        task (the reader calls :meth:`submit` for the message it just received).
+        task (the reader calls it for the message it just received).
         """
+        self._queue(client, fn, args, False)
+
+    def submit_event(self, client: Client, fn: Callable[..., object], *args: Any) -> None:
+        """:meth:`submit` for an event handler: it may overlap the tasks behind it."""
+        self._queue(client, fn, args, not self.serial)
+
+    def _queue(
+        self, client: Client, fn: Callable[..., object], args: tuple[Any, ...], overlap: bool
+    ) -> None:
         size, client.rx_unqueued = client.rx_unqueued, 0
         if not self.concurrent:
             self._call(fn, args)
@@ -214,7 +222,7 @@ class SerialQueue:
             if not overflow:
                 if client.tasks is None:
                     client.tasks = deque()
-                client.tasks.append((fn, args, size, overlap and not self.serial))
+                client.tasks.append((fn, args, size, overlap))
                 client.rx_queued += size
                 start = not client.draining
                 client.draining = True
@@ -224,29 +232,28 @@ class SerialQueue:
             self.run(client.eio_sid, self._drain_fn, client)
 
     def _drain(self, client: Client) -> None:
-        with client.lock:
-            me = client.drainer
+        me = client.drainer  # a newer drain starts only after this number changed
+        watched = False  # the client is in ``_busy`` for this drain (an event ran)
         while True:
             with client.lock:
                 if client.drainer != me:
                     return  # left behind by a slow handler: a newer drain goes on
+                client.busy_since = 0.0  # the previous task returned in time
                 if not client.tasks:
                     client.draining = False
+                    if watched:
+                        self._busy.pop(client, None)
                     return
                 fn, args, size, overlap = client.tasks.popleft()
                 client.rx_queued -= size
                 if overlap:
                     client.busy_since = self._clock()
-                    self._busy[client] = None
-            if overlap:
+                    if not watched:
+                        self._busy[client] = None
+            if overlap and not watched:
+                watched = True
                 self._watch()
             self._call(fn, args)
-            if overlap:
-                with client.lock:
-                    if client.drainer != me:
-                        return
-                    client.busy_since = 0.0
-                    self._busy.pop(client, None)
 
     def sweep(self) -> None:
         """Leave every handler that has run for :data:`HANDOFF_AFTER` to finish on
@@ -266,7 +273,12 @@ class SerialQueue:
                 self.run(client.eio_sid, self._drain_fn, client)
 
     def _watch(self) -> None:
-        """Make sure a sweep runs while a client is busy (one timer for the server)."""
+        """Make sure a sweep runs while a client is busy (one timer for the server).
+
+        The timer keeps going while handlers start (``_active``) and stops after a
+        quiet interval, so a steady stream of events arms it once, not per event.
+        """
+        self._active = True
         if self._sweeping or self.call_later is None:
             return
         with self._sweep_lock:
@@ -280,9 +292,12 @@ class SerialQueue:
             self.sweep()
         finally:
             with self._sweep_lock:
-                again = self._sweeping = bool(self._busy)
+                again = self._sweeping = bool(self._busy) or self._active
+                self._active = False
             if again and self.call_later is not None:
                 self.call_later(HANDOFF_AFTER, self._timed_sweep)
+            elif self._busy:  # a client got busy while this stopped, and saw it still on
+                self._watch()
 
     def _call(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
         try:

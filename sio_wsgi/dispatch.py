@@ -24,7 +24,6 @@ messages, volatile)``, ``close(eio_sid, reason)``, ``call_later(delay, fn,
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
@@ -95,10 +94,6 @@ class Dispatcher:
         #: eio_sid -> the state of each connection, from on_connect until its
         #: disconnect handlers ran
         self.clients: dict[str, Client] = {}
-        #: encodes a packet with the server's serializer
-        self._encode_messages: Callable[[Packet], list[str | bytes]] = functools.partial(
-            sio_codec.encode, serializer=serializer
-        )
         self._serializer = serializer
         self.limits = sio_codec.Limits.from_options(options)
         self._new_lock = lock
@@ -116,7 +111,8 @@ class Dispatcher:
             serial=options.serial_handlers,
             lock=lock(),
         )
-        self._submit = self.queue.submit  # bound once: called for every event
+        self._submit = self.queue.submit
+        self._submit_event = self.queue.submit_event  # bound once: called for every event
         self._run_event_fn = self._run_event  # bound once: queued for every event
         self._routes: dict[PacketType, Callable[[Client, Packet], None]] = {
             PacketType.CONNECT: self._on_connect_packet,
@@ -185,7 +181,7 @@ class Dispatcher:
     def encode(self, packet: Packet) -> Outgoing:
         """One packet, encoded with the server's serializer, ready for every transport
         (the manager hands the same object to every recipient of a broadcast)."""
-        return Outgoing.messages(self._encode_messages(packet))
+        return Outgoing.messages(sio_codec.encode(packet, self._serializer))
 
     def deliver(self, eio_sid: str, sid: str, messages: Messages, volatile: bool) -> bool:
         """Send to a client (the manager's ``deliver``), holding the messages back
@@ -395,7 +391,7 @@ class Dispatcher:
         if sid is None:
             self.logger.debug("event for unconnected namespace %s ignored", packet.namespace)
             return
-        self._submit(client, self._run_event_fn, sid, packet, client, overlap=True)
+        self._submit_event(client, self._run_event_fn, sid, packet, client)
 
     def _run_event(self, sid: str, packet: Packet, client: Client) -> None:
         ns = packet.namespace

@@ -51,15 +51,18 @@ class Outgoing:
     def __init__(self, items: Sequence[Wire], compress: bool = True) -> None:
         self.items = items
         #: what the packets weigh against ``max_pending_bytes``
-        self.size = sum(map(len, items))
+        self.size = len(items[0]) if len(items) == 1 else sum(map(len, items))
         self.compress = compress
         self._frames: bytes | None = None
         self._deflated: bytes | None = None  # for the default window and threshold
         self._text: str | None = None
 
     @classmethod
-    def messages(cls, messages: Iterable[Wire], compress: bool = True) -> Outgoing:
+    def messages(cls, messages: Sequence[Wire], compress: bool = True) -> Outgoing:
         """MESSAGE packets carrying ``messages`` (str: text, bytes: binary)."""
+        if len(messages) == 1:  # most packets: no binary attachment
+            first = messages[0]
+            return cls((first if isinstance(first, bytes) else MESSAGE_PREFIX + first,), compress)
         items = tuple(m if isinstance(m, bytes) else MESSAGE_PREFIX + m for m in messages)
         return cls(items, compress)
 

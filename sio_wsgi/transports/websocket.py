@@ -215,6 +215,7 @@ class ReaderHandover:
         self.host = host
         self._busy: dict[WebSocketConnection, None] = {}
         self._sweeping = False
+        self._active = False  # a handler started inline since the last sweep
         self._lock = host.driver.lock()
         #: the connection whose handler this OS thread runs inline, if any
         self._local = threading.local()
@@ -245,7 +246,9 @@ class ReaderHandover:
         self._busy.pop(conn, None)
 
     def watch(self) -> None:
-        """Make sure a sweep runs while a connection is busy."""
+        """Make sure a sweep runs while a connection is busy. The timer keeps going
+        while handlers start, and stops after a quiet interval."""
+        self._active = True
         if self._sweeping:
             return
         with self._lock:
@@ -258,8 +261,8 @@ class ReaderHandover:
         for conn in list(self._busy):
             conn.hand_over(force=False)
         with self._lock:
-            again = bool(self._busy)
-            self._sweeping = again
+            again = self._sweeping = bool(self._busy) or self._active
+            self._active = False
         if again:
             self.host.call_later(HANDOVER_AFTER, self._sweep)
         elif self._busy:  # one came in while stopping, and saw the sweep still on
