@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sio_wsgi.engine.outgoing import Outgoing
+from sio_wsgi.engine.ports import RelayBus
 from sio_wsgi.protocol.sio import Packet, PacketType
 
 __all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
@@ -100,6 +101,11 @@ class Manager:
         if driver is not None:  # the mode's cheapest lock (critical sections never block)
             self._lock = driver.lock()
         self._disconnect_hook, self._server_event_hook = disconnect, server_event
+
+    def relay_bus(self) -> RelayBus | None:
+        """The bus that carries requests for sessions of other processes to them
+        (None: this manager joins no processes)."""
+        return None
 
     def shutdown(self) -> None:
         """Release resources (nothing to do for the in-memory manager)."""

@@ -44,7 +44,7 @@ from sio_wsgi.cluster import (
 from sio_wsgi.config import DEFAULTS, Cookie, Origins, ServerOptions
 from sio_wsgi.dispatch import Dispatcher
 from sio_wsgi.engine.outgoing import Outgoing
-from sio_wsgi.engine.ports import DisconnectReason
+from sio_wsgi.engine.ports import DisconnectReason, RelayBus
 from sio_wsgi.engine.server import EngineHandler, EngineServer, StartResponse
 from sio_wsgi.exceptions import DisconnectedError, LocalProtocolError
 from sio_wsgi.manager import Manager
@@ -86,6 +86,7 @@ class Engine(Protocol):
     def transport(self, sid: str) -> str | None: ...
     def dispatch(self, sid: str, fn: Callable[..., Any], *args: Any) -> None: ...
     def release_reader(self) -> None: ...
+    def enable_relay(self, bus: RelayBus) -> None: ...
 
 
 EngineFactory = Callable[[ServerOptions, EngineHandler, Driver, logging.Logger], Engine]
@@ -220,6 +221,9 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
             disconnect=self._bus_disconnect,
             server_event=self._bus_server_event,
         )
+        relay_bus = self.manager.relay_bus()
+        if relay_bus is not None:
+            eio.enable_relay(relay_bus)
 
     @property
     def async_handlers(self) -> bool:

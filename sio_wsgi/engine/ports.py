@@ -7,6 +7,9 @@ of this module:
   session now (a WebSocket, or the long-polling slot of a session);
 - :class:`Host` is what a transport calls on the engine.
 
+:class:`RelayBus` is what the session relay (:mod:`sio_wsgi.engine.relay`) needs
+from a client manager to reach the process that owns a session.
+
 :class:`DisconnectReason` names why a session ended; it is what ``disconnect``
 handlers receive (a ``str`` subclass, so ``reason == "ping timeout"`` holds).
 """
@@ -30,12 +33,32 @@ __all__ = [
     "Connection",
     "UpgradeCandidate",
     "Host",
+    "RelayBus",
+    "DIRECT_MESSAGE_PREFIX",
+    "RELAYED",
+    "RELAY_BODY_TIMEOUT",
+    "RELAY_SOCKET",
+    "RELAY_ON_HEAD",
     "Environ",
     "StartResponse",
 ]
 
+#: the first byte of a message sent to one process's inbox (:class:`RelayBus`);
+#: the bus's broadcast messages are JSON objects and start with ``{``
+DIRECT_MESSAGE_PREFIX = b"\x00"
+
 Environ = dict[str, Any]
 """A WSGI environ."""
+
+#: environ key of a request relayed here by another process: that process's host id
+RELAYED = "sio_wsgi.relay.front"
+#: environ key: the relaying process cut the POST body after ``http_body_timeout``
+RELAY_BODY_TIMEOUT = "sio_wsgi.relay.body_timeout"
+#: environ key: the socket a relayed WebSocket runs on (one end of a local pair)
+RELAY_SOCKET = "sio_wsgi.relay.socket"
+#: attribute of a relayed request's ``start_response``: called with the ``101``
+#: head of a relayed WebSocket (the relaying process writes it to its client)
+RELAY_ON_HEAD = "relay_on_head"
 
 StartResponse = Callable[..., Any]
 """A WSGI ``start_response`` (``(status, headers, exc_info=None) -> write``)."""
@@ -132,3 +155,30 @@ class Host(Protocol):
     #: ``on_message(sid, data)``: a MESSAGE packet's data, straight to the
     #: handler (the hot path, no engine frame in between)
     on_message: Callable[[str, Wire], None]
+
+
+class RelayBus(Protocol):
+    """A message bus with one inbox per process (a client manager that relays).
+
+    ``host_id`` is 16 lowercase hex digits; it prefixes the ids of the sessions
+    this process owns, so that any process can tell where a session lives.
+    """
+
+    host_id: str
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the bus connection works now."""
+
+    def publish_direct(self, host: str, data: bytes) -> bool:
+        """Send ``data`` to the inbox of process ``host``.
+
+        :returns: False when it is known that nobody listens there (the process is gone).
+        :raises BusError: when the bus is unreachable.
+        """
+
+    def host_alive(self, host: str) -> bool:
+        """Whether process ``host`` still listens on the bus (asks the broker)."""
+
+    def set_direct_handler(self, handler: Callable[[bytes], None] | None) -> None:
+        """Call ``handler`` (in the listener task) with each message sent to this inbox."""

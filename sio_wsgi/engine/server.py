@@ -33,7 +33,8 @@ from .http import (
     parse_query,
 )
 from .outgoing import PING_OUT, Outgoing
-from .ports import Connection, DisconnectReason, Environ, StartResponse
+from .ports import RELAYED, Connection, DisconnectReason, Environ, RelayBus, StartResponse
+from .relay import Relay
 from .session import EngineSession, PushResult, Transition
 
 __all__ = ["EngineHandler", "EngineServer", "StartResponse", "new_sid"]
@@ -83,6 +84,10 @@ class EngineServer:
         self.on_message: Callable[[str, Wire], None] = handler.on_message
         self.scheduler = Scheduler(driver)
         self.sessions: dict[str, EngineSession] = {}
+        #: requests for other processes' sessions go there (see enable_relay)
+        self.relay: Relay | None = None
+        #: this process's host id when relaying: the start of its session ids
+        self.sid_prefix = ""
         self._shutting_down = False
         self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
         self._polling = PollingTransport(self)
@@ -126,6 +131,12 @@ class EngineServer:
             if conn is not None and conn.run_inline(fn, args):
                 return
         self.driver.submit(fn, *args)
+
+    def enable_relay(self, bus: RelayBus) -> None:
+        """Serve sessions owned by other processes through ``bus`` (and prefix this
+        process's session ids with its host id, so that the others find it)."""
+        self.relay = Relay(self, bus, self.driver, self.options, self.scheduler.call_later)
+        self.sid_prefix = bus.host_id
 
     def release_reader(self) -> None:
         """Called before a handler waits (``call()``, ``sleep()``): if it runs
@@ -232,6 +243,11 @@ class EngineServer:
             self._ping_timed_out(session)
             session = None
         if session is None:
+            relay = self.relay
+            if relay is not None and RELAYED not in environ:
+                owner = relay.owner_of(sid)
+                if owner is not None:
+                    return relay.forward(owner, environ, start_response, cors)
             self._log_unknown_sid(sid)
             return _with(error_response(ErrorCode.UNKNOWN_SID), cors)
         if transport == "websocket":
@@ -259,8 +275,8 @@ class EngineServer:
         module_logger.log(
             level,
             "unknown session id %s: it expired or was closed, or it lives on another "
-            "node (with several workers, long-polling needs sticky sessions: see "
-            "docs/multinode.md)",
+            "node (with several workers, long-polling needs sticky sessions or a client "
+            "manager to relay requests: see docs/multinode.md)",
             sid,
         )
 
@@ -292,7 +308,7 @@ class EngineServer:
         if self._shutting_down:
             return None
         session = EngineSession(
-            new_sid(),
+            self.sid_prefix + new_sid(),
             transport,
             environ,
             self.driver,

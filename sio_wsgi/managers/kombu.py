@@ -104,17 +104,50 @@ class KombuManager(PubSubManager):
     def _publish_once(self, data: bytes) -> None:
         """Publish one message to the fanout exchange."""
         with self._publish_lock:
-            if self._producer is None:
-                conn = self._connection()
-                conn.ensure_connection(max_retries=1)
-                self._producer_conn = conn
-                self._producer = self._kombu.Producer(conn.channel(), exchange=self._exchange())
-            self._producer.publish(
+            self._ensure_producer().publish(
                 data,
                 content_type=_CONTENT_TYPE,
                 content_encoding="utf-8",
                 **self.producer_options,
             )
+
+    def _publish_direct_once(self, host: str, data: bytes) -> bool:
+        """Publish one message to process ``host``'s queue (the default exchange
+        routes it by the queue's name); unroutable ones are dropped by the broker."""
+        with self._publish_lock:
+            producer = self._ensure_producer()
+            producer.publish(
+                data,
+                exchange="",
+                routing_key=self.direct_channel(host),
+                content_type="application/octet-stream",
+                content_encoding="binary",
+            )
+        return True
+
+    def _host_alive(self, host: str) -> bool:
+        """Does process ``host``'s queue exist (a passive declare)? It is exclusive,
+        so the broker deletes it as soon as that process's connection drops."""
+        with self._publish_lock:
+            self._ensure_producer()
+            channel = self._producer_conn.channel()
+        try:
+            channel.queue_declare(queue=self.direct_channel(host), passive=True)
+            return True
+        except self._producer_conn.channel_errors:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+    def _ensure_producer(self) -> Any:  # kombu.Producer
+        """The publishing producer, opened on first use (call under the publish lock)."""
+        if self._producer is None:
+            conn = self._connection()
+            conn.ensure_connection(max_retries=1)
+            self._producer_conn = conn
+            self._producer = self._kombu.Producer(conn.channel(), exchange=self._exchange())
+        return self._producer
 
     def _reset_publisher(self) -> None:
         """Forget the publishing connection; the next publish opens a new one."""

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX
 from sio_wsgi.exceptions import BusError
 from sio_wsgi.manager import Deliver, DisconnectHook, Encode, Manager, ServerEventHook
 from sio_wsgi.managers import messages as bus
@@ -102,6 +103,8 @@ class BusLink(Manager):
         self._last_hello = 0.0
         self._delay = reconnect_delay[0]
         self._counts = {"published": 0, "received": 0, "dropped": 0}
+        #: messages to this process's own inbox (the session relay), see set_direct_handler
+        self._direct_handler: Callable[[bytes], None] | None = None
         #: message class -> its handler, called as ``handler(host, message)``; each
         #: layer adds the messages it handles
         self._dispatch: dict[type[bus.BusMessage], Callable[[str, Any], None]] = {
@@ -126,6 +129,19 @@ class BusLink(Manager):
         broker failure (the caller reconnects); return when :attr:`closing`.
         """
         raise NotImplementedError
+
+    def _publish_direct_once(self, host: str, data: bytes) -> bool:
+        """Send one message to the inbox of process ``host`` (subclasses implement it).
+
+        :returns: False when the broker knows nobody listens there.
+        :raises Exception: one of :attr:`retry_errors` when the broker is unreachable.
+        """
+        raise NotImplementedError
+
+    def _host_alive(self, host: str) -> bool:
+        """Ask the broker whether process ``host`` listens (subclasses may do better
+        than the heartbeats)."""
+        return host in self.nodes()
 
     def _reset_publisher(self) -> None:
         """Drop the publishing connection after a failure (it is reopened lazily)."""
@@ -163,6 +179,10 @@ class BusLink(Manager):
         )
         if not self.write_only and self._listener is None:
             self._listener = self.driver.spawn(self._listen_forever)
+
+    def relay_bus(self) -> BusLink | None:
+        """This manager, unless it is write-only (it has no inbox then)."""
+        return None if self.write_only else self
 
     def shutdown(self) -> None:
         """Say goodbye to the other nodes, stop the listener, close connections."""
@@ -231,6 +251,41 @@ class BusLink(Manager):
             if self.write_only:
                 self._set_state(True, None)
             return
+
+    def direct_channel(self, host: str) -> str:
+        """The name of process ``host``'s inbox on the broker."""
+        return f"{self.channel}.{host}"
+
+    def publish_direct(self, host: str, data: bytes) -> bool:
+        """Send ``data`` to process ``host``'s inbox: one attempt, no retries (the
+        session relay answers its client at once instead).
+
+        :returns: False when the broker knows nobody listens there.
+        :raises BusError: when the broker is unreachable.
+        """
+        try:
+            delivered = self._publish_direct_once(host, data)
+        except self.retry_errors as exc:
+            self._reset_publisher()
+            self._set_state(False if not self.write_only else self._connected, exc)
+            raise BusError(f"message bus unreachable: {exc}") from exc
+        self._counts["published"] += 1
+        return delivered
+
+    def host_alive(self, host: str) -> bool:
+        """Whether process ``host`` still listens on the bus (False when the broker
+        cannot be asked)."""
+        try:
+            return self._host_alive(host)
+        except self.retry_errors as exc:
+            self._reset_publisher()
+            self.log.debug("cannot ask whether %s is alive: %s", host, exc)
+            return False
+
+    def set_direct_handler(self, handler: Callable[[bytes], None] | None) -> None:
+        """Call ``handler`` in the listener task with each message of this
+        process's inbox (they start with ``DIRECT_MESSAGE_PREFIX``)."""
+        self._direct_handler = handler
 
     def _publish_quietly(self, message: bus.BusMessage) -> None:
         """One attempt, failures logged (heartbeats, replies, goodbyes)."""
@@ -342,6 +397,14 @@ class BusLink(Manager):
 
     def _receive(self, raw: bytes | str) -> None:
         """Decode and dispatch one bus message; bad ones are logged and dropped."""
+        if isinstance(raw, bytes) and raw[:1] == DIRECT_MESSAGE_PREFIX:
+            handler = self._direct_handler
+            if handler is not None:
+                try:
+                    handler(raw)
+                except Exception:  # one bad message must not stop the listener
+                    self.log.exception("error handling a direct bus message")
+            return
         try:
             envelope = bus.decode(raw)
         except bus.BusMessageError as exc:

@@ -83,26 +83,37 @@ class RedisManager(PubSubManager):
         """``PUBLISH channel data``."""
         self.redis.publish(self.channel, data)
 
+    def _publish_direct_once(self, host: str, data: bytes) -> bool:
+        """``PUBLISH channel.host data``; its reply counts the listeners."""
+        return int(self.redis.publish(self.direct_channel(host), data)) > 0
+
+    def _host_alive(self, host: str) -> bool:
+        """``PUBSUB NUMSUB channel.host``: is that process subscribed?"""
+        counts = self.redis.pubsub_numsub(self.direct_channel(host))
+        return bool(counts) and int(counts[0][1]) > 0
+
     def _reset_publisher(self) -> None:
         """Drop pooled connections that may be dead."""
         with contextlib.suppress(*self.retry_errors):
             self.redis.connection_pool.disconnect()
 
     def _listen(self) -> Iterator[bytes | None]:
-        """Subscribe to the channel and yield its messages.
+        """Subscribe to the channel and this process's inbox; yield their messages.
 
         :returns: messages, or ``None`` every :attr:`poll_interval` when idle.
         """
         pubsub = self.redis.pubsub()
         self._pubsub = pubsub
         try:
-            pubsub.subscribe(self.channel)
+            pubsub.subscribe(self.channel, self.direct_channel(self.host_id))
+            channel = self.channel.encode()
             while not self.closing:
                 message = pubsub.get_message(timeout=self.poll_interval)
                 if message is None:
                     yield None
                 elif message["type"] == "subscribe":
-                    self._on_subscribed()
+                    if message["channel"] in (channel, self.channel):
+                        self._on_subscribed()
                 elif message["type"] == "message":
                     yield message["data"]
         finally:

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.ports import Environ, StartResponse
+from ..engine.ports import RELAY_ON_HEAD, RELAY_SOCKET, Environ, StartResponse
 
 __all__ = ["Hijacked", "hijack", "parse_response_head", "request_socket", "SWITCHING_PROTOCOLS"]
 
@@ -336,8 +336,35 @@ _WSGIREF = _Adapter(
     release=_status_101,
 )
 
+
 #: Tried in order; the first whose ``matches`` is true handles the request.
-_ADAPTERS: tuple[_Adapter, ...] = (_GUNICORN, _EVENTLET, _WERKZEUG, _GEVENT, _WSGIREF)
+def _relay_socket(environ: Environ, start_response: StartResponse) -> socket.socket | None:
+    sock: socket.socket = environ[RELAY_SOCKET]
+    return sock
+
+
+def _relay_send_head(raw: socket.socket, start_response: StartResponse, head: bytes) -> None:
+    # the relaying process puts the head on its client's connection
+    on_head = getattr(start_response, RELAY_ON_HEAD, None)
+    if on_head is None:
+        raise OSError("relayed request without its head callback")
+    on_head(head)
+
+
+#: a WebSocket relayed from another process (sio_wsgi.engine.relay): the
+#: socket is one end of a local pair, the head goes back to that process
+_RELAY = _Adapter(
+    name="relay",
+    matches=lambda environ, start_response: RELAY_SOCKET in environ,
+    raw_socket=_relay_socket,
+    reader=lambda environ, start_response: None,
+    send_head=_relay_send_head,
+    release=_empty,
+    take_buffered=lambda reader, raw: b"",
+)
+
+
+_ADAPTERS: tuple[_Adapter, ...] = (_RELAY, _GUNICORN, _EVENTLET, _WERKZEUG, _GEVENT, _WSGIREF)
 
 
 # ---------------------------------------------------------------- hijack

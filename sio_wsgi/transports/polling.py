@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..engine.http import TEXT_PLAIN, ErrorCode, Response, compress, error_response
 from ..engine.outgoing import Outgoing
-from ..engine.ports import DisconnectReason, Environ, Host, StartResponse
+from ..engine.ports import RELAY_BODY_TIMEOUT, DisconnectReason, Environ, Host, StartResponse
 from ..engine.session import EngineSession, State, Transition
 from ..exceptions import RemoteProtocolError
 from ..protocol.eio import CLOSE, NOOP, SEPARATOR, decode_payload
@@ -203,7 +203,7 @@ class PollingTransport:
                 watchdog.disarm()
         # a cut body ends however the server's reader takes it (short, OSError, even
         # ValueError from a chunked reader): the watchdog decides first
-        if watchdog is not None and watchdog.fired:
+        if (watchdog is not None and watchdog.fired) or environ.get(RELAY_BODY_TIMEOUT):
             timeout = self.host.options.http_body_timeout
             detail = f"the body took over http_body_timeout ({timeout} s)"
             return self._close_with_error(

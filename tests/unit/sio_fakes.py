@@ -142,6 +142,9 @@ class FakeEngine:
     def release_reader(self) -> None:
         pass
 
+    def enable_relay(self, bus: Any) -> None:
+        pass
+
     def is_connected(self, sid: str) -> bool:
         return sid in self.open
 

@@ -53,11 +53,12 @@ LAYERS: dict[str, tuple[int, str]] = {
 }
 
 #: (importer prefix, imported prefix) edges allowed across units of one layer
-ALLOWED_SIDEWAYS = {("engine.server", "transports")}
+ALLOWED_SIDEWAYS = {("engine.server", "transports"), ("engine.relay", "transports")}
 
 #: edges forbidden whatever the layers say (spelled out for the reader)
 FORBIDDEN = {
     ("transports", "engine.server"),
+    ("transports", "engine.relay"),
     ("managers", "server"),
     ("manager", "server"),
     # the Server's bases are the Server too

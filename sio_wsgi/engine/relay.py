@@ -1,0 +1,612 @@
+"""The session relay: any process serves any session, through the message bus.
+
+With a client manager that relays (``RedisManager``, ``KombuManager``), a session
+id starts with the 16 hex digits of the process that owns it. A request for a
+session another process owns (a long-polling GET or POST, or the WebSocket of an
+upgrade) is carried to that process over the bus, to its own inbox:
+
+- the *front* (the process the load balancer picked) reads the body within the
+  same limits as a local request, sends the request to the owner, and answers
+  its client with what the owner answers;
+- the *owner* rebuilds the request as a WSGI environ and runs it through its
+  engine, exactly as if the client had reached it (origin, query, transport
+  rules, size limits, session state: all checked there, the same code);
+- a WebSocket upgrade becomes a byte stream: the owner's WebSocket transport
+  works on one end of a local socket pair, the front pumps the bytes between the
+  client's socket and the bus.
+
+Faults answer at once: the owner gone (the broker says nobody listens, or it
+stops acknowledging) is a 400 "Session ID unknown", so the client reconnects to
+a live process; the bus unreachable is a 503. See docs/multinode.md.
+
+Messages (after :data:`~sio_wsgi.engine.ports.DIRECT_MESSAGE_PREFIX`): the
+kind (one byte), the sender's host id (16 bytes), the request id (16 bytes),
+then the payload: for requests and responses a 4-byte header length, a JSON
+header and the body; for stream data the bytes.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import json
+import logging
+import secrets
+import socket
+import struct
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from ..config import ServerOptions
+from ..exceptions import BusError
+from ..runtime.base import Driver, Event, Timer
+from ..transports.hijack import hijack, request_socket
+from .http import ErrorCode, Response, error_response
+from .ports import (
+    DIRECT_MESSAGE_PREFIX,
+    RELAY_BODY_TIMEOUT,
+    RELAY_ON_HEAD,
+    RELAY_SOCKET,
+    RELAYED,
+    Environ,
+    RelayBus,
+    StartResponse,
+)
+
+__all__ = ["Relay", "HOST_ID_LENGTH"]
+
+logger = logging.getLogger(__name__)
+
+#: length of a host id (hex digits), the prefix of every session id of that host
+HOST_ID_LENGTH = 16
+
+#: seconds an owner has to acknowledge a relayed request before the front says
+#: "Session ID unknown" (it is gone, or too loaded to serve it)
+ACK_TIMEOUT = 3.0
+#: while waiting for a long-poll answer, how often the front checks the owner lives
+LIVENESS_EVERY = 1.0
+#: most bytes of stream data waiting for a slow socket before the stream is cut
+STREAM_QUEUE_LIMIT = 8 * 1024 * 1024
+#: bytes read from a stream socket at a time
+_CHUNK = 65536
+
+# message kinds
+_REQUEST = b"Q"
+_ACK = b"A"
+_RESPONSE = b"R"
+_UPGRADED = b"U"
+_DATA = b"D"
+_END = b"E"
+
+_HEAD = len(DIRECT_MESSAGE_PREFIX) + 1 + HOST_ID_LENGTH + 16
+_LENGTH = struct.Struct(">I")
+
+#: request environ keys carried to the owner besides the HTTP_* headers
+_CARRIED = ("REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "SCRIPT_NAME", "CONTENT_TYPE")
+_CARRIED_OPTIONAL = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL")
+#: what an owner takes from a relayed request's header (HTTP_* besides)
+_ACCEPTED = frozenset((*_CARRIED, *_CARRIED_OPTIONAL, "CONTENT_LENGTH", "wsgi.url_scheme"))
+
+
+class EngineApp(Protocol):
+    """What the relay calls on its engine: its WSGI entry point."""
+
+    def handle_request(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one Engine.IO request."""
+
+
+def _message(kind: bytes, host: str, rid: str, payload: bytes = b"") -> bytes:
+    return b"".join(
+        (DIRECT_MESSAGE_PREFIX, kind, host.encode("ascii"), rid.encode("ascii"), payload)
+    )
+
+
+def _with_header(header: dict[str, Any], body: bytes) -> bytes:
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    return _LENGTH.pack(len(encoded)) + encoded + body
+
+
+def _split_header(payload: bytes) -> tuple[dict[str, Any], bytes]:
+    (length,) = _LENGTH.unpack_from(payload)
+    end = _LENGTH.size + length
+    header = json.loads(payload[_LENGTH.size : end])
+    if not isinstance(header, dict):
+        raise ValueError("relay header is not an object")
+    return header, payload[end:]
+
+
+class _Waiter:
+    """A front's request waiting for its owner."""
+
+    __slots__ = ("event", "acked", "response", "head", "stream")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.acked = False
+        self.response: tuple[str, list[tuple[str, str]], bytes] | None = None
+        self.head: bytes | None = None
+        self.stream: _Stream | None = None
+
+
+class _Stream:
+    """One relayed WebSocket's bytes, on one side: a socket and the peer's inbox."""
+
+    def __init__(self, relay: Relay, peer: str, rid: str) -> None:
+        self.relay = relay
+        self.peer = peer
+        self.rid = rid
+        self.sock: socket.socket | None = None
+        self._queue: collections.deque[bytes | None] = collections.deque()
+        self._queued = 0
+        self._wake = relay.driver.event()
+        self._writer_done = relay.driver.event()
+        self.ended = False
+
+    def feed(self, data: bytes | None) -> None:
+        """Bytes from the peer for the socket (None: the peer's side ended)."""
+        if self.ended:
+            return
+        if data is not None:
+            self._queued += len(data)
+            if self._queued > STREAM_QUEUE_LIMIT:
+                logger.warning("relayed stream %s: its socket does not read; cut", self.rid)
+                self._queue.clear()
+                data = None
+        self._queue.append(data)
+        self._wake.set()
+
+    def attach(self, sock: socket.socket) -> None:
+        """Start writing what the peer sends into ``sock``."""
+        self.sock = sock
+        self.relay.driver.spawn(self._write_loop)
+
+    def _write_loop(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    data = self._queue.popleft()
+                    if data is None:
+                        self.ended = True
+                        # the peer's side is over: so is this socket (it wakes the reader)
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
+                        return
+                    self._queued -= len(data)
+                    sock.sendall(data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            self._writer_done.set()
+
+    def pump(self) -> None:
+        """Send what the socket reads to the peer until either side ends."""
+        sock = self.sock
+        assert sock is not None
+        relay = self.relay
+        try:
+            while True:
+                data = sock.recv(_CHUNK)
+                if not data:
+                    break
+                if not relay.bus.publish_direct(
+                    self.peer, _message(_DATA, relay.host_id, self.rid, data)
+                ):
+                    break
+        except (OSError, BusError):
+            pass
+        with contextlib.suppress(BusError):
+            relay.bus.publish_direct(self.peer, _message(_END, relay.host_id, self.rid))
+        self.feed(None)  # stop the writer too
+        self._writer_done.wait(5.0)
+        relay.forget_stream(self.rid)
+
+
+class Relay:
+    """Carries requests for sessions of other processes to them, and serves theirs.
+
+    :param app: the engine (its ``handle_request``).
+    :param bus: the client manager's inbox per process.
+    :param driver: the concurrency driver.
+    :param options: the server's options (body limits and timeouts, ping times).
+    :param call_later: the engine's timers (``call_later(delay, fn)``).
+    """
+
+    def __init__(
+        self,
+        app: EngineApp,
+        bus: RelayBus,
+        driver: Driver,
+        options: ServerOptions,
+        call_later: Callable[[float, Callable[[], None]], Timer],
+    ) -> None:
+        self.app = app
+        self.call_later = call_later
+        self.bus = bus
+        self.driver = driver
+        self.options = options
+        self.host_id = bus.host_id
+        self._waiting: dict[str, _Waiter] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._alive: dict[str, tuple[float, bool]] = {}
+        #: counters: requests sent to owners, served for fronts, WebSockets among
+        #: those, and requests answered here because the owner or the bus failed
+        self.stats = {"forwarded": 0, "served": 0, "streams": 0, "failed": 0}
+        self._on_kind: dict[bytes, Callable[[str, str, bytes], None]] = {
+            _REQUEST: self._on_request,
+            _ACK: self._on_ack,
+            _RESPONSE: self._on_response,
+            _UPGRADED: self._on_upgraded,
+            _DATA: self._on_data,
+            _END: self._on_end,
+        }
+        bus.set_direct_handler(self.receive)
+
+    # ------------------------------------------------------------ routing
+
+    def owner_of(self, sid: str) -> str | None:
+        """The host id of the process that owns ``sid`` when it is another one."""
+        if len(sid) <= HOST_ID_LENGTH:
+            return None
+        host = sid[:HOST_ID_LENGTH]
+        if host == self.host_id or not all(c in "0123456789abcdef" for c in host):
+            return None
+        return host
+
+    def forward(
+        self,
+        owner: str,
+        environ: Environ,
+        start_response: StartResponse,
+        cors: list[tuple[str, str]],
+    ) -> Iterable[bytes]:
+        """Serve a request for a session of ``owner`` through it (front side).
+
+        :param cors: the CORS headers of an answer made here (the owner's answers
+            carry its own).
+        """
+        if not self.bus.healthy:
+            return self._answer(start_response, _unavailable(), cors)
+        upgrade = "websocket" in str(environ.get("HTTP_UPGRADE", "")).lower()
+        header: dict[str, Any] = {k: environ[k] for k in _CARRIED if k in environ}
+        header.update({k: str(environ[k]) for k in _CARRIED_OPTIONAL if k in environ})
+        header.update({k: v for k, v in environ.items() if k.startswith("HTTP_")})
+        header["wsgi.url_scheme"] = environ.get("wsgi.url_scheme", "http")
+        body = b""
+        if environ.get("REQUEST_METHOD") == "POST":
+            body, flag, length = self._read_body(environ, start_response)
+            if flag:
+                header["flag"] = flag
+            if length is not None:
+                header["CONTENT_LENGTH"] = str(length)
+            elif "CONTENT_LENGTH" in environ:
+                header["CONTENT_LENGTH"] = str(environ["CONTENT_LENGTH"])
+        rid = secrets.token_hex(8)
+        self.stats["forwarded"] += 1
+        waiter = _Waiter(self.driver.event())
+        if upgrade:
+            waiter.stream = self._streams[rid] = _Stream(self, owner, rid)
+        self._waiting[rid] = waiter
+        try:
+            try:
+                sent = self.bus.publish_direct(
+                    owner, _message(_REQUEST, self.host_id, rid, _with_header(header, body))
+                )
+            except BusError:
+                return self._answer(start_response, _unavailable(), cors)
+            if not sent:
+                return self._answer(start_response, _gone(owner), cors)
+            return self._await(owner, rid, waiter, environ, start_response, cors)
+        finally:
+            self._waiting.pop(rid, None)
+            if waiter.stream is not None and waiter.stream.sock is None:
+                self._streams.pop(rid, None)
+
+    def _await(
+        self,
+        owner: str,
+        rid: str,
+        waiter: _Waiter,
+        environ: Environ,
+        start_response: StartResponse,
+        cors: list[tuple[str, str]],
+    ) -> Iterable[bytes]:
+        driver = self.driver
+        deadline = driver.monotonic() + ACK_TIMEOUT
+        # a long-poll is answered within a ping interval (a ping at the latest)
+        longest = self.options.ping_interval + self.options.ping_timeout + ACK_TIMEOUT
+        give_up = driver.monotonic() + longest
+        while True:
+            now = driver.monotonic()
+            limit = deadline if not waiter.acked else min(give_up, now + LIVENESS_EVERY)
+            waiter.event.wait(max(0.0, limit - now))
+            waiter.event.clear()
+            if waiter.response is not None:
+                status, headers, body = waiter.response
+                start_response(status, headers)
+                return [body]
+            if waiter.head is not None:
+                return self._run_front_stream(waiter, environ, start_response, cors)
+            now = driver.monotonic()
+            if not waiter.acked:
+                if now >= deadline:
+                    return self._answer(start_response, _gone(owner), cors)
+                continue
+            if not self.bus.healthy:
+                return self._answer(start_response, _unavailable(), cors)
+            if now >= give_up or not self._owner_alive(owner):
+                return self._answer(start_response, _gone(owner), cors)
+
+    def _owner_alive(self, owner: str) -> bool:
+        """Ask the bus whether ``owner`` lives, at most every LIVENESS_EVERY seconds."""
+        now = self.driver.monotonic()
+        seen = self._alive.get(owner)
+        if seen is not None and now - seen[0] < LIVENESS_EVERY:
+            return seen[1]
+        alive = self.bus.host_alive(owner)
+        self._alive[owner] = (now, alive)
+        return alive
+
+    def _run_front_stream(
+        self,
+        waiter: _Waiter,
+        environ: Environ,
+        start_response: StartResponse,
+        cors: list[tuple[str, str]],
+    ) -> Iterable[bytes]:
+        stream = waiter.stream
+        assert stream is not None and waiter.head is not None
+        hijacked = hijack(environ, start_response, waiter.head)
+        if hijacked is None:
+            with contextlib.suppress(BusError):
+                self.bus.publish_direct(stream.peer, _message(_END, self.host_id, stream.rid))
+            self._streams.pop(stream.rid, None)
+            refused = error_response(
+                ErrorCode.BAD_REQUEST, detail="WebSocket is not supported by this WSGI server"
+            )
+            return self._answer(start_response, refused, cors)
+        if hijacked.buffered:
+            self.bus.publish_direct(
+                stream.peer, _message(_DATA, self.host_id, stream.rid, hijacked.buffered)
+            )
+        stream.attach(hijacked.sock)
+        stream.pump()
+        with contextlib.suppress(OSError):
+            hijacked.sock.close()
+        return hijacked.finish()
+
+    def _read_body(
+        self, environ: Environ, start_response: StartResponse
+    ) -> tuple[bytes, str, int | None]:
+        """The POST body as the owner's polling transport would read it:
+        ``(body, flag, content_length)``; flag is "" or what went wrong."""
+        limit = self.options.max_http_buffer_size
+        stream = environ["wsgi.input"]
+        text = str(environ.get("CONTENT_LENGTH") or "").strip()
+        sock = request_socket(environ, start_response)
+        cut = [False]
+
+        def _cut() -> None:
+            cut[0] = True
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
+
+        timer = self.call_later(self.options.http_body_timeout, _cut) if sock is not None else None
+        try:
+            if text:
+                try:
+                    length = int(text)
+                except ValueError:
+                    return b"", "", None  # the owner refuses the bad header itself
+                if length < 0 or length > limit:
+                    return b"", "", length  # refused by the owner from the length
+                chunks: list[bytes] = []
+                got = 0
+                while got < length:
+                    chunk = bytes(stream.read(length - got))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    got += len(chunk)
+                if got < length:
+                    return b"", "timeout" if cut[0] else "incomplete", length
+                return b"".join(chunks), "", length
+            return bytes(stream.read(limit + 1)), "", None
+        except (OSError, ValueError):
+            return b"", "timeout" if cut[0] else "incomplete", None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    # ------------------------------------------------------------ the bus side
+
+    def receive(self, raw: bytes) -> None:
+        """One message of this process's inbox (called in the bus listener task)."""
+        if len(raw) < _HEAD:
+            return
+        kind = raw[len(DIRECT_MESSAGE_PREFIX) : len(DIRECT_MESSAGE_PREFIX) + 1]
+        start = len(DIRECT_MESSAGE_PREFIX) + 1
+        sender = raw[start : start + HOST_ID_LENGTH].decode("ascii", "replace")
+        rid = raw[start + HOST_ID_LENGTH : _HEAD].decode("ascii", "replace")
+        handler = self._on_kind.get(kind)
+        if handler is not None:
+            handler(sender, rid, raw[_HEAD:])
+
+    def forget_stream(self, rid: str) -> None:
+        """A stream is over on this side."""
+        self._streams.pop(rid, None)
+
+    def _on_request(self, sender: str, rid: str, payload: bytes) -> None:
+        try:
+            header, body = _split_header(payload)
+        except (ValueError, struct.error):
+            logger.warning("dropped a relayed request that does not parse")
+            return
+        with contextlib.suppress(BusError):
+            self.bus.publish_direct(sender, _message(_ACK, self.host_id, rid))
+        self.driver.spawn(self._serve, sender, rid, header, body)
+
+    def _on_ack(self, sender: str, rid: str, payload: bytes) -> None:
+        waiter = self._waiting.get(rid)
+        if waiter is not None:
+            waiter.acked = True
+            waiter.event.set()
+
+    def _on_response(self, sender: str, rid: str, payload: bytes) -> None:
+        waiter = self._waiting.get(rid)
+        if waiter is None:
+            return
+        try:
+            header, body = _split_header(payload)
+        except (ValueError, struct.error):
+            return
+        headers = [(str(k), str(v)) for k, v in header.get("headers", [])]
+        waiter.response = (str(header.get("status", "500 Internal Server Error")), headers, body)
+        waiter.event.set()
+
+    def _on_upgraded(self, sender: str, rid: str, payload: bytes) -> None:
+        waiter = self._waiting.get(rid)
+        if waiter is not None:
+            waiter.head = payload
+            waiter.event.set()
+
+    def _on_data(self, sender: str, rid: str, payload: bytes) -> None:
+        stream = self._streams.get(rid)
+        if stream is not None and stream.peer == sender:
+            stream.feed(payload)
+
+    def _on_end(self, sender: str, rid: str, payload: bytes) -> None:
+        stream = self._streams.get(rid)
+        if stream is not None and stream.peer == sender:
+            stream.feed(None)
+
+    # ------------------------------------------------------------ the owner side
+
+    def _serve(self, front: str, rid: str, header: dict[str, Any], body: bytes) -> None:
+        """Run a relayed request through the engine and send the answer back."""
+        environ = self._environ(front, header, body)
+        self.stats["served"] += 1
+        capture = _Capture()
+        pair: tuple[socket.socket, socket.socket] | None = None
+        stream: _Stream | None = None
+        if "websocket" in str(environ.get("HTTP_UPGRADE", "")).lower():
+            pair = socket.socketpair()
+            stream = _Stream(self, front, rid)
+            self._streams[rid] = stream
+            environ[RELAY_SOCKET] = pair[0]
+
+            def on_head(head: bytes) -> None:
+                assert stream is not None and pair is not None
+                self.stats["streams"] += 1
+                self.bus.publish_direct(front, _message(_UPGRADED, self.host_id, rid, head))
+                stream.attach(pair[1])
+                self.driver.spawn(stream.pump)
+
+            setattr(capture, RELAY_ON_HEAD, on_head)
+        try:
+            result = self.app.handle_request(environ, capture)
+            data = b"".join(result)
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        except Exception:
+            logger.exception("relayed request failed")
+            capture.status, capture.headers = "500 Internal Server Error", []
+            data = b""
+        finally:
+            if pair is not None:
+                with contextlib.suppress(OSError):
+                    pair[0].close()
+        if stream is not None and stream.sock is not None:
+            return  # the WebSocket ran (and is over): the stream ends itself
+        if stream is not None:
+            self._streams.pop(rid, None)
+            if pair is not None:
+                with contextlib.suppress(OSError):
+                    pair[1].close()
+        answer = {"status": capture.status, "headers": capture.headers}
+        with contextlib.suppress(BusError):
+            self.bus.publish_direct(
+                front, _message(_RESPONSE, self.host_id, rid, _with_header(answer, data))
+            )
+
+    def _environ(self, front: str, header: dict[str, Any], body: bytes) -> Environ:
+        """The WSGI environ of a relayed request."""
+        environ: Environ = {
+            "SCRIPT_NAME": "",
+            "PATH_INFO": "/",
+            "SERVER_NAME": "relay",
+            "SERVER_PORT": "0",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "",
+            "wsgi.version": (1, 0),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        for key, value in header.items():
+            if key == "flag" or not isinstance(value, str):
+                continue
+            if key in _ACCEPTED or key.startswith("HTTP_"):
+                environ[key] = value
+        flag = header.get("flag")
+        environ["wsgi.input"] = _Broken() if flag == "incomplete" else io.BytesIO(body)
+        if flag == "timeout":
+            environ[RELAY_BODY_TIMEOUT] = True
+        environ[RELAYED] = front
+        return environ
+
+    def _answer(
+        self, start_response: StartResponse, response: Response, cors: list[tuple[str, str]]
+    ) -> Iterable[bytes]:
+        self.stats["failed"] += 1
+        start_response(response.status_line, response.headers + cors)
+        return [response.body]
+
+
+class _Capture:
+    """The ``start_response`` of a relayed request: keeps the status and headers."""
+
+    def __init__(self) -> None:
+        self.status = "500 Internal Server Error"
+        self.headers: list[tuple[str, str]] = []
+
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], None]:
+        self.status = status
+        self.headers = list(headers)
+        return _discard
+
+
+def _discard(data: bytes) -> None:
+    pass
+
+
+class _Broken(io.RawIOBase):
+    """The body of a request whose client left mid-body (as the front saw it)."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise ConnectionError("the client left mid-body (seen by the relaying process)")
+
+
+def _unavailable() -> Response:
+    return error_response(
+        ErrorCode.BAD_REQUEST,
+        status=503,
+        message="Session relay unavailable",
+        detail="the message bus is unreachable; retry",
+    )
+
+
+def _gone(owner: str) -> Response:
+    logger.info("the process %s that owned a session does not answer", owner)
+    return error_response(ErrorCode.UNKNOWN_SID, detail="its process is gone")
