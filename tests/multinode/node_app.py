@@ -7,7 +7,8 @@ Configured by environment variables (the test harness sets them):
 
 Socket.IO events (each acks its result):
 
-- ``node()`` -> the node's name; ``join(room)``; ``say(room, text)`` emits
+- ``node()`` -> the node's name; ``pid()`` -> the serving process; ``echo(data)``
+  acks ``data`` back (binary too); ``join(room)``; ``say(room, text)`` emits
   ``said`` to a room (``room=None``: everyone) and acks ``"sent"`` or
   ``{"error": ...}`` when the broker is down.
 - ``add(sid, room)`` / ``remove(sid, room)`` / ``kick(sid)``: act on any client.
@@ -76,6 +77,18 @@ def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
 def node(sid: str) -> str:
     """The node's name."""
     return NAME
+
+
+@sio.event
+def pid(sid: str) -> int:
+    """The serving process (with several workers: the one that owns the session)."""
+    return os.getpid()
+
+
+@sio.event
+def echo(sid: str, data: Any) -> Any:
+    """Ack the data back (binary included)."""
+    return data
 
 
 @sio.event
@@ -160,7 +173,13 @@ def on_shout(payload: Any) -> None:
 
 def _health(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     health = dataclasses.asdict(manager.health())
-    health.update(node=NAME, mode=sio.driver.name, pid=os.getpid())
+    relay = getattr(sio.eio, "relay", None)
+    health.update(
+        node=NAME,
+        mode=sio.driver.name,
+        pid=os.getpid(),
+        relay=dict(relay.stats) if relay is not None else None,
+    )
     status = "200 OK" if health["connected"] else "503 Service Unavailable"
     start_response(status, [("Content-Type", "application/json")])
     return [json.dumps(health).encode()]
