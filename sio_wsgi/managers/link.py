@@ -180,10 +180,6 @@ class BusLink(Manager):
         if not self.write_only and self._listener is None:
             self._listener = self.driver.spawn(self._listen_forever)
 
-    def relay_bus(self) -> BusLink | None:
-        """This manager, unless it is write-only (it has no inbox then)."""
-        return None if self.write_only else self
-
     def shutdown(self) -> None:
         """Say goodbye to the other nodes, stop the listener, close connections."""
         if self._closed:

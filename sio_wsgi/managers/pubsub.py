@@ -86,6 +86,10 @@ class PubSubManager(BusQueries):
     :param callback_ttl: seconds an ack callback for remote clients is kept.
     :param poll_interval: seconds a listener waits for a message before it
         checks for shutdown and heartbeats.
+    :param relay: serve every session from every process: a request for a
+        session of another process is relayed to it over the bus (no sticky
+        sessions needed; see docs/multinode.md). False: such a request gets a 400,
+        as without a client manager (sticky routing is then required).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class PubSubManager(BusQueries):
         heartbeat_interval: float = 5.0,
         callback_ttl: float = 300.0,
         poll_interval: float = 0.5,
+        relay: bool = True,
     ) -> None:
         super().__init__(
             channel,
@@ -110,6 +115,7 @@ class PubSubManager(BusQueries):
             poll_interval=poll_interval,
         )
         self.callback_ttl = callback_ttl
+        self.relay = relay
         self._callback_ids = itertools.count(1)
         self._remote_callbacks: dict[int, tuple[float, AckCallback]] = {}
         self._dispatch.update(
@@ -122,6 +128,10 @@ class PubSubManager(BusQueries):
                 bus.AckReturn: self._on_ack,
             }
         )
+
+    def relay_bus(self) -> PubSubManager | None:
+        """This manager when it relays sessions (``relay=True``, and not write-only)."""
+        return self if self.relay and not self.write_only else None
 
     # ------------------------------------------------------------ emit & rooms
 

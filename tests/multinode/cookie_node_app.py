@@ -2,9 +2,10 @@
 
 Same events, same ``/health``, same bus settings as :mod:`node_app`; the only
 differences are ``cookie=MN_COOKIE`` (default ``io``: the polling handshake
-answers ``Set-Cookie: io=<sid>; Path=/; HttpOnly; SameSite=Lax``) and an
-engine logger at INFO, so that every request for a session of another node
-leaves its ``unknown session id`` line in the node's log.
+answers ``Set-Cookie: io=<sid>; Path=/; HttpOnly; SameSite=Lax``), no session
+relay (``MN_RELAY=0``, so that routing alone decides) and an engine logger at
+INFO, so that every request for a session of another node leaves its ``unknown
+session id`` line in the node's log.
 
 :mod:`node_app` builds its server as ``sio_wsgi.Server(...)``; this module
 imports it while that name is a subclass adding the two options, then puts the
@@ -39,6 +40,8 @@ class _CookieServer(_Server):
         super().__init__(*args, **kwargs)
 
 
+# the sticky cookie is what these nodes test: no session relay behind it
+os.environ.setdefault("MN_RELAY", "0")
 setattr(sio_wsgi, "Server", _CookieServer)  # noqa: B010 - node_app reads the module attribute
 try:
     import node_app

@@ -3,7 +3,8 @@
 Configured by environment variables (the test harness sets them):
 
 - ``MN_BROKER``: ``redis`` or ``kombu``; ``MN_URL``: the broker URL;
-  ``MN_CHANNEL``: the bus channel (unique per test); ``MN_NAME``: the node's name.
+  ``MN_CHANNEL``: the bus channel (unique per test); ``MN_NAME``: the node's name;
+  ``MN_RELAY=0``: the manager relays no sessions (sticky routing required).
 
 Socket.IO events (each acks its result):
 
@@ -47,6 +48,8 @@ BUS_OPTIONS: dict[str, Any] = {
     "reconnect_delay": (0.1, 1.0),
     "publish_timeout": 1.0,
     "poll_interval": 0.2,
+    # MN_RELAY=0: no session relay (requests for other nodes' sessions get a 400)
+    "relay": os.environ.get("MN_RELAY", "1") != "0",
 }
 
 

@@ -5,8 +5,9 @@ X-Forwarded-For`` so that clients on one machine can present distinct
 addresses (each JS client sends its own ``X-Forwarded-For``) and spread over
 the nodes the way real clients would.
 
-Also checked: without sticky sessions a request for a session of another node
-gets a clear 400 JSON error.
+Also checked: a request for a session of another node is relayed to it (the
+session relay, on by default with a client manager), and with ``relay=False``
+it gets a clear 400 JSON error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.multinode.mn_support import HERE, ClusterFactory, Nginx, running
+from tests.multinode.mn_support import (
+    HERE,
+    Cluster,
+    ClusterFactory,
+    Nginx,
+    Node,
+    broker_url,
+    running,
+)
 from tests.support import ROOT, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(120)]
@@ -79,13 +88,39 @@ def test_js_clients_chat_across_nodes_behind_nginx_ip_hash(
         assert re.search(r"GET /socket\.io/\?EIO=4&transport=websocket.* 101 ", access)
 
 
-def test_unknown_session_on_another_node_is_a_clear_400(make_cluster: ClusterFactory) -> None:
+def test_session_of_another_node_is_relayed(make_cluster: ClusterFactory) -> None:
     cluster = make_cluster("redis", WORKERS[:2])
     a, b = cluster.nodes
     with urllib.request.urlopen(f"{a.url}/socket.io/?EIO=4&transport=polling", timeout=5) as r:
         sid = json.loads(r.read().decode()[1:])["sid"]
+    request = urllib.request.Request(
+        f"{b.url}/socket.io/?EIO=4&transport=polling&sid={sid}", data=b"40", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
+        assert r.read() == b"ok"
+    with urllib.request.urlopen(
+        f"{b.url}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=5
+    ) as r:
+        assert r.read().startswith(b"40{")  # the CONNECT reply, from node a
+
+
+class _NoRelayNode(Node):
+    app_env = {"MN_RELAY": "0"}
+
+
+def test_without_relay_another_nodes_session_is_a_clear_400(tmp_path: Path) -> None:
+    cluster = Cluster("redis", broker_url("redis"), tmp_path, WORKERS[:2], _NoRelayNode)
+    with running(cluster):
+        cluster.start()
+        a, b = cluster.nodes
+        with urllib.request.urlopen(f"{a.url}/socket.io/?EIO=4&transport=polling", timeout=5) as r:
+            sid = json.loads(r.read().decode()[1:])["sid"]
+        _expect_unknown_sid(b.url, sid)
+
+
+def _expect_unknown_sid(url: str, sid: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{b.url}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=5)
+        urllib.request.urlopen(f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=5)
     assert info.value.code == 400
     assert info.value.headers["Content-Type"] == "application/json"
     assert json.loads(info.value.read()) == {"code": 1, "message": "Session ID unknown"}
