@@ -20,7 +20,8 @@ stops acknowledging) is a 400 "Session ID unknown", so the client reconnects to
 a live process; the bus unreachable is a 503. See docs/multinode.md.
 
 Messages (after :data:`~sio_wsgi.engine.ports.DIRECT_MESSAGE_PREFIX`): the
-kind (one byte), the sender's host id (16 bytes), the request id (16 bytes),
+kind (one byte), the sender's and the addressee's host ids (16 bytes each; a
+process drops what is not addressed to it), the request id (16 bytes),
 then the payload: for requests and responses a 4-byte header length, a JSON
 header and the body; for stream data the bytes.
 """
@@ -80,7 +81,7 @@ _UPGRADED = b"U"
 _DATA = b"D"
 _END = b"E"
 
-_HEAD = len(DIRECT_MESSAGE_PREFIX) + 1 + HOST_ID_LENGTH + 16
+_HEAD = len(DIRECT_MESSAGE_PREFIX) + 1 + 2 * HOST_ID_LENGTH + 16
 _LENGTH = struct.Struct(">I")
 
 #: request environ keys carried to the owner besides the HTTP_* headers
@@ -97,9 +98,16 @@ class EngineApp(Protocol):
         """Serve one Engine.IO request."""
 
 
-def _message(kind: bytes, host: str, rid: str, payload: bytes = b"") -> bytes:
+def _message(kind: bytes, sender: str, to: str, rid: str, payload: bytes = b"") -> bytes:
     return b"".join(
-        (DIRECT_MESSAGE_PREFIX, kind, host.encode("ascii"), rid.encode("ascii"), payload)
+        (
+            DIRECT_MESSAGE_PREFIX,
+            kind,
+            sender.encode("ascii"),
+            to.encode("ascii"),
+            rid.encode("ascii"),
+            payload,
+        )
     )
 
 
@@ -195,14 +203,12 @@ class _Stream:
                 data = sock.recv(_CHUNK)
                 if not data:
                     break
-                if not relay.bus.publish_direct(
-                    self.peer, _message(_DATA, relay.host_id, self.rid, data)
-                ):
+                if not relay.send(self.peer, _DATA, self.rid, data):
                     break
         except (OSError, BusError):
             pass
         with contextlib.suppress(BusError):
-            relay.bus.publish_direct(self.peer, _message(_END, relay.host_id, self.rid))
+            relay.send(self.peer, _END, self.rid)
         self.feed(None)  # stop the writer too
         self._writer_done.wait(5.0)
         relay.forget_stream(self.rid)
@@ -232,6 +238,7 @@ class Relay:
         self.driver = driver
         self.options = options
         self.host_id = bus.host_id
+        self._me = bus.host_id.encode("ascii")
         self._waiting: dict[str, _Waiter] = {}
         self._streams: dict[str, _Stream] = {}
         self._alive: dict[str, tuple[float, bool]] = {}
@@ -295,9 +302,7 @@ class Relay:
         self._waiting[rid] = waiter
         try:
             try:
-                sent = self.bus.publish_direct(
-                    owner, _message(_REQUEST, self.host_id, rid, _with_header(header, body))
-                )
+                sent = self.send(owner, _REQUEST, rid, _with_header(header, body))
             except BusError:
                 return self._answer(start_response, _unavailable(), cors)
             if not sent:
@@ -324,8 +329,8 @@ class Relay:
         give_up = driver.monotonic() + longest
         while True:
             now = driver.monotonic()
-            limit = deadline if not waiter.acked else min(give_up, now + LIVENESS_EVERY)
-            waiter.event.wait(max(0.0, limit - now))
+            until = give_up if waiter.acked else deadline
+            waiter.event.wait(max(0.0, min(until, now + LIVENESS_EVERY) - now))
             waiter.event.clear()
             if waiter.response is not None:
                 status, headers, body = waiter.response
@@ -333,14 +338,12 @@ class Relay:
                 return [body]
             if waiter.head is not None:
                 return self._run_front_stream(waiter, environ, start_response, cors)
-            now = driver.monotonic()
-            if not waiter.acked:
-                if now >= deadline:
-                    return self._answer(start_response, _gone(owner), cors)
-                continue
             if not self.bus.healthy:
                 return self._answer(start_response, _unavailable(), cors)
-            if now >= give_up or not self._owner_alive(owner):
+            # no answer yet: give up at the deadline, or as soon as the owner is gone
+            # (checked with the broker at most every LIVENESS_EVERY seconds)
+            until = give_up if waiter.acked else deadline
+            if driver.monotonic() >= until or not self._owner_alive(owner):
                 return self._answer(start_response, _gone(owner), cors)
 
     def _owner_alive(self, owner: str) -> bool:
@@ -365,16 +368,14 @@ class Relay:
         hijacked = hijack(environ, start_response, waiter.head)
         if hijacked is None:
             with contextlib.suppress(BusError):
-                self.bus.publish_direct(stream.peer, _message(_END, self.host_id, stream.rid))
+                self.send(stream.peer, _END, stream.rid)
             self._streams.pop(stream.rid, None)
             refused = error_response(
                 ErrorCode.BAD_REQUEST, detail="WebSocket is not supported by this WSGI server"
             )
             return self._answer(start_response, refused, cors)
         if hijacked.buffered:
-            self.bus.publish_direct(
-                stream.peer, _message(_DATA, self.host_id, stream.rid, hijacked.buffered)
-            )
+            self.send(stream.peer, _DATA, stream.rid, hijacked.buffered)
         stream.attach(hijacked.sock)
         stream.pump()
         with contextlib.suppress(OSError):
@@ -434,10 +435,21 @@ class Relay:
         kind = raw[len(DIRECT_MESSAGE_PREFIX) : len(DIRECT_MESSAGE_PREFIX) + 1]
         start = len(DIRECT_MESSAGE_PREFIX) + 1
         sender = raw[start : start + HOST_ID_LENGTH].decode("ascii", "replace")
-        rid = raw[start + HOST_ID_LENGTH : _HEAD].decode("ascii", "replace")
+        to = raw[start + HOST_ID_LENGTH : start + 2 * HOST_ID_LENGTH]
+        if to != self._me:
+            return  # not for this process (a broker that delivered it to everyone)
+        rid = raw[start + 2 * HOST_ID_LENGTH : _HEAD].decode("ascii", "replace")
         handler = self._on_kind.get(kind)
         if handler is not None:
             handler(sender, rid, raw[_HEAD:])
+
+    def send(self, to: str, kind: bytes, rid: str, payload: bytes = b"") -> bool:
+        """Publish one relay message to process ``to``'s inbox.
+
+        :returns: False when the bus knows nobody listens there.
+        :raises BusError: when the bus is unreachable.
+        """
+        return self.bus.publish_direct(to, _message(kind, self.host_id, to, rid, payload))
 
     def forget_stream(self, rid: str) -> None:
         """A stream is over on this side."""
@@ -450,7 +462,7 @@ class Relay:
             logger.warning("dropped a relayed request that does not parse")
             return
         with contextlib.suppress(BusError):
-            self.bus.publish_direct(sender, _message(_ACK, self.host_id, rid))
+            self.send(sender, _ACK, rid)
         self.driver.spawn(self._serve, sender, rid, header, body)
 
     def _on_ack(self, sender: str, rid: str, payload: bytes) -> None:
@@ -505,7 +517,7 @@ class Relay:
             def on_head(head: bytes) -> None:
                 assert stream is not None and pair is not None
                 self.stats["streams"] += 1
-                self.bus.publish_direct(front, _message(_UPGRADED, self.host_id, rid, head))
+                self.send(front, _UPGRADED, rid, head)
                 stream.attach(pair[1])
                 self.driver.spawn(stream.pump)
 
@@ -533,9 +545,7 @@ class Relay:
                     pair[1].close()
         answer = {"status": capture.status, "headers": capture.headers}
         with contextlib.suppress(BusError):
-            self.bus.publish_direct(
-                front, _message(_RESPONSE, self.host_id, rid, _with_header(answer, data))
-            )
+            self.send(front, _RESPONSE, rid, _with_header(answer, data))
 
     def _environ(self, front: str, header: dict[str, Any], body: bytes) -> Environ:
         """The WSGI environ of a relayed request."""

@@ -28,6 +28,8 @@ from sio_wsgi.managers.pubsub import PubSubManager
 __all__ = ["KombuManager"]
 
 _CONTENT_TYPE = "application/json"
+#: the AMQP reply code of a passive declare of a queue that does not exist
+_NOT_FOUND = 404
 
 
 def _kombu() -> types.ModuleType:
@@ -91,6 +93,10 @@ class KombuManager(PubSubManager):
         # refuses calls to its unannotated methods (channel, release, drain_events...)
         self._producer: Any = None  # kombu.Producer
         self._producer_conn: Any = None  # kombu.Connection
+        self._direct_producer: Any = None  # kombu.Producer on the default exchange
+        self._alive_conn: Any = None  # kombu.Connection asking whether nodes live
+        self._alive_lock = threading.Lock()
+        self._channel_errors: tuple[type[BaseException], ...] = tuple(probe.channel_errors)
         self._publish_lock = threading.Lock()
 
     def _connection(self) -> Any:  # kombu.Connection
@@ -115,10 +121,15 @@ class KombuManager(PubSubManager):
         """Publish one message to process ``host``'s queue (the default exchange
         routes it by the queue's name); unroutable ones are dropped by the broker."""
         with self._publish_lock:
-            producer = self._ensure_producer()
-            producer.publish(
+            self._ensure_producer()
+            # a producer of its own: publish(exchange="") would fall back to the fanout one
+            if self._direct_producer is None:
+                default_exchange = self._kombu.Exchange("")
+                self._direct_producer = self._kombu.Producer(
+                    self._producer_conn.channel(), exchange=default_exchange
+                )
+            self._direct_producer.publish(
                 data,
-                exchange="",
                 routing_key=self.direct_channel(host),
                 content_type="application/octet-stream",
                 content_encoding="binary",
@@ -126,19 +137,24 @@ class KombuManager(PubSubManager):
         return True
 
     def _host_alive(self, host: str) -> bool:
-        """Does process ``host``'s queue exist (a passive declare)? It is exclusive,
-        so the broker deletes it as soon as that process's connection drops."""
-        with self._publish_lock:
-            self._ensure_producer()
-            channel = self._producer_conn.channel()
-        try:
-            channel.queue_declare(queue=self.direct_channel(host), passive=True)
-            return True
-        except self._producer_conn.channel_errors:
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                channel.close()
+        """Does process ``host``'s queue exist (a passive declare, on a connection
+        of its own)? It is exclusive, so the broker deletes it as soon as that
+        process's connection drops."""
+        with self._alive_lock:
+            if self._alive_conn is None:
+                conn = self._connection()
+                conn.ensure_connection(max_retries=1)
+                self._alive_conn = conn
+            channel = self._alive_conn.channel()
+            try:
+                channel.queue_declare(queue=self.direct_channel(host), passive=True)
+                return True
+            except self._channel_errors as exc:
+                # 404: no such queue; 405 (resource locked): it exists, exclusive to its owner
+                return getattr(exc, "code", None) != _NOT_FOUND
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
 
     def _ensure_producer(self) -> Any:  # kombu.Producer
         """The publishing producer, opened on first use (call under the publish lock)."""
@@ -153,6 +169,12 @@ class KombuManager(PubSubManager):
         """Forget the publishing connection; the next publish opens a new one."""
         with self._publish_lock:
             conn, self._producer_conn, self._producer = self._producer_conn, None, None
+            self._direct_producer = None
+        with self._alive_lock:
+            alive, self._alive_conn = self._alive_conn, None
+        if alive is not None:
+            with contextlib.suppress(*self.retry_errors):
+                alive.release()
         if conn is not None:
             with contextlib.suppress(*self.retry_errors):
                 conn.release()
