@@ -4,7 +4,9 @@ Configured by environment variables (the test harness sets them):
 
 - ``MN_BROKER``: ``redis`` or ``kombu``; ``MN_URL``: the broker URL;
   ``MN_CHANNEL``: the bus channel (unique per test); ``MN_NAME``: the node's name;
-  ``MN_RELAY=0``: the manager relays no sessions (sticky routing required).
+  ``MN_RELAY=0``: the manager relays no sessions (sticky routing required);
+  ``MN_ORIGINS``: comma-separated CORS origins (default ``*``);
+  ``MN_BODY_TIMEOUT``: the server's ``http_body_timeout`` (default 10 s).
 
 Socket.IO events (each acks its result):
 
@@ -66,7 +68,11 @@ def _manager() -> PubSubManager:
 
 manager = _manager()
 sio = sio_wsgi.Server(
-    client_manager=manager, cors_allowed_origins="*", ping_interval=5, ping_timeout=5
+    client_manager=manager,
+    cors_allowed_origins=os.environ["MN_ORIGINS"].split(",") if "MN_ORIGINS" in os.environ else "*",
+    ping_interval=5,
+    ping_timeout=5,
+    http_body_timeout=float(os.environ.get("MN_BODY_TIMEOUT", "10")),
 )
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 import socketio
+import websocket
 
 from tests.multinode.mn_support import HERE, Node, RedisServer, broker_url, running
 from tests.support import HOST, ROOT, skip_or_fail, wait_until
@@ -50,9 +52,11 @@ class Workers(Node):
         broker: str = "redis",
         count: int = WORKER_COUNT,
         extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         channel = f"relay-{os.getpid()}-{time.monotonic_ns()}"
         super().__init__("relay", broker, bus_url, channel, worker, log_dir)
+        self.env.update(env or {})
         at = self.argv.index("-w")
         self.argv[at + 1] = str(count)
         self.argv[at + 2 : at + 2] = list(extra)
@@ -294,6 +298,74 @@ def test_kombu_relays_too(workers_factory: Any) -> None:
         assert polling_call(node.port, sid, 1, "echo", n) == n
     report = run_js(node.url, 8, ["polling", "websocket"])
     assert report["ok"], json.dumps(report)[:4000]
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _raw_post(port: int, sid: str, head_body: bytes, length: int) -> socket.socket:
+    """A POST whose body is ``length`` bytes long, of which only ``head_body`` is sent."""
+    sock = socket.create_connection((HOST, port), timeout=20)
+    sock.sendall(
+        f"POST {POLLING}&sid={sid} HTTP/1.1\r\nHost: {HOST}\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {length}\r\n\r\n".encode()
+        + head_body
+    )
+    return sock
+
+
+def _status_of(sock: socket.socket) -> int:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return int(data.split(b" ", 2)[1]) if data else 0
+
+
+@pytest.mark.parametrize("worker", ["gevent", "threading"])
+def test_a_relayed_request_is_checked_as_a_local_one(workers_factory: Any, worker: str) -> None:
+    """Origin (403), body size (413), http_body_timeout (408), transport rules (400):
+    the same answers whichever worker the request reaches; the session is closed
+    (or kept) as a local request would leave it."""
+    node = workers_factory(worker, env={"MN_ORIGINS": "http://ok.example", "MN_BODY_TIMEOUT": "1"})
+    for _ in range(4):
+        sid = polling_session(node.port)
+        conn = http.client.HTTPConnection(HOST, node.port, timeout=10)
+        conn.request("GET", f"{POLLING}&sid={sid}", headers={"Origin": "http://evil.example"})
+        assert conn.getresponse().status == 403
+        conn.close()
+        # over max_http_buffer_size (1 MB): refused from Content-Length, session closed
+        assert _status_of(_raw_post(node.port, sid, b"", 2_000_000)) == 413
+        assert request(node.port, "GET", f"&sid={sid}")[0] == 400
+
+        sid = polling_session(node.port)
+        started = time.monotonic()
+        assert _status_of(_raw_post(node.port, sid, b"4hel", 10)) == 408  # the rest never comes
+        assert time.monotonic() - started < 5
+        assert request(node.port, "GET", f"&sid={sid}")[0] == 400  # closed by the owner
+
+    ws = websocket.create_connection(
+        f"ws://{HOST}:{node.port}/socket.io/?EIO=4&transport=websocket",
+        origin="http://ok.example",
+        timeout=10,
+    )
+    eio_sid = json.loads(ws.recv()[1:])["sid"]
+    ws.send("40")
+    assert ws.recv().startswith("40{")
+    for _ in range(4):  # polling for a WebSocket session: refused, the session goes on
+        status, body = request(node.port, "GET", f"&sid={eio_sid}")
+        assert status == 400 and json.loads(body)["code"] == 3, body
+    ws.send('421["echo","still here"]')
+    while (text := ws.recv()).startswith("42") or text == "2":
+        if text == "2":  # a ping
+            ws.send("3")
+    assert text == '431["still here"]', text
+    ws.close()
+    totals = node.relay_totals()
+    assert totals["forwarded"] > 0, totals
 
 
 # ---------------------------------------------------------------- faults
