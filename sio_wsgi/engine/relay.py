@@ -68,6 +68,8 @@ HOST_ID_LENGTH = 16
 ACK_TIMEOUT = 3.0
 #: while waiting for a long-poll answer, how often the front checks the owner lives
 LIVENESS_EVERY = 1.0
+#: how often the processes at the other end of this process's streams are checked
+STREAM_CHECK_EVERY = 2.0
 #: most bytes of stream data waiting for a slow socket before the stream is cut
 STREAM_QUEUE_LIMIT = 8 * 1024 * 1024
 #: bytes read from a stream socket at a time
@@ -169,6 +171,7 @@ class _Stream:
         """Start writing what the peer sends into ``sock``."""
         self.sock = sock
         self.relay.driver.spawn(self._write_loop)
+        self.relay.watch_streams()
 
     def _write_loop(self) -> None:
         sock = self.sock
@@ -242,6 +245,7 @@ class Relay:
         self._waiting: dict[str, _Waiter] = {}
         self._streams: dict[str, _Stream] = {}
         self._alive: dict[str, tuple[float, bool]] = {}
+        self._watching = False
         #: counters: requests sent to owners, served for fronts, WebSockets among
         #: those, and requests answered here because the owner or the bus failed
         self.stats = {"forwarded": 0, "served": 0, "streams": 0, "failed": 0}
@@ -450,6 +454,29 @@ class Relay:
         :raises BusError: when the bus is unreachable.
         """
         return self.bus.publish_direct(to, _message(kind, self.host_id, to, rid, payload))
+
+    def watch_streams(self) -> None:
+        """End the streams whose other process is gone (checked every
+        STREAM_CHECK_EVERY seconds while there are streams): the client then sees
+        its WebSocket close and reconnects, and the owner's session ends."""
+        if not self._watching:
+            self._watching = True
+            self.call_later(STREAM_CHECK_EVERY, self._check_streams_soon)
+
+    def _check_streams_soon(self) -> None:
+        self.driver.spawn(self._check_streams)  # off the timer task: it asks the broker
+
+    def _check_streams(self) -> None:
+        streams = [s for s in list(self._streams.values()) if s.sock is not None]
+        for peer in {s.peer for s in streams}:
+            if not self._owner_alive(peer):
+                logger.info("the process %s at the other end of relayed streams is gone", peer)
+                for stream in streams:
+                    if stream.peer == peer:
+                        stream.feed(None)
+        self._watching = False
+        if self._streams:
+            self.watch_streams()
 
     def forget_stream(self, rid: str) -> None:
         """A stream is over on this side."""

@@ -29,6 +29,7 @@ import pytest
 import socketio
 import websocket
 
+from sio_wsgi.engine import relay as relay_module
 from tests.multinode.mn_support import HERE, Node, RedisServer, broker_url, running
 from tests.support import HOST, ROOT, skip_or_fail, wait_until
 
@@ -398,6 +399,26 @@ def test_owner_killed_prompt_400_and_the_client_reconnects(
             "the client reconnected to a live worker",
         )
     assert client.call("echo", "alive", timeout=10) == "alive"
+    client.disconnect()
+
+
+def test_owner_killed_under_an_upgraded_client(workers_factory: Any) -> None:
+    """A WebSocket relayed to an owner that dies is closed within seconds (the
+    front checks the processes at the other end of its streams), not after the
+    client's ping timeout; the client reconnects to a live worker."""
+    node = workers_factory("gevent")
+    client = socketio.Client(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
+    dropped: list[float] = []
+    client.on("disconnect", lambda *args: dropped.append(time.monotonic()))
+    client.connect(node.url, transports=["polling", "websocket"], wait_timeout=10)
+    wait_until(lambda: client.transport() == "websocket", 10, "the upgrade")
+    owner = client.call("pid", timeout=10)
+    killed = time.monotonic()
+    os.kill(owner, signal.SIGKILL)
+    wait_until(lambda: dropped, 8, "the client saw its connection end")
+    assert dropped[0] - killed < relay_module.STREAM_CHECK_EVERY + 2.5
+    wait_until(lambda: client.connected, 20, "the client reconnected")
+    assert client.call("pid", timeout=10) != owner
     client.disconnect()
 
 
