@@ -28,6 +28,8 @@ from sio_wsgi.managers.pubsub import PubSubManager
 __all__ = ["KombuManager"]
 
 _CONTENT_TYPE = "application/json"
+#: AMQP reply code of a passive declare of an exclusive queue another connection owns
+_RESOURCE_LOCKED = 405
 
 
 def _kombu() -> types.ModuleType:
@@ -92,6 +94,8 @@ class KombuManager(PubSubManager):
         self._producer: Any = None  # kombu.Producer
         self._producer_conn: Any = None  # kombu.Connection
         self._publish_lock = threading.Lock()
+        #: AMQP's default exchange: routes a message to the queue named by its routing key
+        self._default_exchange: Any = self._kombu.Exchange("")
 
     def _connection(self) -> Any:  # kombu.Connection
         return self._kombu.Connection(self.url, **self.connection_options)
@@ -118,7 +122,9 @@ class KombuManager(PubSubManager):
             producer = self._ensure_producer()
             producer.publish(
                 data,
-                exchange="",
+                # an Exchange object: Producer.publish takes a falsy ``exchange=""``
+                # for "not given" and would use its fanout exchange (every process)
+                exchange=self._default_exchange,
                 routing_key=self.direct_channel(host),
                 content_type="application/octet-stream",
                 content_encoding="binary",
@@ -127,18 +133,25 @@ class KombuManager(PubSubManager):
 
     def _host_alive(self, host: str) -> bool:
         """Does process ``host``'s queue exist (a passive declare)? It is exclusive,
-        so the broker deletes it as soon as that process's connection drops."""
+        so the broker deletes it as soon as that process's connection drops.
+
+        RabbitMQ answers a passive declare of another connection's exclusive queue
+        with 405 RESOURCE_LOCKED: the queue exists, its owner is connected. 404
+        NOT_FOUND (or any other channel error) means gone. The declare runs under
+        the publish lock: the publishing connection is not safe for concurrent use.
+        """
         with self._publish_lock:
             self._ensure_producer()
-            channel = self._producer_conn.channel()
-        try:
-            channel.queue_declare(queue=self.direct_channel(host), passive=True)
-            return True
-        except self._producer_conn.channel_errors:
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                channel.close()
+            conn = self._producer_conn
+            channel = conn.channel()
+            try:
+                channel.queue_declare(queue=self.direct_channel(host), passive=True)
+                return True
+            except conn.channel_errors as exc:
+                return getattr(exc, "code", None) == _RESOURCE_LOCKED
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
 
     def _ensure_producer(self) -> Any:  # kombu.Producer
         """The publishing producer, opened on first use (call under the publish lock)."""
