@@ -28,8 +28,8 @@ from sio_wsgi.managers.pubsub import PubSubManager
 __all__ = ["KombuManager"]
 
 _CONTENT_TYPE = "application/json"
-#: the AMQP reply code of a passive declare of a queue that does not exist
-_NOT_FOUND = 404
+#: AMQP reply code of a passive declare of an exclusive queue another connection owns
+_RESOURCE_LOCKED = 405
 
 
 def _kombu() -> types.ModuleType:
@@ -150,8 +150,9 @@ class KombuManager(PubSubManager):
                 channel.queue_declare(queue=self.direct_channel(host), passive=True)
                 return True
             except self._channel_errors as exc:
-                # 404: no such queue; 405 (resource locked): it exists, exclusive to its owner
-                return getattr(exc, "code", None) != _NOT_FOUND
+                # 405 RESOURCE_LOCKED: it exists, exclusive to its owner's connection;
+                # 404 NOT_FOUND (or another refusal): gone
+                return getattr(exc, "code", None) == _RESOURCE_LOCKED
             finally:
                 with contextlib.suppress(Exception):
                     channel.close()

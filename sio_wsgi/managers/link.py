@@ -263,7 +263,9 @@ class BusLink(Manager):
             delivered = self._publish_direct_once(host, data)
         except self.retry_errors as exc:
             self._reset_publisher()
-            self._set_state(False if not self.write_only else self._connected, exc)
+            # the connected state stays the listener's to set (as in publish()): set
+            # to False here, nothing but a resubscription would set it back
+            self._set_state(self._connected, exc)
             raise BusError(f"message bus unreachable: {exc}") from exc
         self._counts["published"] += 1
         return delivered

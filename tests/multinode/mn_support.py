@@ -72,7 +72,8 @@ def _gunicorn_extra() -> list[str]:
 
 
 class Node(ServerProcess):
-    """One gunicorn process (one worker) running :attr:`app`, ready once ``/health`` answers.
+    """One gunicorn master running :attr:`app` in :attr:`processes` workers (one by
+    default), ready once ``/health`` answers.
 
     :param name: node name.
     :param broker: ``redis`` or ``kombu``.
@@ -86,6 +87,8 @@ class Node(ServerProcess):
     app = "node_app:app"
     #: more environment for :attr:`app`
     app_env: dict[str, str] = {}
+    #: gunicorn workers (``-w``); each is a process of its own on the bus
+    processes = 1
 
     def __init__(
         self, name: str, broker: str, bus_url: str, channel: str, worker: str, log_dir: Path
@@ -97,7 +100,7 @@ class Node(ServerProcess):
             "-b",
             f"{HOST}:{{port}}",
             "-w",
-            "1",
+            str(self.processes),
             *WORKERS[worker],
             "--graceful-timeout",
             "2",
@@ -172,13 +175,14 @@ class Cluster:
         return self
 
     def wait_healthy(self, timeout: float) -> float:
-        """Wait until every node is connected and knows every other node.
+        """Wait until every node is connected and knows every other node's processes
+        (the worker that answers a node's ``/health`` hears all the others).
 
         :param timeout: seconds.
         :returns: seconds it took.
         """
         start = time.monotonic()
-        others = len(self.nodes) - 1
+        others = sum(node.processes for node in self.nodes) - 1
 
         def ready() -> bool:
             healths = [node.health() for node in self.nodes]

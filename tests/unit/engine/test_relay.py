@@ -27,6 +27,7 @@ from sio_wsgi.engine.ports import RELAYED
 from sio_wsgi.engine.server import EngineServer
 from sio_wsgi.exceptions import BusError
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
+from tests.support import wait_until
 
 POLLING = "/engine.io/?EIO=4&transport=polling"
 
@@ -255,3 +256,114 @@ def test_a_relayed_request_is_never_relayed_again(nodes: tuple[Node, Node, Bus])
     assert got.status_code == 400
     got = front.client.get(f"{POLLING}&sid={'a' * 16 + 'y' * 20}")
     assert got.status_code == 400  # relayed to the owner, which does not know it
+
+
+# ---------------------------------------------------------------- the managers' inboxes
+
+
+def _attached(manager: Any) -> Any:
+    """Start ``manager``'s listener (threads) and wait until it is subscribed."""
+    manager.attach(lambda *a: [], lambda *a: None, ThreadingDriver())
+    wait_until(lambda: manager.healthy, 5, "the listener subscribed")
+    return manager
+
+
+def test_kombu_direct_messages_reach_their_process_only() -> None:
+    """kombu's ``Producer.publish(exchange="")`` means "my own exchange" (the fanout
+    one): a relayed request went to every process, each answering it (400 from all
+    but the owner), and the front took whichever answer came first."""
+    pytest.importorskip("kombu")
+    from sio_wsgi.managers.kombu import KombuManager
+
+    channel = f"relay-unit-{time.monotonic_ns()}"
+    options: dict[str, Any] = {"poll_interval": 0.05, "reconnect_delay": (0.02, 0.2)}
+    a = KombuManager("memory://", channel=channel, **options)
+    b = KombuManager("memory://", channel=channel, **options)
+    inboxes: dict[str, queue.Queue[bytes]] = {a.host_id: queue.Queue(), b.host_id: queue.Queue()}
+    try:
+        for manager in (a, b):
+            manager.set_direct_handler(inboxes[manager.host_id].put)
+            _attached(manager)
+        assert a.publish_direct(b.host_id, b"\x00to b") is True
+        assert inboxes[b.host_id].get(timeout=5) == b"\x00to b"
+        with pytest.raises(queue.Empty):
+            inboxes[a.host_id].get(timeout=0.3)
+        assert a.host_alive(b.host_id) and not a.host_alive("0" * 16)
+    finally:
+        for manager in (a, b):
+            manager.shutdown()
+
+
+class _Channel:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+        self.closed = False
+
+    def queue_declare(self, queue: str, passive: bool) -> None:
+        assert passive
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Connection:
+    channel_errors = (RuntimeError,)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.opened: list[_Channel] = []
+        self.error = error
+
+    def channel(self) -> _Channel:
+        self.opened.append(_Channel(self.error))
+        return self.opened[-1]
+
+
+class _Refused(RuntimeError):
+    def __init__(self, code: int) -> None:
+        super().__init__(f"({code})")
+        self.code = code
+
+
+@pytest.mark.parametrize(
+    ("error", "alive"),
+    [(None, True), (_Refused(405), True), (_Refused(404), False), (RuntimeError("x"), False)],
+)
+def test_kombu_owner_liveness_on_rabbitmq(error: Exception | None, alive: bool) -> None:
+    """RabbitMQ refuses a passive declare of another connection's exclusive queue
+    with 405 RESOURCE_LOCKED: the owner is there. Taken for "gone", every relayed
+    request whose answer did not beat the liveness check was a 400."""
+    pytest.importorskip("kombu")
+    from sio_wsgi.managers.kombu import KombuManager
+
+    manager = KombuManager("memory://", channel="relay-unit-liveness")
+    connection = _Connection(error)
+    manager._alive_conn = connection  # the liveness check's own connection
+    manager._channel_errors = _Connection.channel_errors
+    assert manager.host_alive("a" * 16) is alive
+    assert [c.closed for c in connection.opened] == [True]
+
+
+def test_a_failed_direct_publish_leaves_the_state_to_the_listener() -> None:
+    """One failed send to an inbox (a stale publishing connection) raises BusError
+    for that request, but does not mark the bus down: that state only came back
+    with a resubscription, so every later relayed request was a 503."""
+    from tests.unit.bus_fakes import BrokerDown, BusManager, InMemoryBus
+
+    failures = [BrokerDown("stale connection")]
+
+    class Manager(BusManager):
+        def _publish_direct_once(self, host: str, data: bytes) -> bool:
+            if failures:
+                raise failures.pop()
+            return True
+
+    manager = _attached(Manager(InMemoryBus()))
+    try:
+        with pytest.raises(BusError):
+            manager.publish_direct("a" * 16, b"\x00x")
+        assert manager.healthy
+        assert manager.publish_direct("a" * 16, b"\x00x") is True
+    finally:
+        manager.shutdown()
