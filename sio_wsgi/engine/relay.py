@@ -451,7 +451,8 @@ class Relay:
             return
         with contextlib.suppress(BusError):
             self.bus.publish_direct(sender, _message(_ACK, self.host_id, rid))
-        self.driver.spawn(self._serve, sender, rid, header, body)
+        # a pooled task: no thread (threading mode) or greenlet started per relayed request
+        self.driver.submit(self._serve, sender, rid, header, body)
 
     def _on_ack(self, sender: str, rid: str, payload: bytes) -> None:
         waiter = self._waiting.get(rid)
