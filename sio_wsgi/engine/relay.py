@@ -449,10 +449,12 @@ class Relay:
         except (ValueError, struct.error):
             logger.warning("dropped a relayed request that does not parse")
             return
+        # a pooled task: no thread (threading mode) or greenlet started per relayed request;
+        # queued before the acknowledgement is published, so that serving does not wait for
+        # that publish's round trip (the front takes the answer with or without the ack)
+        self.driver.submit(self._serve, sender, rid, header, body)
         with contextlib.suppress(BusError):
             self.bus.publish_direct(sender, _message(_ACK, self.host_id, rid))
-        # a pooled task: no thread (threading mode) or greenlet started per relayed request
-        self.driver.submit(self._serve, sender, rid, header, body)
 
     def _on_ack(self, sender: str, rid: str, payload: bytes) -> None:
         waiter = self._waiting.get(rid)

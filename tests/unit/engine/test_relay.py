@@ -23,7 +23,7 @@ from werkzeug.test import Client
 from sio_wsgi.config import DEFAULTS
 from sio_wsgi.engine import relay as relay_module
 from sio_wsgi.engine.outgoing import Outgoing
-from sio_wsgi.engine.ports import RELAYED
+from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX, RELAYED
 from sio_wsgi.engine.server import EngineServer
 from sio_wsgi.exceptions import BusError
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
@@ -295,3 +295,23 @@ def test_relayed_requests_run_on_pooled_tasks() -> None:
         for node in (owner, front):
             node.engine.shutdown()
         bus.close()
+
+
+def test_serving_does_not_wait_for_the_ack_publish(nodes: tuple[Node, Node, Bus]) -> None:
+    """The owner starts serving before it publishes the acknowledgement: a slow ack publish
+    does not delay the answer."""
+    owner, front, _ = nodes
+    sid = owner.open()
+    publish = owner.link.publish_direct
+
+    def slow_acks(host: str, data: bytes) -> bool:
+        if data[len(DIRECT_MESSAGE_PREFIX) :][:1] == relay_module._ACK:
+            time.sleep(0.5)
+        return publish(host, data)
+
+    owner.link.publish_direct = slow_acks  # type: ignore[method-assign]
+    started = time.monotonic()
+    got = front.client.post(f"{POLLING}&sid={sid}", data="4fast")
+    assert (got.status_code, got.get_data()) == (200, b"ok")
+    assert time.monotonic() - started < 0.4
+    assert owner.handler.messages == [(sid, "fast")]
