@@ -43,7 +43,7 @@ from bench.run import (
     stop_server,
 )
 
-__all__ = ["RoundTrips", "measure", "round_trips", "main"]
+__all__ = ["RoundTrips", "measure", "round_trips", "ws_echoes", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -225,13 +225,117 @@ def _until(client: _Client, path: str, want: bytes, on_ping: _Client | None = No
     raise RuntimeError(f"no {want!r} in 5 GETs")
 
 
-def measure(spec: ServerSpec, log_dir: Path, pairs: int = 300) -> dict[str, Any]:
-    """Start two nodes of ``spec`` on a fresh Redis channel, time the round trips, stop them.
+def ws_echoes(
+    owner: str,
+    other: str,
+    echoes: int,
+    warmup: int = 50,
+    cpu: Callable[[], float] | None = None,
+    block: int = 200,
+) -> dict[str, Any]:
+    """Two sessions opened on ``owner`` by long-polling, one upgraded to WebSocket there, one
+    through ``other`` (a relayed byte stream); time echoes on each, one at a time, in
+    alternating blocks.
+
+    :param owner: the node the sessions are opened on.
+    :param other: the node the relayed WebSocket connects to.
+    :param echoes: echoes of each kind.
+    :param warmup: echoes of each kind first, not counted.
+    :param cpu: the servers' CPU seconds so far, read around each block.
+    :param block: echoes per block.
+    :returns: ``owner`` and ``relayed``: ``n``, ``p50``, ``p90`` (ms), ``cpu_us`` (servers'
+        CPU per echo, with ``cpu``); ``added_ms``, ``added_cpu_us``.
+    :raises RuntimeError: when an upgrade or an echo fails.
+    """
+    import websocket  # websocket-client (the bench extra)
+
+    sockets = {"owner": _upgraded(owner, owner), "relayed": _upgraded(owner, other)}
+    lat: dict[str, list[float]] = {"owner": [], "relayed": []}
+    cpu_s = {"owner": 0.0, "relayed": 0.0}
+    deadline = time.monotonic() + 60 + echoes * 0.02
+    ident = 0
+    try:
+        for kind, n, counted in (
+            *[(k, warmup, False) for k in sockets],
+            *[(k, min(block, echoes - i), True) for i in range(0, echoes, block) for k in sockets],
+        ):
+            ws = sockets[kind]
+            c0 = cpu() if cpu else 0.0
+            for _ in range(n):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("echoes took too long")
+                ident += 1
+                want = f"43{ident}["
+                t0 = time.perf_counter()
+                ws.send(f'42{ident}["echo","x"]')
+                for _ in range(5):
+                    got = ws.recv()
+                    if got == "2":
+                        ws.send("3")
+                    elif isinstance(got, str) and got.startswith(want):
+                        break
+                else:
+                    raise RuntimeError(f"no ack {ident} ({kind})")
+                if counted:
+                    lat[kind].append((time.perf_counter() - t0) * 1000)
+            if counted and cpu:
+                cpu_s[kind] += cpu() - c0
+    except (OSError, websocket.WebSocketException) as exc:
+        raise RuntimeError(f"WebSocket: {exc}") from exc
+    finally:
+        for ws in sockets.values():
+            ws.close()
+    out: dict[str, Any] = {}
+    for kind, vals in lat.items():
+        vals.sort()
+        out[kind] = {
+            "n": len(vals),
+            "p50": statistics.median(vals),
+            "p90": vals[min(len(vals) - 1, int(0.9 * len(vals)))],
+            "cpu_us": cpu_s[kind] / len(vals) * 1e6 if cpu and vals else None,
+        }
+    out["added_ms"] = out["relayed"]["p50"] - out["owner"]["p50"]
+    out["added_cpu_us"] = out["relayed"]["cpu_us"] - out["owner"]["cpu_us"] if cpu else None
+    return out
+
+
+def _upgraded(owner: str, via: str) -> Any:
+    """A session opened on ``owner`` by long-polling, upgraded to WebSocket on ``via``, its
+    namespace connected: the websocket-client connection."""
+    import websocket
+
+    status, body = _Client(owner).request("GET", PATH)
+    if status != 200 or not body.startswith(b"0"):
+        raise RuntimeError(f"handshake: {status} {body[:80]!r}")
+    sid = json.loads(body[1:])["sid"]
+    url = via.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    ws = websocket.create_connection(
+        url, timeout=10, sockopt=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+    )
+    ws.send("2probe")
+    if ws.recv() != "3probe":
+        raise RuntimeError("no 3probe")
+    ws.send("5")
+    ws.send("40")
+    for _ in range(5):
+        got = ws.recv()
+        if isinstance(got, str) and got.startswith("40"):
+            return ws
+    raise RuntimeError("namespace not connected")
+
+
+def measure(
+    spec: ServerSpec, log_dir: Path, pairs: int = 300, echoes: int = 1000
+) -> dict[str, Any]:
+    """Start two nodes of ``spec`` on a fresh Redis channel, time the round trips (and the
+    WebSocket echoes), stop them.
 
     :param spec: a sio_wsgi server.
     :param log_dir: server logs.
-    :param pairs: round trips of each kind.
-    :returns: :func:`round_trips`'s record, or ``{"error": ...}``.
+    :param pairs: long-polling round trips of each kind.
+    :param echoes: WebSocket echoes of each kind (0: none).
+    :returns: :func:`round_trips`'s record with ``websocket``: :func:`ws_echoes`'s, or
+        ``{"error": ...}``.
     """
     if not redis_available():
         return {"error": "no Redis"}
@@ -241,10 +345,15 @@ def measure(spec: ServerSpec, log_dir: Path, pairs: int = 300) -> dict[str, Any]
     except RuntimeError as exc:
         return {"error": str(exc)}
     pids = [proc.pid for proc, _ in nodes]
+
+    def cpu() -> float:
+        return sum(cpu_seconds(p) for p in pids)
+
     try:
-        return round_trips(
-            nodes[0][1], nodes[1][1], pairs, cpu=lambda: sum(cpu_seconds(p) for p in pids)
-        )
+        rec = round_trips(nodes[0][1], nodes[1][1], pairs, cpu=cpu)
+        if echoes:
+            rec["websocket"] = ws_echoes(nodes[0][1], nodes[1][1], echoes, cpu=cpu)
+        return rec
     except (RuntimeError, OSError, ValueError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -267,6 +376,15 @@ def describe(rec: dict[str, Any]) -> str:
             f"; servers' CPU per round trip {a['cpu_us']:.0f} µs on the owner, "
             f"{b['cpu_us']:.0f} µs relayed (+{rec['added_cpu_us']:.0f} µs)"
         )
+    ws = rec.get("websocket")
+    if ws:
+        wa, wb = ws["owner"], ws["relayed"]
+        cpu += (
+            f"; WebSocket echo p50 {wa['p50']:.2f} ms on the owner, {wb['p50']:.2f} ms relayed "
+            f"(+{ws['added_ms']:.2f} ms)"
+        )
+        if ws.get("added_cpu_us") is not None:
+            cpu += f", CPU per echo {wa['cpu_us']:.0f} / {wb['cpu_us']:.0f} µs"
     return (
         f"round trip (POST + GET, new connections) p50 {a['pair_p50']:.2f} ms on the owner, "
         f"{b['pair_p50']:.2f} ms relayed: +{rec['added_ms']:.2f} ms "
@@ -285,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="the session relay's added latency per round trip")
     p.add_argument("--servers", default="sio_wsgi-gevent,sio_wsgi-gthread")
     p.add_argument("--pairs", type=int, default=300, help="round trips of each kind")
+    p.add_argument("--echoes", type=int, default=1000, help="WebSocket echoes of each kind")
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--json", default="", help="write the records there too")
     opts = p.parse_args(argv)
@@ -292,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, list[dict[str, Any]]] = {}
     for spec in [s for s in SERVERS if s.name in opts.servers.split(",")]:
         for _ in range(opts.reps):
-            rec = measure(spec, ROOT / "bench" / "logs", opts.pairs)
+            rec = measure(spec, ROOT / "bench" / "logs", opts.pairs, opts.echoes)
             out.setdefault(spec.name, []).append(rec)
             logger.info("%s: %s", spec.name, describe(rec))
     if opts.json:

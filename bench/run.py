@@ -12,6 +12,12 @@ the min-max beside it. Server CPU (utime + stime of the server's process tree, f
 read at the start and end of each measuring window, so CPU per message does not depend on how
 fast the load generator is. Results: ``docs/benchmarks.md`` (tables), ``docs/benchmarks.png``
 (chart) and ``bench/results.json`` (raw figures).
+
+The session relay's cost (``relay_*`` vs ``sticky_*``, sio_wsgi servers only, needs Redis; see
+:func:`relay_scenarios`) gets a section of its own in ``docs/benchmarks.md``, with the latency of
+one relayed round trip (``bench/relay.py``, ``--relay-pairs``)::
+
+    python -m bench --servers sio_wsgi-gevent --scenarios relay_poll50,sticky_poll50,relay_echo50,sticky_echo50
 """
 
 from __future__ import annotations
@@ -771,7 +777,9 @@ def _relay_checks(r: Result, sc: Scenario, rec: dict[str, Any], count: int) -> N
         r.relayed = delta["forwarded"] / delta["requests"] if delta["requests"] else None
     if r.ok and delta["failed"]:
         r.ok, r.error = False, f"{delta['failed']} relayed requests failed"
-    elif r.ok and role == "relay" and not delta["forwarded"]:
+    elif r.ok and role == "relay" and not delta["forwarded"] and not sc.args.get("upgrade"):
+        # hundreds of requests, none on the other worker: not the topology meant (a few
+        # WebSockets may all land on their owners by chance: their share is reported as is)
         r.ok, r.error = False, "nothing was relayed"
     elif r.ok and role == "sticky" and delta["forwarded"]:
         r.ok, r.error = False, f"{delta['forwarded']} requests relayed with sticky routing"
@@ -1275,9 +1283,13 @@ def relay_section(
         "HTTP request on a new connection (`Connection: close`) in both, so that the kernel hands "
         "it to either worker. WebSocket: each client opens its session by long-polling and "
         "upgrades; a WebSocket that reaches the other worker is relayed as a byte stream for its "
-        "whole life. Relayed = requests (long-polling) or WebSockets relayed, from the workers' "
-        "`Relay.stats`. Server CPU per ack: every worker and master summed; the redis-server's "
-        "own CPU per ack is given apart (+ redis; it serves other users of this machine too).",
+        "whole life (every chunk of bytes, each way, one Redis message). Relayed = the share of "
+        "requests (long-polling) or of WebSockets relayed, from the workers' `Relay.stats`, "
+        "median [min-max]: the kernel decides, and the WebSocket share varies much from run "
+        "to run (50 connections), so does that row's throughput. A relayed request is three "
+        "Redis messages (the request, the owner's acknowledgement, the answer). Server CPU per "
+        "ack: every worker and master summed; the redis-server's own CPU per ack is given apart "
+        "(+ redis; it serves other users of this machine too).",
         "",
         "| server | scenario | relayed (`-w 2`) | sticky (2 x `-w 1`) | relayed / sticky | "
         "relayed |",
@@ -1308,7 +1320,9 @@ def relay_section(
             "(`python -m bench.relay`: one client, two idle `-w 1` nodes on a Redis channel; "
             'round trip = `POST 42<id>["echo","x"]` then `GET` of the ack, each on a new '
             "connection, to the owner of the session or to the other node, in alternating "
-            "blocks; medians, and the servers' CPU per round trip.)",
+            "blocks; WebSocket echo = the same event on a session upgraded on its owner or on "
+            "the other node; medians, and the servers' CPU per round trip or echo, both nodes "
+            "summed.)",
         ]
     return lines
 
@@ -1343,7 +1357,8 @@ def _relay_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
 def _pct(c: dict[str, Any] | None) -> str:
     if not c or not c["n"] or not c["relayed"]:
         return "-"
-    return f"{100 * c['relayed'][0]:.0f}%"
+    med, low, high = (100 * v for v in c["relayed"])
+    return f"{med:.0f}%" if c["n"] == 1 else f"{med:.0f}% [{low:.0f}-{high:.0f}]"
 
 
 def _latency_text(recs: Sequence[dict[str, Any]]) -> str:
@@ -1366,7 +1381,25 @@ def _latency_text(recs: Sequence[dict[str, Any]]) -> str:
             f"the owner, {med(lambda r: r['relayed']['cpu_us']):.0f} µs relayed"
         )
     n = sum(r["relayed"]["n"] for r in ok)
-    return text + f" ({len(ok)} runs, {n} relayed round trips)."
+    text += f" ({len(ok)} runs, {n} relayed round trips)."
+    ws = [r["websocket"] for r in ok if r.get("websocket")]
+    if ws:
+
+        def wmed(f: Callable[[dict[str, Any]], float]) -> float:
+            return float(statistics.median(f(w) for w in ws))
+
+        text += (
+            f" One echo on a WebSocket (one at a time): p50 {wmed(lambda w: w['owner']['p50']):.2f}"
+            f" ms on the owner, {wmed(lambda w: w['relayed']['p50']):.2f} ms relayed: "
+            f"**+{wmed(lambda w: w['added_ms']):.2f} ms**"
+        )
+        if all(w.get("added_cpu_us") is not None for w in ws):
+            text += (
+                f"; servers' CPU per echo {wmed(lambda w: w['owner']['cpu_us']):.0f} µs on the "
+                f"owner, {wmed(lambda w: w['relayed']['cpu_us']):.0f} µs relayed"
+            )
+        text += f" ({sum(w['relayed']['n'] for w in ws)} relayed echoes)."
+    return text
 
 
 def write_chart(

@@ -224,7 +224,7 @@ def test_relay_scenarios_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             assert res.relayed == 0
         else:
             assert "connected_per_url" not in res.raw
-            assert res.relayed is not None and res.relayed > 0
+            assert res.relayed is not None
     poll = results["relay_poll4"].raw
     # the clients sent every request on its own connection: the workers counted them all
     assert poll["relay_delta"]["requests"] == poll["http_requests"]
@@ -253,13 +253,17 @@ def test_relay_round_trips(tmp_path: Path) -> None:
     from bench import relay
 
     spec = next(s for s in run.SERVERS if s.name == "sio_wsgi-gevent")
-    rec = relay.measure(spec, tmp_path, pairs=10)
+    rec = relay.measure(spec, tmp_path, pairs=10, echoes=20)
     assert "error" not in rec, rec
     assert rec["owner"]["n"] == rec["relayed"]["n"] == 10
     assert rec["relayed"]["pair_p50"] > 0 and rec["owner"]["cpu_us"] is not None
-    assert "relayed" in relay.describe(rec)
+    ws = rec["websocket"]
+    assert ws["owner"]["n"] == ws["relayed"]["n"] == 20
+    assert ws["relayed"]["p50"] > 0 and ws["relayed"]["cpu_us"] is not None
+    assert "WebSocket echo" in relay.describe(rec)
     text = run._latency_text([rec, {"error": "boom"}])
     assert text.startswith("p50 ") and "(1 runs, 10 relayed round trips)" in text
+    assert "(20 relayed echoes)" in text
 
 
 def _cell(rate: float, p50: float = 1.0) -> dict[str, Any]:
@@ -341,3 +345,42 @@ def test_hot_spots(tmp_path: Path) -> None:
     assert total == 4
     assert own[0] == ("b (x/m.py:2)", 75.0)
     assert incl[0] == ("a (x/m.py:1)", 100.0)
+
+
+def test_relay_counters_and_checks() -> None:
+    def rec(requests: int, forwarded: int, streams: int = 0) -> dict[str, Any]:
+        relay = {"forwarded": forwarded, "served": 0, "streams": streams, "failed": 0}
+        return {"requests": requests, "relay": relay}
+
+    before = {1: rec(10, 2), 2: rec(5, 0)}
+    after = {1: rec(110, 42), 2: rec(105, 30)}
+    delta = run.counters_delta(before, after)
+    assert delta == {
+        "requests": 200,
+        "forwarded": 70,
+        "served": 0,
+        "streams": 0,
+        "failed": 0,
+        "workers": 2,
+    }
+    poll, sticky, echo = (
+        next(s for s in RELAY_SMOKE if s.name == n)
+        for n in ("relay_poll4", "sticky_poll4", "relay_echo4")
+    )
+    line = {"connected": 4, "count": 100, "rate": 200.0, "server_cpu_s": 0.1, "redis_cpu_s": 0.01}
+    res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": delta})
+    assert res.ok and res.relayed == 0.35 and res.redis_cpu_us == 100.0
+    res = run._result(run.SERVERS[0], sticky, 0, {**line, "relay_delta": delta})
+    assert not res.ok and "relayed with sticky routing" in res.error
+    nothing = {**delta, "forwarded": 0}
+    res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": nothing})
+    assert not res.ok and res.error == "nothing was relayed"
+    res = run._result(run.SERVERS[0], echo, 0, {**line, "relay_delta": nothing})
+    assert res.ok and res.relayed == 0.0  # WebSockets: whatever share the kernel gave
+    res = run._result(run.SERVERS[0], echo, 0, {**line, "relay_delta": {**nothing, "streams": 1}})
+    assert res.relayed == 0.25
+    res = run._result(run.SERVERS[0], poll, 0, line)
+    assert not res.ok and res.error == "no relay counters"
+    failed = {**delta, "failed": 3}
+    res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": failed})
+    assert not res.ok and res.error == "3 relayed requests failed"
