@@ -17,7 +17,8 @@ The session relay's cost (``relay_*`` vs ``sticky_*``, sio_wsgi servers only, ne
 :func:`relay_scenarios`) gets a section of its own in ``docs/benchmarks.md``, with the latency of
 one relayed round trip (``bench/relay.py``, ``--relay-pairs``)::
 
-    python -m bench --servers sio_wsgi-gevent --scenarios relay_poll50,sticky_poll50,relay_echo50,sticky_echo50
+    python -m bench --servers sio_wsgi-gevent \\
+        --scenarios relay_poll50,sticky_poll50,relay_echo50,sticky_echo50
 """
 
 from __future__ import annotations
