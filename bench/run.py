@@ -1121,6 +1121,8 @@ def aggregate(results: list[Result]) -> dict[tuple[str, str], dict[str, Any]]:
             "no_deflate": any(r.deflate is False for r in ok),
             "n": len(ok),
             "runs": len(rs),
+            # per repetition (rate, CPU per message): ratios between cells of the same run
+            "by_rep": {r.rep: (r.rate, r.cpu_us) for r in ok},
             "errors": sorted({r.error for r in rs if not r.ok}),
         }
     return cells
@@ -1347,12 +1349,37 @@ def _relay_cell(c: dict[str, Any] | None) -> str:
 
 
 def _relay_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """relayed / sticky, rate and CPU per ack: the median of the ratios within each repetition
+    (the two ran one after the other, on the same machine load) [min-max].
+    """
     if not a or not b or not a["n"] or not b["n"]:
         return "-"
-    text = f"{a['rate'][0] / b['rate'][0]:.2f}x rate"
-    if a["cpu"] and b["cpu"]:
-        text += f", {a['cpu'][0] / b['cpu'][0]:.2f}x CPU/ack"
-    return text
+    reps = sorted(set(a.get("by_rep", {})) & set(b.get("by_rep", {})))
+    pairs: list[tuple[tuple[float | None, float | None], tuple[float | None, float | None]]]
+    if not reps:  # aggregates without repetitions: their medians
+        pairs = [
+            (
+                (a["rate"][0], a["cpu"][0] if a["cpu"] else None),
+                (b["rate"][0], b["cpu"][0] if b["cpu"] else None),
+            )
+        ]
+    else:
+        pairs = [(a["by_rep"][k], b["by_rep"][k]) for k in reps]
+    parts = []
+    for i, unit in ((0, "rate"), (1, "CPU/ack")):
+        vals = []
+        for x, y in pairs:
+            num, den = x[i], y[i]
+            if num and den:
+                vals.append(num / den)
+        if not vals:
+            continue
+        med = statistics.median(vals)
+        text = f"{med:.2f}x {unit}"
+        if len(vals) > 1:
+            text += f" [{min(vals):.2f}-{max(vals):.2f}]"
+        parts.append(text)
+    return ", ".join(parts) or "-"
 
 
 def _pct(c: dict[str, Any] | None) -> str:

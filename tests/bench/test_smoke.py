@@ -384,3 +384,19 @@ def test_relay_counters_and_checks() -> None:
     failed = {**delta, "failed": 3}
     res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": failed})
     assert not res.ok and res.error == "3 relayed requests failed"
+
+
+def test_relay_ratio_within_repetitions() -> None:
+    relayed = [
+        run.Result("s", "relay_poll50", i, True, rate=r, cpu_us=c, relayed=0.5)
+        for i, (r, c) in enumerate(((500.0, 20.0), (900.0, 12.0), (600.0, 16.0)))
+    ]
+    sticky = [
+        run.Result("s", "sticky_poll50", i, True, rate=r, cpu_us=c, relayed=0.0)
+        for i, (r, c) in enumerate(((1000.0, 10.0), (1000.0, 10.0), (2000.0, 8.0)))
+    ]
+    cells = run.aggregate(relayed + sticky)
+    a, b = cells[("s", "relay_poll50")], cells[("s", "sticky_poll50")]
+    # per repetition 0.5, 0.9, 0.3 (not 600 / 1000 from the medians) and 2.0, 1.2, 2.0
+    assert run._relay_ratio(a, b) == "0.50x rate [0.30-0.90], 2.00x CPU/ack [1.20-2.00]"
+    assert run._pct(a) == "50% [50-50]" and run._pct(b) == "0% [0-0]"
