@@ -23,6 +23,11 @@ garbage collector in the worker, to measure what it costs a scenario.
 With ``BENCH_REDIS_CHANNEL`` set, the server gets a Redis client manager on that channel
 (``BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/0``), so every node started with the same
 channel shares its broadcasts (the cross-node fanout scenario). Unset: no manager, one node.
+With a channel, ``GET /_bench/relay`` answers, as JSON, the answering process's ``pid``, its
+bus ``host_id``, ``requests`` (the Socket.IO HTTP requests its clients sent it, WebSocket
+upgrades included; requests relayed to it from other processes not counted) and ``relay`` (the
+session relay's counters, ``Relay.stats``; None for python-socketio): the relay scenarios read
+them from every worker to report the fraction of requests that were relayed.
 """
 
 from __future__ import annotations
@@ -145,7 +150,47 @@ def build_app(
         sio.emit("fan", data)
 
     logger.info("bench app: %s in %s mode, Redis channel %s", impl, async_mode, redis_channel)
-    return mod.WSGIApp(sio, _plain)
+    wsgi = mod.WSGIApp(sio, _plain)
+    if not redis_channel:
+        return wsgi
+    return _Counted(wsgi, sio, extra["client_manager"])
+
+
+class _Counted:
+    """The app with a Redis manager: counts its Socket.IO requests, answers ``/_bench/relay``.
+
+    :param app: the Socket.IO WSGI app.
+    :param sio: its server.
+    :param manager: its client manager.
+    """
+
+    def __init__(self, app: Any, sio: Any, manager: Any) -> None:
+        self.app = app
+        self.sio = sio
+        self.manager = manager
+        self.requests = 0
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/socket.io/"):
+            self.requests += 1
+        elif path == "/_bench/relay":
+            relay = getattr(getattr(self.sio, "eio", None), "relay", None)
+            body = json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host_id": getattr(self.manager, "host_id", None),
+                    "requests": self.requests,
+                    "relay": dict(relay.stats) if relay is not None else None,
+                }
+            ).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
 
 
 app = build_app(

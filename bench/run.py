@@ -12,6 +12,13 @@ the min-max beside it. Server CPU (utime + stime of the server's process tree, f
 read at the start and end of each measuring window, so CPU per message does not depend on how
 fast the load generator is. Results: ``docs/benchmarks.md`` (tables), ``docs/benchmarks.png``
 (chart) and ``bench/results.json`` (raw figures).
+
+The session relay's cost (``relay_*`` vs ``sticky_*``, sio_wsgi servers only, needs Redis; see
+:func:`relay_scenarios`) gets a section of its own in ``docs/benchmarks.md``, with the latency of
+one relayed round trip (``bench/relay.py``, ``--relay-pairs``)::
+
+    python -m bench --servers sio_wsgi-gevent \\
+        --scenarios relay_poll50,sticky_poll50,relay_echo50,sticky_echo50
 """
 
 from __future__ import annotations
@@ -73,7 +80,12 @@ class Scenario:
     :param unit: what ``rate`` counts.
     :param nodes: servers of the same implementation; above 1 they are started afresh for this
         scenario with a Redis client manager on a channel of their own, the load generator's
-        receivers are spread over them and its trigger goes to the first.
+        receivers (fanout) or clients (echo, poll: client i on node i % nodes, sticky routing)
+        are spread over them and the fanout trigger goes to the first.
+    :param workers: gunicorn workers (``-w``) of each node; above 1 the nodes are started
+        afresh with a Redis client manager too, so its session relay serves the requests that
+        land on the worker that does not own their session.
+    :param impls: the implementations it runs on (empty: every one).
     """
 
     name: str
@@ -81,6 +93,18 @@ class Scenario:
     args: dict[str, Any]
     unit: str
     nodes: int = 1
+    workers: int = 1
+    impls: tuple[str, ...] = ()
+
+    @property
+    def shared(self) -> bool:
+        """Whether it runs on fresh servers sharing a Redis channel (:func:`run_multinode`)."""
+        return self.nodes > 1 or self.workers > 1
+
+    @property
+    def relay_role(self) -> str:
+        """``relay`` or ``sticky`` for the session relay's scenarios, else ``""``."""
+        return self.name.split("_", 1)[0] if self.name.startswith(("relay_", "sticky_")) else ""
 
 
 def _scenarios(duration: float, quick: bool) -> list[Scenario]:
@@ -169,6 +193,68 @@ def _scenarios(duration: float, quick: bool) -> list[Scenario]:
             "ms p50",
             nodes=2,
         ),
+        *relay_scenarios(duration),
+    ]
+
+
+#: the session relay's scenarios run on these implementations only (python-socketio has no
+#: relay: with ``-w 2`` and no sticky routing its polling clients get 400s)
+RELAY_IMPLS = ("sio_wsgi",)
+
+
+def relay_scenarios(duration: float, clients: int = 50, warmup: float = 1.0) -> list[Scenario]:
+    """The session relay's cost: one gunicorn ``-w 2`` that any request may reach (the relay
+    carries it to the worker owning its session) vs the same two workers as two ``-w 1`` nodes
+    with each client always on its own (sticky routing). Both on a Redis manager.
+
+    Long-polling: every HTTP request on a new connection (``keepalive: 0``, in both), so the
+    kernel hands it to either worker. WebSocket: each client opens its session by long-polling
+    then upgrades (``upgrade: 1``): the WebSocket lands on either worker and is relayed, byte
+    stream over Redis, when it is not the owner.
+
+    :param duration: seconds of each measuring window.
+    :param clients: clients per scenario.
+    :param warmup: seconds of load before the window.
+    :returns: ``relay_poll50``, ``sticky_poll50``, ``relay_echo50``, ``sticky_echo50``.
+    """
+    poll = {"scenario": "poll", "clients": clients, "duration": duration, "keepalive": 0}
+    echo = {"scenario": "echo", "clients": clients, "duration": duration, "upgrade": 1}
+    for args in (poll, echo):
+        args["warmup"] = warmup
+    k = clients
+    return [
+        Scenario(
+            f"relay_poll{k}",
+            f"long-polling echo, {k} clients, new connection per request, -w 2 (relayed)",
+            poll,
+            "acks/s",
+            workers=2,
+            impls=RELAY_IMPLS,
+        ),
+        Scenario(
+            f"sticky_poll{k}",
+            f"long-polling echo, {k} clients, new connection per request, 2 x -w 1 (sticky)",
+            poll,
+            "acks/s",
+            nodes=2,
+            impls=RELAY_IMPLS,
+        ),
+        Scenario(
+            f"relay_echo{k}",
+            f"echo, {k} clients upgraded from polling, -w 2 (relayed)",
+            echo,
+            "acks/s",
+            workers=2,
+            impls=RELAY_IMPLS,
+        ),
+        Scenario(
+            f"sticky_echo{k}",
+            f"echo, {k} clients upgraded from polling, 2 x -w 1 (sticky)",
+            echo,
+            "acks/s",
+            nodes=2,
+            impls=RELAY_IMPLS,
+        ),
     ]
 
 
@@ -220,11 +306,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _command(spec: ServerSpec, port: int) -> list[str]:
+def _command(spec: ServerSpec, port: int, workers: int = 1) -> list[str]:
     """The server's command line.
 
     :param spec: the server.
     :param port: where it listens.
+    :param workers: gunicorn workers.
     :returns: argv.
     """
     if spec.impl == "node":
@@ -234,7 +321,7 @@ def _command(spec: ServerSpec, port: int) -> list[str]:
         "-m",
         "gunicorn",
         "-w",
-        "1",
+        str(workers),
         "-k",
         spec.worker,
         "-b",
@@ -283,6 +370,7 @@ def start_server(
     log_dir: Path,
     extra_env: dict[str, str] | None = None,
     log_name: str | None = None,
+    workers: int = 1,
 ) -> subprocess.Popen[bytes]:
     """Start a server and wait for it to listen.
 
@@ -291,6 +379,7 @@ def start_server(
     :param log_dir: where its stderr goes.
     :param extra_env: more environment for the server (e.g. ``BENCH_REDIS_CHANNEL``).
     :param log_name: the log file's name without ``.log`` (default: the server's name).
+    :param workers: gunicorn workers (``-w``).
     :returns: the process.
     :raises RuntimeError: when it does not come up.
     """
@@ -301,12 +390,36 @@ def start_server(
     log = log_dir / f"{log_name or spec.name}.log"
     with open(log, "ab") as err:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            _command(spec, port), cwd=ROOT, env=env, stdout=err, stderr=err, start_new_session=True
+            _command(spec, port, workers),
+            cwd=ROOT,
+            env=env,
+            stdout=err,
+            stderr=err,
+            start_new_session=True,
         )
-    if not wait_listening(port, proc):
+    if not wait_listening(port, proc) or not _workers_up(proc, workers):
         stop_server(proc)
         raise RuntimeError(f"{spec.name} did not start (see {log})")
     return proc
+
+
+def _workers_up(proc: subprocess.Popen[bytes], workers: int, timeout: float = 20.0) -> bool:
+    """Wait until the gunicorn master has ``workers`` children (the first one may listen
+    before the others are forked).
+
+    :param proc: the master.
+    :param workers: how many.
+    :param timeout: seconds.
+    :returns: whether they are up.
+    """
+    if workers <= 1:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(_children().get(proc.pid, [])) >= workers:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -376,6 +489,19 @@ def cpu_seconds(pid: int) -> float:
     return total / CLK_TCK
 
 
+def _own_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (its threads included, not its children).
+
+    :param pid: the process.
+    :returns: CPU seconds (0 when it cannot be read).
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process tree, KiB.
 
@@ -413,6 +539,8 @@ class Result:
     rss_kib_per_conn: float | None = None
     wire_bytes: float | None = None  # bytes on the wire per ack, both ways (sized payloads)
     deflate: bool | None = None  # permessage-deflate offered: whether every client got it
+    relayed: float | None = None  # relay scenarios: fraction of requests (WebSockets) relayed
+    redis_cpu_us: float | None = None  # relay scenarios: redis-server CPU per message
     connected: int = 0
     error: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
@@ -434,6 +562,8 @@ class _Window:
     :param rss0: the servers' RSS before the run, KiB.
     :param on_start: called when the measuring window opens.
     :param on_end: called when it closes.
+    :param side_pids: other processes whose CPU is read over the window too (not the server's),
+        by name: ``<name>_cpu_s`` in the record.
     """
 
     def __init__(
@@ -442,8 +572,11 @@ class _Window:
         rss0: int,
         on_start: Callable[[], None] | None,
         on_end: Callable[[], None] | None,
+        side_pids: dict[str, int] | None = None,
     ) -> None:
         self.pids = server_pids
+        self.side = dict(side_pids or {})
+        self.side0: dict[str, float] = {}
         self.hooks = {"start": on_start, "end": on_end}
         self.extra: dict[str, Any] = {"rss0_kib": rss0}
         self.final: dict[str, Any] = {"error": "no result"}
@@ -477,10 +610,14 @@ class _Window:
 
     def _start(self) -> None:
         self.cpu0 = self._cpu()
+        self.side0 = {k: _own_cpu_seconds(p) for k, p in self.side.items()}
 
     def _end(self) -> None:
         if self.cpu0 is not None:
             self.extra["server_cpu_s"] = self._cpu() - self.cpu0
+        for k, p in self.side.items():
+            if k in self.side0:
+                self.extra[f"{k}_cpu_s"] = _own_cpu_seconds(p) - self.side0[k]
 
     def _connected(self) -> None:
         time.sleep(1.0)  # let the server settle before reading its memory
@@ -495,6 +632,7 @@ def run_scenario(
     on_start: Callable[[], None] | None = None,
     on_end: Callable[[], None] | None = None,
     urls: Sequence[str] = (),
+    side_pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Run the load generator once and read the server's CPU and memory around its window.
 
@@ -505,8 +643,10 @@ def run_scenario(
     :param timeout: seconds before the load generator is killed.
     :param on_start: called when the measuring window opens (e.g. to start a profiler).
     :param on_end: called when it closes.
-    :param urls: every node's base URL, for fanout receivers spread over several nodes; empty:
-        ``url`` alone.
+    :param urls: every node's base URL, for fanout receivers (or echo / poll clients) spread
+        over several nodes; empty: ``url`` alone.
+    :param side_pids: other processes (e.g. ``{"redis": pid}``) whose own CPU over the window
+        is reported as ``<name>_cpu_s``.
     :returns: the load generator's final record plus ``server_cpu_s`` and RSS figures.
     """
     pids = _roots(server_pid)
@@ -525,7 +665,7 @@ def run_scenario(
 
     killer = threading.Timer(timeout, kill)
     killer.start()
-    window = _Window(pids, rss0, on_start, on_end)
+    window = _Window(pids, rss0, on_start, on_end, side_pids)
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -573,6 +713,7 @@ def _result(spec: ServerSpec, sc: Scenario, rep: int, rec: dict[str, Any]) -> Re
         if not count:
             r.ok = False
         _payload_checks(r, sc, rec, count)
+        _relay_checks(r, sc, rec, count)
     elif kind == "fanout":
         r.rate = count / rec["elapsed_s"] if count and rec.get("elapsed_s") else None
         if cpu is not None and count:
@@ -611,6 +752,40 @@ def _payload_checks(r: Result, sc: Scenario, rec: dict[str, Any], count: int) ->
         r.deflate = r.connected > 0 and rec.get("deflate_clients") == r.connected
 
 
+def _relay_checks(r: Result, sc: Scenario, rec: dict[str, Any], count: int) -> None:
+    """For the session relay's scenarios: the fraction relayed (from the workers' counters,
+    see :func:`relay_counters`), redis-server CPU per ack; a run whose relay failed requests, or
+    (relayed ones) where none was relayed, is not OK.
+
+    :param r: the result, updated.
+    :param sc: the scenario.
+    :param rec: the load generator's record with ``relay_delta`` (and ``redis_cpu_s``).
+    :param count: acks in the window.
+    """
+    role = sc.relay_role
+    if not role:
+        return
+    if count and rec.get("redis_cpu_s") is not None:
+        r.redis_cpu_us = rec["redis_cpu_s"] / count * 1e6
+    delta = rec.get("relay_delta")
+    if not delta:
+        if r.ok:
+            r.ok, r.error = False, "no relay counters"
+        return
+    if sc.args.get("upgrade"):  # WebSockets relayed (byte streams) / clients
+        r.relayed = delta["streams"] / r.connected if r.connected else None
+    else:  # HTTP requests relayed / HTTP requests the clients sent
+        r.relayed = delta["forwarded"] / delta["requests"] if delta["requests"] else None
+    if r.ok and delta["failed"]:
+        r.ok, r.error = False, f"{delta['failed']} relayed requests failed"
+    elif r.ok and role == "relay" and not delta["forwarded"] and not sc.args.get("upgrade"):
+        # hundreds of requests, none on the other worker: not the topology meant (a few
+        # WebSockets may all land on their owners by chance: their share is reported as is)
+        r.ok, r.error = False, "nothing was relayed"
+    elif r.ok and role == "sticky" and delta["forwarded"]:
+        r.ok, r.error = False, f"{delta['forwarded']} requests relayed with sticky routing"
+
+
 def _warm(url: str, server_pid: int) -> None:
     """A few connections and acks, so imports and first-use costs are out of the way.
 
@@ -634,8 +809,9 @@ def run_server(
     spec: ServerSpec, scenarios: Sequence[Scenario], rep: int, log_dir: Path
 ) -> list[Result]:
     """Start one server, run every single-node scenario against it, stop it; then run each
-    multi-node scenario on fresh nodes (:func:`run_multinode`; not for the Node server, which
-    has no Redis adapter here: its cell stays empty).
+    multi-node (or multi-worker) scenario on fresh nodes (:func:`run_multinode`; not for the
+    Node server, which has no Redis adapter here: its cell stays empty). Scenarios meant for
+    other implementations (``Scenario.impls``) are left out.
 
     :param spec: the server.
     :param scenarios: what to run.
@@ -643,10 +819,11 @@ def run_server(
     :param log_dir: server logs.
     :returns: one result per scenario run.
     """
-    single = [sc for sc in scenarios if sc.nodes == 1]
+    scenarios = [sc for sc in scenarios if not sc.impls or spec.impl in sc.impls]
+    single = [sc for sc in scenarios if not sc.shared]
     out = _run_single(spec, single, rep, log_dir) if single else []
     for sc in scenarios:
-        if sc.nodes == 1:
+        if not sc.shared:
             continue
         if spec.impl == "node":
             logger.info("rep %d %-18s %-11s skipped (no Redis adapter)", rep, spec.name, sc.name)
@@ -673,13 +850,17 @@ def redis_available(timeout: float = 2.0) -> bool:
 
 
 def run_multinode(spec: ServerSpec, sc: Scenario, rep: int, log_dir: Path) -> Result:
-    """Start ``sc.nodes`` servers of ``spec`` sharing a fresh Redis channel, run ``sc``, stop them.
+    """Start ``sc.nodes`` servers of ``spec`` (``sc.workers`` gunicorn workers each) sharing a
+    fresh Redis channel, run ``sc``, stop them.
 
-    The receivers are spread round-robin over the nodes, the trigger goes to the first node; the
-    server CPU is summed over every node's process tree.
+    The fanout receivers (or the echo / poll clients) are spread round-robin over the nodes, the
+    trigger goes to the first node; the server CPU is summed over every node's process tree. For
+    the session relay's scenarios the workers' relay counters are read before and after the run
+    (``raw["relay_delta"]``) and the redis-server's own CPU over the window when it can be found
+    (``raw["redis_cpu_s"]``).
 
     :param spec: the server (a gunicorn one: the Node server has no Redis adapter here).
-    :param sc: the scenario (``sc.nodes`` > 1).
+    :param sc: the scenario (``sc.shared``).
     :param rep: the repetition number.
     :param log_dir: server logs (one per node).
     :returns: the result; ``raw`` holds the channel and the clients per node.
@@ -689,23 +870,29 @@ def run_multinode(spec: ServerSpec, sc: Scenario, rep: int, log_dir: Path) -> Re
             spec.name, sc.name, rep, ok=False, error=f"no Redis on {REDIS_HOST}:{REDIS_PORT}"
         )
     channel = f"sio-bench-{os.getpid()}-{secrets.token_hex(4)}"  # unique to this run
-    env = {
-        "BENCH_REDIS_CHANNEL": channel,
-        "BENCH_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-    }
     nodes: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
-        for i in range(sc.nodes):
-            port = free_port()  # the previous node already listens: no clash
-            proc = start_server(spec, port, log_dir, env, f"{spec.name}-node{i}")
-            nodes.append((proc, f"http://127.0.0.1:{port}"))
+        nodes = start_nodes(spec, sc.nodes, log_dir, channel, sc.workers)
         for proc, url in nodes:
             _warm(url, proc.pid)
         if any(proc.poll() is not None for proc, _ in nodes):
             return Result(spec.name, sc.name, rep, ok=False, error="server died")
         urls = [url for _, url in nodes]
-        rec = run_scenario(sc, [proc.pid for proc, _ in nodes], urls[0], urls=urls)
+        counting = bool(sc.relay_role)
+        before = _all_counters(urls, sc.workers) if counting else None
+        redis_pid = redis_server_pid() if counting else None
+        rec = run_scenario(
+            sc,
+            [proc.pid for proc, _ in nodes],
+            urls[0],
+            urls=urls if sc.nodes > 1 else (),
+            side_pids={"redis": redis_pid} if redis_pid else None,
+        )
         rec["redis_channel"] = channel
+        if before is not None:
+            after = _all_counters(urls, sc.workers)
+            if after is not None:
+                rec["relay_delta"] = counters_delta(before, after)
         return _result(spec, sc, rep, rec)
     except RuntimeError as exc:
         logger.warning("%s", exc)
@@ -713,6 +900,139 @@ def run_multinode(spec: ServerSpec, sc: Scenario, rep: int, log_dir: Path) -> Re
     finally:
         for proc, _ in nodes:
             stop_server(proc)
+
+
+def start_nodes(
+    spec: ServerSpec, count: int, log_dir: Path, channel: str, workers: int = 1
+) -> list[tuple[subprocess.Popen[bytes], str]]:
+    """Start ``count`` servers of ``spec`` on a Redis channel, each on a free port.
+
+    :param spec: the server.
+    :param count: how many.
+    :param log_dir: their logs.
+    :param channel: the Redis channel they share.
+    :param workers: gunicorn workers of each.
+    :returns: ``(process, base URL)`` per node.
+    :raises RuntimeError: when one does not start (those already started are stopped).
+    """
+    env = {
+        "BENCH_REDIS_CHANNEL": channel,
+        "BENCH_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+    }
+    nodes: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for i in range(count):
+            port = free_port()  # the previous node already listens: no clash
+            proc = start_server(spec, port, log_dir, env, f"{spec.name}-node{i}", workers)
+            nodes.append((proc, f"http://127.0.0.1:{port}"))
+    except RuntimeError:
+        for proc, _ in nodes:
+            stop_server(proc)
+        raise
+    return nodes
+
+
+# ------------------------------------------------------------------ the session relay's counters
+
+
+def _get(url: str, path: str, timeout: float = 5.0) -> bytes:
+    """``GET path`` on a new connection (``Connection: close``): the body.
+
+    :param url: ``http://host:port``.
+    :param path: the request path.
+    :param timeout: seconds.
+    :returns: the body (empty when the answer is not a 200).
+    """
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return body if head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")) else b""
+
+
+def relay_counters(
+    url: str, workers: int, tries: int = 200, timeout: float = 15.0
+) -> dict[int, dict[str, Any]] | None:
+    """Every worker's ``/_bench/relay`` record (see bench/app.py): asked on new connections
+    until each of the ``workers`` processes behind ``url`` has answered (the kernel hands a new
+    connection to any of them).
+
+    :param url: the server.
+    :param workers: its gunicorn workers.
+    :param tries: at most this many requests.
+    :param timeout: at most this many seconds.
+    :returns: pid -> record, or None when not every worker answered.
+    """
+    seen: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    for _ in range(tries):
+        if len(seen) >= workers or time.monotonic() > deadline:
+            break
+        try:
+            rec = json.loads(_get(url, "/_bench/relay") or b"null")
+        except (OSError, ValueError):
+            time.sleep(0.05)
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("relay"), dict):
+            seen.setdefault(int(rec["pid"]), rec)
+    return seen if len(seen) >= workers else None
+
+
+def _all_counters(urls: Sequence[str], workers: int) -> dict[int, dict[str, Any]] | None:
+    out: dict[int, dict[str, Any]] = {}
+    for url in urls:
+        got = relay_counters(url, workers)
+        if got is None:
+            logger.warning("%s: not every worker reported its relay counters", url)
+            return None
+        out.update(got)
+    return out
+
+
+def counters_delta(
+    before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]
+) -> dict[str, int]:
+    """The relay counters and Socket.IO requests summed over the workers, after minus before.
+
+    :param before: :func:`relay_counters` before the run.
+    :param after: after it (the same workers).
+    :returns: ``requests``, ``forwarded``, ``served``, ``streams``, ``failed``, ``workers``.
+    """
+    out = {"requests": 0, "forwarded": 0, "served": 0, "streams": 0, "failed": 0}
+    for pid, rec in after.items():
+        old = before.get(pid, {"requests": 0, "relay": {}})
+        out["requests"] += int(rec["requests"]) - int(old["requests"])
+        for k in ("forwarded", "served", "streams", "failed"):
+            out[k] += int(rec["relay"].get(k, 0)) - int(old["relay"].get(k, 0))
+    out["workers"] = len(after)
+    return out
+
+
+def redis_server_pid() -> int | None:
+    """The pid of the redis-server listening on ``REDIS_PORT`` when this machine runs it and
+    ``/proc`` shows it (its CPU is then read over the relay scenarios' windows).
+
+    :returns: the pid, or None.
+    """
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # redis-server shows itself as "redis-server 127.0.0.1:6379" (one argument)
+        words = b" ".join(cmd).split()
+        port = f":{REDIS_PORT}".encode()
+        if words and words[0].endswith(b"redis-server") and any(port in w for w in words):
+            return int(d)
+    return None
 
 
 def _run_single(
@@ -795,10 +1115,14 @@ def aggregate(results: list[Result]) -> dict[tuple[str, str], dict[str, Any]]:
             "cpu": _median([r.cpu_us for r in ok]),  # type: ignore[misc]
             "rss": _median([r.rss_kib_per_conn for r in ok]),  # type: ignore[misc]
             "wire": _median([r.wire_bytes for r in ok]),  # type: ignore[misc]
+            "relayed": _median([r.relayed for r in ok]),  # type: ignore[misc]
+            "redis": _median([r.redis_cpu_us for r in ok]),  # type: ignore[misc]
             # permessage-deflate offered and declined (in any successful run)
             "no_deflate": any(r.deflate is False for r in ok),
             "n": len(ok),
             "runs": len(rs),
+            # per repetition (rate, CPU per message): ratios between cells of the same run
+            "by_rep": {r.rep: (r.rate, r.cpu_us) for r in ok},
             "errors": sorted({r.error for r in rs if not r.ok}),
         }
     return cells
@@ -877,8 +1201,11 @@ def write_markdown(
     :param cells: the aggregates.
     :param scenarios: row order.
     :param servers: which servers ran.
-    :param meta: run facts (reps, date, load generator ceiling).
+    :param meta: run facts (reps, date, load generator ceiling; ``relay_latency``: per server
+        the :func:`bench.relay.measure` records).
     """
+    relay = [sc for sc in scenarios if sc.relay_role]
+    scenarios = [sc for sc in scenarios if not sc.relay_role]
     names = [s.name for s in servers]
     families = [
         f
@@ -920,6 +1247,8 @@ def write_markdown(
         if "node-node" in names:
             row.append(_fmt(cells.get(("node-node", sc.name)), kind))
         lines.append("| " + " | ".join(row) + " |")
+    if relay:
+        lines += ["", *relay_section(cells, relay, servers, meta)]
     lines += [
         "",
         "## Load generator ceiling",
@@ -929,6 +1258,176 @@ def write_markdown(
     ]
     lines += ["## Notes", "", *[f"- {n}" for n in meta.get("notes", [])], ""]
     path.write_text("\n".join(lines))
+
+
+def relay_section(
+    cells: dict[tuple[str, str], dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    meta: dict[str, Any],
+) -> list[str]:
+    """The "Session relay" section of docs/benchmarks.md: ``relay_*`` vs ``sticky_*`` per
+    server, and the added latency of one relayed round trip.
+
+    :param cells: the aggregates.
+    :param scenarios: the relay scenarios that ran.
+    :param servers: the servers.
+    :param meta: run facts (``relay_latency``: per server, :func:`bench.relay.measure` records).
+    :returns: Markdown lines.
+    """
+    lines = [
+        "## Session relay: gunicorn `-w 2` without sticky sessions",
+        "",
+        "The same two workers, both on a `RedisManager` (127.0.0.1:6379, a channel of their own): "
+        "*relayed* is one gunicorn `-w 2` whose workers share the listening socket, so any "
+        "request may reach the worker that does not own its session, and the session relay "
+        "(sio_wsgi/engine/relay.py) carries it there over Redis; *sticky* is two gunicorn `-w 1` "
+        "on two ports, client i always on node i % 2, so nothing is relayed. Long-polling: every "
+        "HTTP request on a new connection (`Connection: close`) in both, so that the kernel hands "
+        "it to either worker. WebSocket: each client opens its session by long-polling and "
+        "upgrades; a WebSocket that reaches the other worker is relayed as a byte stream for its "
+        "whole life (every chunk of bytes, each way, one Redis message). Relayed = the share of "
+        "requests (long-polling) or of WebSockets relayed, from the workers' `Relay.stats`, "
+        "median [min-max]: the kernel decides, and the WebSocket share varies much from run "
+        "to run (50 connections), so does that row's throughput. A relayed request is three "
+        "Redis messages (the request, the owner's acknowledgement, the answer). Server CPU per "
+        "ack: every worker and master summed; the redis-server's own CPU per ack is given apart "
+        "(+ redis; it serves other users of this machine too).",
+        "",
+        "| server | scenario | relayed (`-w 2`) | sticky (2 x `-w 1`) | relayed / sticky | "
+        "relayed |",
+        "|---|---|---|---|---|---|",
+    ]
+    pairs = [
+        (a, b)
+        for a in scenarios
+        if a.relay_role == "relay"
+        for b in scenarios
+        if b.relay_role == "sticky" and b.name.split("_", 1)[1] == a.name.split("_", 1)[1]
+    ]
+    for spec in servers:
+        for a, b in pairs:
+            ca, cb = cells.get((spec.name, a.name)), cells.get((spec.name, b.name))
+            if ca is None and cb is None:
+                continue
+            what = a.title.split(", -w", 1)[0]
+            lines.append(
+                f"| {spec.name} | {what} ({a.unit}) | {_relay_cell(ca)} | {_relay_cell(cb)} | "
+                f"{_relay_ratio(ca, cb)} | {_pct(ca)} |"
+            )
+    for name, recs in sorted((meta.get("relay_latency") or {}).items()):
+        lines += ["", f"One relayed long-polling round trip, {name}: {_latency_text(recs)}"]
+    if meta.get("relay_latency"):
+        lines += [
+            "",
+            "(`python -m bench.relay`: one client, two idle `-w 1` nodes on a Redis channel; "
+            'round trip = `POST 42<id>["echo","x"]` then `GET` of the ack, each on a new '
+            "connection, to the owner of the session or to the other node, in alternating "
+            "blocks; WebSocket echo = the same event on a session upgraded on its owner or on "
+            "the other node; medians, and the servers' CPU per round trip or echo, both nodes "
+            "summed.)",
+        ]
+    return lines
+
+
+def _relay_cell(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "-"
+    if not c["n"]:
+        return "failed: " + "; ".join(c["errors"])[:60]
+    rate, p50, p99, cpu, redis = (c[k] for k in ("rate", "p50", "p99", "cpu", "redis"))
+    text = f"{_k(rate[0])}/s [{_k(rate[1])}-{_k(rate[2])}]"
+    if p50 and p99:
+        text += f", p50/p99 {p50[0]:.1f}/{p99[0]:.0f} ms"
+    if cpu:
+        text += f", {cpu[0]:.0f} µs CPU"
+        if redis:
+            text += f" + redis {redis[0]:.0f} µs"
+    if c["n"] < c["runs"]:
+        text += f" ({c['runs'] - c['n']} of {c['runs']} failed)"
+    return text
+
+
+def _relay_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """relayed / sticky, rate and CPU per ack: the median of the ratios within each repetition
+    (the two ran one after the other, on the same machine load) [min-max].
+    """
+    if not a or not b or not a["n"] or not b["n"]:
+        return "-"
+    reps = sorted(set(a.get("by_rep", {})) & set(b.get("by_rep", {})))
+    pairs: list[tuple[tuple[float | None, float | None], tuple[float | None, float | None]]]
+    if not reps:  # aggregates without repetitions: their medians
+        pairs = [
+            (
+                (a["rate"][0], a["cpu"][0] if a["cpu"] else None),
+                (b["rate"][0], b["cpu"][0] if b["cpu"] else None),
+            )
+        ]
+    else:
+        pairs = [(a["by_rep"][k], b["by_rep"][k]) for k in reps]
+    parts = []
+    for i, unit in ((0, "rate"), (1, "CPU/ack")):
+        vals = []
+        for x, y in pairs:
+            num, den = x[i], y[i]
+            if num and den:
+                vals.append(num / den)
+        if not vals:
+            continue
+        med = statistics.median(vals)
+        text = f"{med:.2f}x {unit}"
+        if len(vals) > 1:
+            text += f" [{min(vals):.2f}-{max(vals):.2f}]"
+        parts.append(text)
+    return ", ".join(parts) or "-"
+
+
+def _pct(c: dict[str, Any] | None) -> str:
+    if not c or not c["n"] or not c["relayed"]:
+        return "-"
+    med, low, high = (100 * v for v in c["relayed"])
+    return f"{med:.0f}%" if c["n"] == 1 else f"{med:.0f}% [{low:.0f}-{high:.0f}]"
+
+
+def _latency_text(recs: Sequence[dict[str, Any]]) -> str:
+    ok = [r for r in recs if "error" not in r]
+    if not ok:
+        return "failed: " + "; ".join(str(r.get("error")) for r in recs)[:80]
+
+    def med(f: Callable[[dict[str, Any]], float]) -> float:
+        return float(statistics.median(f(r) for r in ok))
+
+    text = (
+        f"p50 {med(lambda r: r['owner']['pair_p50']):.2f} ms on the owner, "
+        f"{med(lambda r: r['relayed']['pair_p50']):.2f} ms relayed: "
+        f"**+{med(lambda r: r['added_ms']):.2f} ms** per round trip of two requests "
+        f"(+{med(lambda r: r['added_per_request_ms']):.2f} ms per request)"
+    )
+    if all(r.get("added_cpu_us") is not None for r in ok):
+        text += (
+            f"; servers' CPU per round trip {med(lambda r: r['owner']['cpu_us']):.0f} µs on "
+            f"the owner, {med(lambda r: r['relayed']['cpu_us']):.0f} µs relayed"
+        )
+    n = sum(r["relayed"]["n"] for r in ok)
+    text += f" ({len(ok)} runs, {n} relayed round trips)."
+    ws = [r["websocket"] for r in ok if r.get("websocket")]
+    if ws:
+
+        def wmed(f: Callable[[dict[str, Any]], float]) -> float:
+            return float(statistics.median(f(w) for w in ws))
+
+        text += (
+            f" One echo on a WebSocket (one at a time): p50 {wmed(lambda w: w['owner']['p50']):.2f}"
+            f" ms on the owner, {wmed(lambda w: w['relayed']['p50']):.2f} ms relayed: "
+            f"**+{wmed(lambda w: w['added_ms']):.2f} ms**"
+        )
+        if all(w.get("added_cpu_us") is not None for w in ws):
+            text += (
+                f"; servers' CPU per echo {wmed(lambda w: w['owner']['cpu_us']):.0f} µs on the "
+                f"owner, {wmed(lambda w: w['relayed']['cpu_us']):.0f} µs relayed"
+            )
+        text += f" ({sum(w['relayed']['n'] for w in ws)} relayed echoes)."
+    return text
 
 
 def write_chart(
@@ -946,6 +1445,7 @@ def write_chart(
     """
     import matplotlib
 
+    scenarios = [sc for sc in scenarios if not sc.relay_role]  # in their own table
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -1064,6 +1564,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     p.add_argument("--chart", default=str(ROOT / "docs" / "benchmarks.png"))
     p.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
+    p.add_argument(
+        "--relay-pairs",
+        type=int,
+        default=300,
+        help="with relay scenarios: relayed round trips timed per repetition (0: none)",
+    )
     return p.parse_args(argv)
 
 
@@ -1107,10 +1613,13 @@ def main(argv: list[str] | None = None) -> int:
         meta["ceiling"] = ceiling
         meta["ceiling_text"] = _ceiling_text(ceiling)
         logger.info("%s", meta["ceiling_text"])
+    relaying = opts.relay_pairs > 0 and any(sc.relay_role for sc in scenarios)
     for rep in range(opts.reps):
         k = rep % max(1, len(servers))
         for spec in servers[k:] + servers[:k]:  # rotate the order each repetition
             results.extend(run_server(spec, scenarios, rep, log_dir))
+            if relaying and spec.impl in RELAY_IMPLS:
+                _relay_latency(spec, log_dir, opts.relay_pairs, meta)
     cells = aggregate(results)
     note = deflate_note(results)
     if note:
@@ -1122,6 +1631,21 @@ def main(argv: list[str] | None = None) -> int:
     write_chart(Path(opts.chart), cells, scenarios, servers)
     logger.info("wrote %s and %s", opts.out, opts.chart)
     return 0
+
+
+def _relay_latency(spec: ServerSpec, log_dir: Path, pairs: int, meta: dict[str, Any]) -> None:
+    """Time relayed round trips (:func:`bench.relay.measure`) into ``meta["relay_latency"]``.
+
+    :param spec: the server.
+    :param log_dir: server logs.
+    :param pairs: round trips of each kind.
+    :param meta: run facts, updated.
+    """
+    from bench import relay  # it imports this module
+
+    rec = relay.measure(spec, log_dir, pairs)
+    logger.info("%s relay round trip: %s", spec.name, relay.describe(rec))
+    meta.setdefault("relay_latency", {}).setdefault(spec.name, []).append(rec)
 
 
 NOTES = [

@@ -17,7 +17,13 @@
 // offered) and reports how many clients the server accepted it for and the agreed extension.
 // WebSocket echo reports the bytes read and written on the clients' TCP sockets in the window.
 // fanout takes --urls a,b,...: the receivers are spread round-robin over these servers (nodes
-// sharing a message bus), the trigger still connects to --url; the default is --url alone.
+// sharing a message bus), the trigger still connects to --url; the default is --url alone. echo and
+// poll take --urls too: client i talks to urls[i % n] only (sticky routing done by the clients).
+// poll takes --keepalive 0: every HTTP request on a new connection (`Connection: close`), so that
+// the requests of one client land on any worker of a multi-worker server (the session relay's
+// benchmark); the default, 1, keeps connections alive. echo takes --upgrade 1: each client opens
+// its session with a long-polling handshake (on a new connection) and then upgrades to WebSocket
+// (2probe / 3probe / 5) on another connection, which may land on another worker.
 // Output: one JSON object per line on stdout; the last one has "final": true. For `storm`, a line
 // {"phase":"connected"} is printed once every client is connected; the clients are then held idle
 // for --hold seconds (the caller measures server memory meanwhile).
@@ -31,7 +37,7 @@ function parseArgs(argv) {
   const o = {
     url: 'http://127.0.0.1:5000', scenario: 'echo', clients: 50, duration: 4, warmup: 1,
     procs: 1, window: 1, size: 65536, rounds: 20, gap: 0.05, hold: 3, concurrency: 200,
-    timeout: 60, payload: 'hello', urls: '', payload_bytes: 0, deflate: 0,
+    timeout: 60, payload: 'hello', urls: '', payload_bytes: 0, deflate: 0, keepalive: 1, upgrade: 0,
   };
   for (let i = 2; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -46,9 +52,11 @@ const now = () => Number(process.hrtime.bigint()) / 1e6; // ms, CLOCK_MONOTONIC:
 // ------------------------------------------------------------------ Socket.IO over WebSocket
 
 class WsClient {
-  // One Socket.IO client over a raw WebSocket, namespace "/".
-  constructor(base, handlers, deflate) {
+  // One Socket.IO client over a raw WebSocket, namespace "/". upgrade: open the session with a
+  // long-polling handshake, then upgrade it to WebSocket.
+  constructor(base, handlers, deflate, upgrade) {
     this.url = base;
+    this.upgrade = Boolean(upgrade);
     this.deflate = Boolean(deflate); // offer permessage-deflate
     this.agreed = null; // the server's Sec-WebSocket-Extensions answer ('' when none)
     this.base = base.replace(/^http/, 'ws');
@@ -58,11 +66,21 @@ class WsClient {
     this.pendingBinary = null; // {id, header} waiting for its attachment
   }
 
-  connect() {
+  async connect() {
+    let query = '';
+    if (this.upgrade) {
+      const open = await request(this.url, 'GET', '/socket.io/?EIO=4&transport=polling', undefined, false);
+      query = `&sid=${JSON.parse(open.slice(1)).sid}`;
+    }
+    return this.open(query);
+  }
+
+  open(query) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${this.base}/socket.io/?EIO=4&transport=websocket`, {
+      const ws = new WebSocket(`${this.base}/socket.io/?EIO=4&transport=websocket${query}`, {
         perMessageDeflate: this.deflate ? { threshold: 1024 } : false,
       });
+      if (query) ws.on('open', () => ws.send('2probe'));
       this.ws = ws;
       ws.on('upgrade', (res) => { this.agreed = res.headers['sec-websocket-extensions'] || ''; });
       let done = false;
@@ -75,6 +93,7 @@ class WsClient {
         const t = s.charCodeAt(0);
         if (t === 50) { ws.send('3'); return; } // '2' ping -> '3' pong
         if (t === 48) { ws.send('40'); return; } // '0' open -> connect namespace
+        if (s === '3probe') { ws.send('5'); ws.send('40'); return; } // upgraded -> connect
         if (t === 52) {
           if (s.charCodeAt(1) === 48) { done = true; resolve(this); return; } // '40{sid}'
           this.onSio(s);
@@ -139,13 +158,16 @@ class WsClient {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 
-function request(base, method, path, body) {
+// One HTTP request; keepAlive false: on a new connection, closed after the response.
+function request(base, method, path, body, keepAlive = true) {
   return new Promise((resolve, reject) => {
     const u = new URL(base + path);
+    const headers = body !== undefined ? { 'Content-Type': 'text/plain;charset=UTF-8',
+      'Content-Length': Buffer.byteLength(body) } : {};
+    if (!keepAlive) headers.Connection = 'close';
     const req = http.request({
-      host: u.hostname, port: u.port, path: u.pathname + u.search, method, agent,
-      headers: body !== undefined ? { 'Content-Type': 'text/plain;charset=UTF-8',
-        'Content-Length': Buffer.byteLength(body) } : {},
+      host: u.hostname, port: u.port, path: u.pathname + u.search, method,
+      agent: keepAlive ? agent : false, headers,
     }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
@@ -162,8 +184,11 @@ function request(base, method, path, body) {
 }
 
 class PollClient {
-  constructor(base) {
+  constructor(base, keepAlive = true) {
     this.base = base;
+    this.url = base;
+    this.keepAlive = keepAlive;
+    this.requests = 0; // HTTP requests sent
     this.nextId = 1;
     this.acks = new Map();
     this.closed = false;
@@ -172,10 +197,10 @@ class PollClient {
   }
 
   async connect() {
-    const open = await request(this.base, 'GET', '/socket.io/?EIO=4&transport=polling');
+    const open = await this.request('GET', '/socket.io/?EIO=4&transport=polling');
     this.sid = JSON.parse(open.slice(1)).sid;
     this.path = `/socket.io/?EIO=4&transport=polling&sid=${this.sid}`;
-    await request(this.base, 'POST', this.path, '40');
+    await this.request('POST', this.path, '40');
     let connected = false;
     this.onConnected = null;
     const p = new Promise((resolve) => { this.onConnected = resolve; });
@@ -189,7 +214,7 @@ class PollClient {
     while (!this.closed) {
       let body;
       try {
-        body = await request(this.base, 'GET', this.path);
+        body = await this.request('GET', this.path);
       } catch (e) {
         this.closed = true;
         break;
@@ -223,7 +248,7 @@ class PollClient {
       const body = this.outbox.join('\x1e');
       this.outbox = [];
       try {
-        await request(this.base, 'POST', this.path, body);
+        await this.request('POST', this.path, body);
       } catch (e) {
         this.closed = true;
       }
@@ -235,6 +260,11 @@ class PollClient {
     const id = this.nextId++;
     this.acks.set(id, cb);
     this.send(`42${id}${json}`);
+  }
+
+  request(method, path, body) {
+    this.requests++;
+    return request(this.base, method, path, body, this.keepAlive);
   }
 
   close() { this.closed = true; }
@@ -345,10 +375,13 @@ async function runEcho(o, make, send) {
   await sleep(50);
   for (const c of clients) c.close();
   const deflated = clients.filter((c) => c.agreed && c.agreed.startsWith('permessage-deflate'));
+  const urls = receiverUrls(o);
   return {
     connected: clients.length, errors, count, elapsed, lat, loadgen_cpu_ms: cpu,
     wire_in: w1[0] - w0[0], wire_out: w1[1] - w0[1], deflate_clients: deflated.length,
     extensions: clients.length ? clients[0].agreed : null,
+    perUrl: urls.map((u) => clients.filter((c) => c.url === u).length),
+    requests: clients.reduce((n, c) => n + (c.requests || 0), 0),
   };
 }
 
@@ -368,7 +401,8 @@ function echoWs(o) {
   const msgs = echoMessages(o);
   let bad = 0;
   const check = o.payload_bytes > 0;
-  return runEcho(o, () => new WsClient(o.url, null, o.deflate), (c, cb) => {
+  const urls = receiverUrls(o);
+  return runEcho(o, (i) => new WsClient(urls[i % urls.length], null, o.deflate, o.upgrade), (c, cb) => {
     const id = c.nextId;
     const m = msgs[id % msgs.length];
     c.emitAck(m.json, (s) => {
@@ -393,10 +427,13 @@ function echoBinary(o) {
 
 function echoPoll(o) {
   const json = JSON.stringify(['echo', o.payload]);
-  return runEcho(o, () => new PollClient(o.url), (c, cb) => c.emitAck(json, cb));
+  const urls = receiverUrls(o);
+  return runEcho(o, (i) => new PollClient(urls[i % urls.length], Boolean(o.keepalive)),
+    (c, cb) => c.emitAck(json, cb));
 }
 
-// The fanout receivers' servers: --urls (comma-separated), or --url alone.
+// The servers of the fanout receivers and of the echo / poll clients: --urls (comma-separated), or
+// --url alone.
 function receiverUrls(o) {
   return o.urls ? o.urls.split(',') : [o.url];
 }
@@ -459,12 +496,15 @@ async function echoMain(o, fn) {
   const r = {
     connected: 0, errors: 0, count: 0, elapsed: 0, lat: [], loadgen_cpu_ms: 0, wire_in: 0,
     wire_out: 0, deflate_clients: 0, bad_acks: 0, extensions: rs.length ? rs[0].r.extensions : null,
+    perUrl: receiverUrls(o).map(() => 0), requests: 0,
   };
   for (const { r: x } of rs) {
     r.connected += x.connected; r.errors += x.errors; r.count += x.count;
     r.elapsed = Math.max(r.elapsed, x.elapsed); r.lat.push(...x.lat); r.loadgen_cpu_ms += x.loadgen_cpu_ms;
     r.wire_in += x.wire_in; r.wire_out += x.wire_out; r.deflate_clients += x.deflate_clients;
     r.bad_acks += x.bad_acks || 0;
+    x.perUrl.forEach((k, j) => { r.perUrl[j] += k; });
+    r.requests += x.requests;
   }
   return r;
 }
@@ -485,6 +525,8 @@ function summarizeEcho(o, r) {
     out.bad_acks = r.bad_acks;
   }
   if (o.deflate) { out.deflate_clients = r.deflate_clients; out.extensions = r.extensions; }
+  if (o.urls) out.connected_per_url = r.perUrl; // only with --urls: the single-node output is unchanged
+  if (o.scenario === 'poll') out.http_requests = r.requests; // the whole run's, connecting included
   return out;
 }
 

@@ -63,9 +63,11 @@ logger = logging.getLogger(__name__)
 #: length of a host id (hex digits), the prefix of every session id of that host
 HOST_ID_LENGTH = 16
 
-#: seconds an owner has to acknowledge a relayed request before the front says
-#: "Session ID unknown" (it is gone, or too loaded to serve it)
+#: seconds an owner has to answer or acknowledge a relayed request before the front
+#: says "Session ID unknown" (it is gone, or too loaded to serve it)
 ACK_TIMEOUT = 3.0
+#: an owner acknowledges a relayed request it has not answered after this many seconds
+ACK_AFTER = 0.5
 #: while waiting for a long-poll answer, how often the front checks the owner lives
 LIVENESS_EVERY = 1.0
 #: how often the processes at the other end of this process's streams are checked
@@ -224,7 +226,7 @@ class Relay:
     :param bus: the client manager's inbox per process.
     :param driver: the concurrency driver.
     :param options: the server's options (body limits and timeouts, ping times).
-    :param call_later: the engine's timers (``call_later(delay, fn)``).
+    :param call_later: the engine's timers (``call_later(delay, fn, *args)``).
     """
 
     def __init__(
@@ -233,7 +235,7 @@ class Relay:
         bus: RelayBus,
         driver: Driver,
         options: ServerOptions,
-        call_later: Callable[[float, Callable[[], None]], Timer],
+        call_later: Callable[..., Timer],
     ) -> None:
         self.app = app
         self.call_later = call_later
@@ -246,6 +248,8 @@ class Relay:
         self._streams: dict[str, _Stream] = {}
         self._alive: dict[str, tuple[float, bool]] = {}
         self._watching = False
+        #: relayed requests served here and not answered yet: their acknowledgement timers
+        self._unanswered: dict[str, Timer] = {}
         #: counters: requests sent to owners, served for fronts, WebSockets among
         #: those, and requests answered here because the owner or the bus failed
         self.stats = {"forwarded": 0, "served": 0, "streams": 0, "failed": 0}
@@ -488,9 +492,23 @@ class Relay:
         except (ValueError, struct.error):
             logger.warning("dropped a relayed request that does not parse")
             return
-        with contextlib.suppress(BusError):
-            self.send(sender, _ACK, rid)
-        self.driver.spawn(self._serve, sender, rid, header, body)
+        # the acknowledgement only for an answer that takes a while (a long-poll): most
+        # answers come first, and one broker message fewer is a fifth of a relayed request
+        self._unanswered[rid] = self.call_later(ACK_AFTER, self._late_ack, sender, rid)
+        # a pooled task: no thread (threading mode) or greenlet started per relayed request
+        self.driver.submit(self._serve, sender, rid, header, body)
+
+    def _late_ack(self, front: str, rid: str) -> None:
+        """Tell the front its request is being served (it has no answer yet)."""
+        if self._unanswered.pop(rid, None) is not None:
+            with contextlib.suppress(BusError):
+                self.send(front, _ACK, rid)
+
+    def _answering(self, rid: str) -> None:
+        """The answer goes out now: no acknowledgement needed any more."""
+        timer = self._unanswered.pop(rid, None)
+        if timer is not None:
+            timer.cancel()
 
     def _on_ack(self, sender: str, rid: str, payload: bytes) -> None:
         waiter = self._waiting.get(rid)
@@ -544,6 +562,7 @@ class Relay:
             def on_head(head: bytes) -> None:
                 assert stream is not None and pair is not None
                 self.stats["streams"] += 1
+                self._answering(rid)
                 self.send(front, _UPGRADED, rid, head)
                 stream.attach(pair[1])
                 self.driver.spawn(stream.pump)
@@ -571,6 +590,7 @@ class Relay:
                 with contextlib.suppress(OSError):
                     pair[1].close()
         answer = {"status": capture.status, "headers": capture.headers}
+        self._answering(rid)
         with contextlib.suppress(BusError):
             self.send(front, _RESPONSE, rid, _with_header(answer, data))
 

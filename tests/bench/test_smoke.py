@@ -3,8 +3,9 @@
 One sio_wsgi server (gunicorn ``-k gthread``) and the Node load generator with a handful of
 clients per scenario: proves the load generator speaks the protocol, the app answers, and the
 CPU / memory readings and the Markdown writer work. Figures are not checked. The cross-node
-fanout (two sio_wsgi nodes on a Redis channel) needs Redis on 127.0.0.1:6379 and is skipped
-without it.
+fanout (two sio_wsgi nodes on a Redis channel) and the session relay's scenarios (one ``-w 2``
+vs two ``-w 1`` nodes, and the relayed round trip's latency) need Redis on 127.0.0.1:6379 and
+are skipped without it.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _kind(sc: run.Scenario) -> tuple[Any, ...]:
 def test_smoke_covers_every_kind_of_scenario() -> None:
     # every single-node scenario's kind, payload and deflate flag are run above (with fewer
     # clients and seconds); echo500 and fanout5000 only differ from echo50 / fanout1000 in size
-    assert {_kind(s) for s in run.SCENARIOS if s.nodes == 1} == {_kind(s) for s in SMOKE}
+    assert {_kind(s) for s in run.SCENARIOS if not s.shared} == {_kind(s) for s in SMOKE}
     assert {"echo50_4k", "echo50_4k_deflate"} <= {s.name for s in SMOKE}
 
 
@@ -169,7 +170,100 @@ def test_fanout_redis_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def test_node_server_skips_multinode(tmp_path: Path) -> None:
     node = next(s for s in run.SERVERS if s.impl == "node")
     assert run.run_server(node, [REDIS_SMOKE], 0, tmp_path) == []
-    assert [s.name for s in run.SCENARIOS if s.nodes > 1] == ["fanout_redis1000"]
+    assert [s.name for s in run.SCENARIOS if s.shared] == [
+        "fanout_redis1000",
+        "relay_poll50",
+        "sticky_poll50",
+        "relay_echo50",
+        "sticky_echo50",
+    ]
+
+
+# the session relay's scenarios, tiny: 4 clients, half a second
+RELAY_SMOKE = run.relay_scenarios(0.5, clients=4, warmup=0.2)
+
+
+def test_relay_scenarios_only_for_sio_wsgi(tmp_path: Path) -> None:
+    full = {s.name: s for s in run.SCENARIOS if s.relay_role}
+    assert {s.name for s in RELAY_SMOKE} == {
+        "relay_poll4",
+        "sticky_poll4",
+        "relay_echo4",
+        "sticky_echo4",
+    }
+    for sc in full.values():
+        assert sc.impls == ("sio_wsgi",)
+        assert (sc.nodes, sc.workers) == ((1, 2) if sc.relay_role == "relay" else (2, 1))
+        assert sc.args["clients"] == 50
+    assert full["relay_poll50"].args["keepalive"] == 0  # every request on a new connection
+    assert full["relay_echo50"].args["upgrade"] == 1  # polling, then the WebSocket upgrade
+    for spec in run.SERVERS:
+        if spec.impl != "sio_wsgi":  # not started at all
+            assert run.run_server(spec, list(full.values()), 0, tmp_path) == []
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(60)
+def test_relay_scenarios_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not run.redis_available():
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    run.check_tools()
+    monkeypatch.setattr(run, "GTHREAD_THREADS", 50)
+    spec = next(s for s in run.SERVERS if s.name == "sio_wsgi-gevent")
+    results = {sc.name: run.run_multinode(spec, sc, 0, tmp_path) for sc in RELAY_SMOKE}
+    for name, res in results.items():
+        assert res.ok, (name, res.error, res.raw)
+        assert res.connected == 4
+        assert res.rate and res.rate > 0
+        assert res.cpu_us is not None and res.cpu_us > 0
+        delta = res.raw["relay_delta"]
+        assert delta["workers"] == 2 and delta["failed"] == 0
+        assert delta["forwarded"] == delta["served"]
+        if name.startswith("sticky_"):
+            assert res.raw["connected_per_url"] == [2, 2]
+            assert res.relayed == 0
+        else:
+            assert "connected_per_url" not in res.raw
+            assert res.relayed is not None
+    poll = results["relay_poll4"].raw
+    # the clients sent every request on its own connection: the workers counted them all
+    assert poll["relay_delta"]["requests"] == poll["http_requests"]
+    assert 0.05 < results["relay_poll4"].relayed < 0.95  # type: ignore[operator]
+    echo = results["relay_echo4"].raw["relay_delta"]
+    assert echo["requests"] == 8  # a polling handshake and a WebSocket per client
+    assert echo["streams"] == echo["forwarded"]  # only WebSockets are relayed
+    cells = run.aggregate(list(results.values()))
+    md = tmp_path / "b.md"
+    run.write_markdown(
+        md, cells, RELAY_SMOKE, [spec], {"date": "now", "cpus": 2, "reps": 1, "duration": 0.5}
+    )
+    text = md.read_text()
+    assert "## Session relay: gunicorn `-w 2` without sticky sessions" in text
+    assert (
+        "| sio_wsgi-gevent | long-polling echo, 4 clients, new connection per request (acks/s) |"
+        in text
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(30)
+def test_relay_round_trips(tmp_path: Path) -> None:
+    if not run.redis_available():
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    from bench import relay
+
+    spec = next(s for s in run.SERVERS if s.name == "sio_wsgi-gevent")
+    rec = relay.measure(spec, tmp_path, pairs=10, echoes=20)
+    assert "error" not in rec, rec
+    assert rec["owner"]["n"] == rec["relayed"]["n"] == 10
+    assert rec["relayed"]["pair_p50"] > 0 and rec["owner"]["cpu_us"] is not None
+    ws = rec["websocket"]
+    assert ws["owner"]["n"] == ws["relayed"]["n"] == 20
+    assert ws["relayed"]["p50"] > 0 and ws["relayed"]["cpu_us"] is not None
+    assert "WebSocket echo" in relay.describe(rec)
+    text = run._latency_text([rec, {"error": "boom"}])
+    assert text.startswith("p50 ") and "(1 runs, 10 relayed round trips)" in text
+    assert "(20 relayed echoes)" in text
 
 
 def _cell(rate: float, p50: float = 1.0) -> dict[str, Any]:
@@ -251,3 +345,58 @@ def test_hot_spots(tmp_path: Path) -> None:
     assert total == 4
     assert own[0] == ("b (x/m.py:2)", 75.0)
     assert incl[0] == ("a (x/m.py:1)", 100.0)
+
+
+def test_relay_counters_and_checks() -> None:
+    def rec(requests: int, forwarded: int, streams: int = 0) -> dict[str, Any]:
+        relay = {"forwarded": forwarded, "served": 0, "streams": streams, "failed": 0}
+        return {"requests": requests, "relay": relay}
+
+    before = {1: rec(10, 2), 2: rec(5, 0)}
+    after = {1: rec(110, 42), 2: rec(105, 30)}
+    delta = run.counters_delta(before, after)
+    assert delta == {
+        "requests": 200,
+        "forwarded": 70,
+        "served": 0,
+        "streams": 0,
+        "failed": 0,
+        "workers": 2,
+    }
+    poll, sticky, echo = (
+        next(s for s in RELAY_SMOKE if s.name == n)
+        for n in ("relay_poll4", "sticky_poll4", "relay_echo4")
+    )
+    line = {"connected": 4, "count": 100, "rate": 200.0, "server_cpu_s": 0.1, "redis_cpu_s": 0.01}
+    res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": delta})
+    assert res.ok and res.relayed == 0.35 and res.redis_cpu_us == 100.0
+    res = run._result(run.SERVERS[0], sticky, 0, {**line, "relay_delta": delta})
+    assert not res.ok and "relayed with sticky routing" in res.error
+    nothing = {**delta, "forwarded": 0}
+    res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": nothing})
+    assert not res.ok and res.error == "nothing was relayed"
+    res = run._result(run.SERVERS[0], echo, 0, {**line, "relay_delta": nothing})
+    assert res.ok and res.relayed == 0.0  # WebSockets: whatever share the kernel gave
+    res = run._result(run.SERVERS[0], echo, 0, {**line, "relay_delta": {**nothing, "streams": 1}})
+    assert res.relayed == 0.25
+    res = run._result(run.SERVERS[0], poll, 0, line)
+    assert not res.ok and res.error == "no relay counters"
+    failed = {**delta, "failed": 3}
+    res = run._result(run.SERVERS[0], poll, 0, {**line, "relay_delta": failed})
+    assert not res.ok and res.error == "3 relayed requests failed"
+
+
+def test_relay_ratio_within_repetitions() -> None:
+    relayed = [
+        run.Result("s", "relay_poll50", i, True, rate=r, cpu_us=c, relayed=0.5)
+        for i, (r, c) in enumerate(((500.0, 20.0), (900.0, 12.0), (600.0, 16.0)))
+    ]
+    sticky = [
+        run.Result("s", "sticky_poll50", i, True, rate=r, cpu_us=c, relayed=0.0)
+        for i, (r, c) in enumerate(((1000.0, 10.0), (1000.0, 10.0), (2000.0, 8.0)))
+    ]
+    cells = run.aggregate(relayed + sticky)
+    a, b = cells[("s", "relay_poll50")], cells[("s", "sticky_poll50")]
+    # per repetition 0.5, 0.9, 0.3 (not 600 / 1000 from the medians) and 2.0, 1.2, 2.0
+    assert run._relay_ratio(a, b) == "0.50x rate [0.30-0.90], 2.00x CPU/ack [1.20-2.00]"
+    assert run._pct(a) == "50% [50-50]" and run._pct(b) == "0% [0-0]"

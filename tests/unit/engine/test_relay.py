@@ -23,7 +23,7 @@ from werkzeug.test import Client
 from sio_wsgi.config import DEFAULTS
 from sio_wsgi.engine import relay as relay_module
 from sio_wsgi.engine.outgoing import Outgoing
-from sio_wsgi.engine.ports import RELAYED
+from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX, RELAYED
 from sio_wsgi.engine.server import EngineServer
 from sio_wsgi.exceptions import BusError
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
@@ -106,12 +106,14 @@ class Recorder:
 
 
 class Node:
-    def __init__(self, bus: Bus, host_id: str, **options: Any) -> None:
+    def __init__(
+        self, bus: Bus, host_id: str, driver: ThreadingDriver | None = None, **options: Any
+    ) -> None:
         self.handler = Recorder()
         self.engine = EngineServer(
             DEFAULTS.replace(**{"ping_interval": 2.0, "ping_timeout": 2.0, **options}),
             self.handler,
-            ThreadingDriver(),
+            driver or ThreadingDriver(),
             logging.getLogger("test.relay"),
         )
         self.link = Link(bus, host_id)
@@ -367,3 +369,61 @@ def test_a_failed_direct_publish_leaves_the_state_to_the_listener() -> None:
         assert manager.publish_direct("a" * 16, b"\x00x") is True
     finally:
         manager.shutdown()
+
+
+class CountingDriver(ThreadingDriver):
+    """Counts the tasks started (``spawn``) and the pooled jobs (``submit``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned = 0
+        self.submitted = 0
+
+    def spawn(self, fn: Callable[..., object], *args: object, **kwargs: object) -> Any:
+        self.spawned += 1
+        return super().spawn(fn, *args, **kwargs)
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        self.submitted += 1
+        super().submit(fn, *args)
+
+
+def test_relayed_requests_run_on_pooled_tasks() -> None:
+    """No thread started per relayed request on the owner (it cost about 0.2 ms of CPU
+    each in threading mode, see docs/benchmarks.md)."""
+    bus = Bus()
+    driver = CountingDriver()
+    owner, front = Node(bus, "a" * 16, driver=driver), Node(bus, "b" * 16)
+    try:
+        sid = owner.open()
+        spawned, submitted = driver.spawned, driver.submitted
+        for i in range(5):
+            got = front.client.post(f"{POLLING}&sid={sid}", data=f"4m{i}")
+            assert (got.status_code, got.get_data()) == (200, b"ok")
+        assert owner.handler.messages == [(sid, f"m{i}") for i in range(5)]
+        assert driver.spawned == spawned
+        assert driver.submitted >= submitted + 5
+    finally:
+        for node in (owner, front):
+            node.engine.shutdown()
+        bus.close()
+
+
+def test_serving_does_not_wait_for_the_ack_publish(nodes: tuple[Node, Node, Bus]) -> None:
+    """The owner starts serving before it publishes the acknowledgement: a slow ack publish
+    does not delay the answer."""
+    owner, front, _ = nodes
+    sid = owner.open()
+    publish = owner.link.publish_direct
+
+    def slow_acks(host: str, data: bytes) -> bool:
+        if data[len(DIRECT_MESSAGE_PREFIX) :][:1] == relay_module._ACK:
+            time.sleep(0.5)
+        return publish(host, data)
+
+    owner.link.publish_direct = slow_acks  # type: ignore[method-assign]
+    started = time.monotonic()
+    got = front.client.post(f"{POLLING}&sid={sid}", data="4fast")
+    assert (got.status_code, got.get_data()) == (200, b"ok")
+    assert time.monotonic() - started < 0.4
+    assert owner.handler.messages == [(sid, "fast")]
