@@ -177,6 +177,9 @@ class RelayBus(Protocol):
         :raises BusError: when the bus is unreachable.
         """
 
+    def knows_host(self, host: str) -> bool:
+        """Whether process ``host`` was heard from recently (no broker round trip)."""
+
     def host_alive(self, host: str) -> bool:
         """Whether process ``host`` still listens on the bus (asks the broker)."""
 

@@ -288,6 +288,10 @@ class Relay:
         """
         if not self.bus.healthy:
             return self._answer(start_response, _unavailable(), cors)
+        if not self.bus.knows_host(owner):
+            # no such process on the bus lately (gone a while ago, or an id made up by the
+            # client): answered here, no broker round trip and no wait
+            return self._answer(start_response, _gone(owner), cors)
         upgrade = "websocket" in str(environ.get("HTTP_UPGRADE", "")).lower()
         header: dict[str, Any] = {k: environ[k] for k in _CARRIED if k in environ}
         header.update({k: str(environ[k]) for k in _CARRIED_OPTIONAL if k in environ})

@@ -215,6 +215,12 @@ class BusLink(Manager):
         with self._bus_lock:
             return sorted(h for h, seen in self._nodes.items() if seen >= horizon)
 
+    def knows_host(self, host: str) -> bool:
+        """Whether process ``host`` was heard from recently (its heartbeats)."""
+        horizon = time.monotonic() - _MISSED_HEARTBEATS * self.heartbeat_interval
+        seen = self._nodes.get(host)
+        return seen is not None and seen >= horizon
+
     # ------------------------------------------------------------ publishing
 
     def publish(self, message: bus.BusMessage) -> None:

@@ -68,6 +68,7 @@ class Link:
         self.bus = bus
         self.host_id = host_id
         self.gone: set[str] = set()
+        self.forgotten: set[str] = set()  # no heartbeat from them lately
 
     @property
     def healthy(self) -> bool:
@@ -84,6 +85,9 @@ class Link:
 
     def host_alive(self, host: str) -> bool:
         return host in self.bus.inboxes and host not in self.gone
+
+    def knows_host(self, host: str) -> bool:
+        return host in self.bus.inboxes and host not in self.forgotten
 
     def set_direct_handler(self, handler: Callable[[bytes], None] | None) -> None:
         assert handler is not None
@@ -427,3 +431,24 @@ def test_serving_does_not_wait_for_the_ack_publish(nodes: tuple[Node, Node, Bus]
     assert (got.status_code, got.get_data()) == (200, b"ok")
     assert time.monotonic() - started < 0.4
     assert owner.handler.messages == [(sid, "fast")]
+
+
+def test_an_unknown_process_is_not_asked(nodes: tuple[Node, Node, Bus]) -> None:
+    """A sid naming a process nobody heard from (made up, or gone long ago) is a 400
+    at once: nothing is published, nobody waits."""
+    owner, front, _ = nodes
+    sid = owner.open()
+    front.link.forgotten.add(owner.link.host_id)
+    published: list[str] = []
+    publish = front.link.publish_direct
+
+    def counting(host: str, data: bytes) -> bool:
+        published.append(host)
+        return publish(host, data)
+
+    front.link.publish_direct = counting  # type: ignore[method-assign]
+    got = front.client.get(f"{POLLING}&sid={sid}")
+    assert got.status_code == 400 and json.loads(got.get_data())["code"] == 1
+    got = front.client.get(f"{POLLING}&sid={'c' * 16 + 'z' * 20}")
+    assert got.status_code == 400
+    assert published == []
