@@ -44,6 +44,7 @@ from ..config import ServerOptions
 from ..exceptions import BusError
 from ..runtime.base import Driver, Event, Timer
 from ..transports.hijack import hijack, request_socket
+from ..transports.polling import read_exactly
 from .http import ErrorCode, Response, error_response
 from .ports import (
     DIRECT_MESSAGE_PREFIX,
@@ -420,17 +421,10 @@ class Relay:
                     return b"", "", None  # the owner refuses the bad header itself
                 if length < 0 or length > limit:
                     return b"", "", length  # refused by the owner from the length
-                chunks: list[bytes] = []
-                got = 0
-                while got < length:
-                    chunk = bytes(stream.read(length - got))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    got += len(chunk)
-                if got < length:
+                body = read_exactly(stream, length)
+                if len(body) < length:
                     return b"", "timeout" if cut[0] else "incomplete", length
-                return b"".join(chunks), "", length
+                return body, "", length
             return bytes(stream.read(limit + 1)), "", None
         except (OSError, ValueError):
             return b"", "timeout" if cut[0] else "incomplete", None

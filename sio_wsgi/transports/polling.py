@@ -20,7 +20,7 @@ from ..protocol.eio import CLOSE, NOOP, SEPARATOR, decode_payload
 from ..runtime.base import Event
 from .hijack import request_socket
 
-__all__ = ["PollingConnection", "PollingTransport"]
+__all__ = ["PollingConnection", "PollingTransport", "read_exactly"]
 
 
 class _Readable(Protocol):
@@ -249,7 +249,7 @@ class PollingTransport:
         return error_response(ErrorCode.BAD_REQUEST, detail=why)
 
 
-def _read_exactly(stream: _Readable, length: int) -> bytes:
+def read_exactly(stream: _Readable, length: int) -> bytes:
     """Read ``length`` bytes (fewer only at end of stream), whatever each read returns."""
     chunks: list[bytes] = []
     got = 0
@@ -272,7 +272,7 @@ def _read_body(environ: Environ, limit: int) -> bytes | None:
             raise ValueError(f"negative Content-Length {length}")
         if length > limit:
             return None
-        data = _read_exactly(stream, length)
+        data = read_exactly(stream, length)
         if len(data) < length:  # a cut-off payload must not be half delivered
             raise ConnectionError(f"body ended after {len(data)} of {length} bytes")
         return data

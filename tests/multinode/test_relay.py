@@ -56,16 +56,15 @@ class Workers(Node):
         env: dict[str, str] | None = None,
     ) -> None:
         channel = f"relay-{os.getpid()}-{time.monotonic_ns()}"
+        self.processes = count  # Node's -w
         super().__init__("relay", broker, bus_url, channel, worker, log_dir)
         self.env.update(env or {})
         at = self.argv.index("-w")
-        self.argv[at + 1] = str(count)
         self.argv[at + 2 : at + 2] = list(extra)
         if "--threads" in self.argv:
             # gthread: a long-poll or a WebSocket holds one of a worker's threads (relayed
             # or not), and the kernel may hand most connections to one worker
             self.argv[self.argv.index("--threads") + 1] = str(THREADS)
-        self.count = count
 
     def worker_pids(self) -> set[int]:
         """The worker processes now (children of the gunicorn master)."""
@@ -77,7 +76,7 @@ class Workers(Node):
 
     def wait_workers(self, timeout: float = 20.0) -> None:
         """Wait until every worker answers (each has booted and joined the bus)."""
-        wait_until(lambda: len(self.worker_pids()) == self.count, timeout, "workers up")
+        wait_until(lambda: len(self.worker_pids()) == self.processes, timeout, "workers up")
         seen: set[int] = set()
 
         def all_seen() -> bool:
