@@ -10,8 +10,9 @@ as in the ``sticky_*`` scenarios (bench/run.py). One client opens a long-polling
 the first node (its owner) and then, one request at a time, each on a new connection
 (``Connection: close``), sends a round trip: ``POST 42<id>["echo","x"]`` then ``GET`` until
 the ack ``43<id>["x"]`` is in. The round trips alternate between the owner (served there) and
-the other node (both requests relayed over Redis to the owner); the difference of their
-medians is what the relay adds to a round trip of two requests. The servers are otherwise idle.
+the other node (both requests relayed to the owner, over the direct link between the nodes);
+the difference of their medians is what the relay adds to a round trip of two requests. The
+servers are otherwise idle.
 
 The throughput side (50 clients, ``-w 2`` vs sticky) is in ``python -m bench --scenarios
 relay_poll50,sticky_poll50,relay_echo50,sticky_echo50``; both end up in docs/benchmarks.md.

@@ -21,8 +21,10 @@ and :meth:`BusLink._listen`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX
 from sio_wsgi.exceptions import BusError
 from sio_wsgi.manager import Deliver, DisconnectHook, Encode, Manager, ServerEventHook
 from sio_wsgi.managers import messages as bus
+from sio_wsgi.managers.direct import DirectLinks
 from sio_wsgi.runtime import select as runtime_select
 from sio_wsgi.runtime.base import Driver, Task
 
@@ -58,6 +61,9 @@ class BusHealth:
     published: int
     received: int
     dropped: int  # bus messages that did not parse
+    #: session relay messages sent and received over direct links (not the broker)
+    direct_sent: int = 0
+    direct_received: int = 0
 
 
 class BusLink(Manager):
@@ -81,6 +87,7 @@ class BusLink(Manager):
         reconnect_delay: tuple[float, float],
         heartbeat_interval: float,
         poll_interval: float,
+        relay_address: str | None = None,
     ) -> None:
         super().__init__()
         self.channel = channel
@@ -105,6 +112,11 @@ class BusLink(Manager):
         self._counts = {"published": 0, "received": 0, "dropped": 0}
         #: messages to this process's own inbox (the session relay), see set_direct_handler
         self._direct_handler: Callable[[bytes], None] | None = None
+        #: where this process's direct links listen (None: inbox messages go through the broker)
+        self.relay_address = relay_address
+        self._links: DirectLinks | None = None
+        #: host id -> (``ip:port``, token) of the other processes' direct links
+        self._peer_links: dict[str, tuple[str, str]] = {}
         #: message class -> its handler, called as ``handler(host, message)``; each
         #: layer adds the messages it handles
         self._dispatch: dict[type[bus.BusMessage], Callable[[str, Any], None]] = {
@@ -189,6 +201,8 @@ class BusLink(Manager):
         self._closed = True
         if self._listener is not None:
             self._listener.join(self.poll_interval * 4 + 1)
+        if self._links is not None:
+            self._links.close()
         self._close_connections()
 
     def health(self) -> BusHealth:
@@ -202,6 +216,8 @@ class BusLink(Manager):
             last_error=self._last_error,
             nodes=tuple(self.nodes()),
             **self._counts,
+            direct_sent=0 if self._links is None else self._links.counts["sent"],
+            direct_received=0 if self._links is None else self._links.counts["received"],
         )
 
     @property
@@ -260,11 +276,17 @@ class BusLink(Manager):
 
     def publish_direct(self, host: str, data: bytes) -> bool:
         """Send ``data`` to process ``host``'s inbox: one attempt, no retries (the
-        session relay answers its client at once instead).
+        session relay answers its client at once instead). Over the direct link to
+        ``host`` when there is one (:mod:`sio_wsgi.managers.direct`), else through
+        the broker.
 
         :returns: False when the broker knows nobody listens there.
         :raises BusError: when the broker is unreachable.
         """
+        links = self._links
+        peer = self._peer_links.get(host)
+        if links is not None and peer is not None and links.send(host, *peer, data):
+            return True
         try:
             delivered = self._publish_direct_once(host, data)
         except self.retry_errors as exc:
@@ -287,9 +309,38 @@ class BusLink(Manager):
             return False
 
     def set_direct_handler(self, handler: Callable[[bytes], None] | None) -> None:
-        """Call ``handler`` in the listener task with each message of this
-        process's inbox (they start with ``DIRECT_MESSAGE_PREFIX``)."""
+        """Call ``handler`` with each message of this process's inbox (they start
+        with ``DIRECT_MESSAGE_PREFIX``): in the listener task for those that come
+        through the broker, in a direct link's reading task for the others.
+
+        The first handler set also opens this process's direct links (when
+        ``relay_address`` is set) and announces them.
+        """
         self._direct_handler = handler
+        if handler is None or self._links is not None or self.relay_address is None:
+            return
+        if self.driver is None or self.write_only or self._closed:
+            return
+        try:
+            self._links = DirectLinks(
+                self.host_id, self.driver, self._receive_direct, self.relay_address
+            )
+        except OSError as exc:
+            self.log.error(
+                "cannot listen for direct links on %s (%s): relaying through the broker",
+                self.relay_address,
+                exc,
+            )
+            return
+        if self._connected:
+            self._publish_quietly(self._hello())
+
+    def _hello(self, reply: bool = False) -> bus.Hello:
+        """This node's heartbeat, with its direct links' address when it has them."""
+        links = self._links
+        if links is None:
+            return bus.Hello(reply=reply)
+        return bus.Hello(reply=reply, direct=links.address, token=links.token, machine=_MACHINE)
 
     def _publish_quietly(self, message: bus.BusMessage) -> None:
         """One attempt, failures logged (heartbeats, replies, goodbyes)."""
@@ -355,7 +406,7 @@ class BusLink(Manager):
         self._delay = self.reconnect_delay[0]
         self._set_state(True, None)
         self._last_hello = time.monotonic()
-        self._publish_quietly(bus.Hello(reply=True))
+        self._publish_quietly(self._hello(reply=True))
 
     def _lost(self, error: BaseException) -> None:
         if self._connected or not self._ever_subscribed:
@@ -389,15 +440,24 @@ class BusLink(Manager):
         if now - self._last_hello < self.heartbeat_interval:
             return
         self._last_hello = now
-        self._publish_quietly(bus.Hello())
+        self._publish_quietly(self._hello())
         with self._bus_lock:
             self._expire(now)
             gone = now - _MISSED_HEARTBEATS * self.heartbeat_interval
             for host in [h for h, seen in self._nodes.items() if seen < gone]:
                 del self._nodes[host]
+                self._forget_links(host)
 
     def _expire(self, now: float) -> None:
         """Drop what the layers above keep for too long (under the bus lock, at each heartbeat)."""
+
+    def _receive_direct(self, raw: bytes) -> None:
+        """A message of a direct link: inbox messages only (bus messages go through
+        the broker, to every node)."""
+        if raw[:1] == DIRECT_MESSAGE_PREFIX:
+            self._receive(raw)
+        else:
+            self._counts["dropped"] += 1
 
     def _receive(self, raw: bytes | str) -> None:
         """Decode and dispatch one bus message; bad ones are logged and dropped."""
@@ -429,9 +489,34 @@ class BusLink(Manager):
     # ------------------------------------------------------------ liveness messages
 
     def _on_hello(self, host: str, msg: bus.Hello) -> None:
+        if msg.direct and msg.token and _reachable(msg.direct, msg.machine):
+            self._peer_links[host] = (msg.direct, msg.token)
+        else:
+            self._forget_links(host)
         if msg.reply:
-            self._publish_quietly(bus.Hello())
+            self._publish_quietly(self._hello())
 
     def _on_bye(self, host: str, msg: bus.Bye) -> None:
         with self._bus_lock:
             self._nodes.pop(host, None)
+        self._forget_links(host)
+
+    def _forget_links(self, host: str) -> None:
+        self._peer_links.pop(host, None)
+        if self._links is not None:
+            self._links.forget(host)
+
+
+#: this machine's name, announced with a direct links address
+_MACHINE = socket.gethostname()
+
+
+def _reachable(address: str, machine: str) -> bool:
+    """Whether a node's announced direct links address can be reached from here:
+    a loopback address only from the same machine."""
+    ip = address.rpartition(":")[0].strip("[]")
+    try:
+        loopback = ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+    return not loopback or machine == _MACHINE

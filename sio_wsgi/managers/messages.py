@@ -189,6 +189,13 @@ class Hello:
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
     reply: bool = False  # True: nodes that hear it answer with a Hello of their own
+    #: ``ip:port`` of the node's direct links (:mod:`sio_wsgi.managers.direct`), or ""
+    direct: str = ""
+    #: the token a direct link to the node must show
+    token: str = ""
+    #: the node's machine (``socket.gethostname()``): a loopback ``direct`` address
+    #: is only reachable from the same one
+    machine: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

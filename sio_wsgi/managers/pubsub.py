@@ -90,6 +90,12 @@ class PubSubManager(BusQueries):
         session of another process is relayed to it over the bus (no sticky
         sessions needed; see docs/multinode.md). False: such a request gets a 400,
         as without a client manager (sticky routing is then required).
+    :param relay_address: the IP address on which this process takes relayed
+        requests straight from the others (a TCP port of its own, announced on
+        the bus; see :mod:`sio_wsgi.managers.direct`), one socket hop instead of
+        two broker hops. The default, the loopback address, serves the processes
+        of one machine (``gunicorn -w N``); across machines give the address the
+        others reach this one at. None: relayed requests go through the broker.
     """
 
     def __init__(
@@ -104,6 +110,7 @@ class PubSubManager(BusQueries):
         callback_ttl: float = 300.0,
         poll_interval: float = 0.5,
         relay: bool = True,
+        relay_address: str | None = "127.0.0.1",
     ) -> None:
         super().__init__(
             channel,
@@ -113,6 +120,7 @@ class PubSubManager(BusQueries):
             reconnect_delay=reconnect_delay,
             heartbeat_interval=heartbeat_interval,
             poll_interval=poll_interval,
+            relay_address=relay_address if relay else None,
         )
         self.callback_ttl = callback_ttl
         self.relay = relay

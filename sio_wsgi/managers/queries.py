@@ -57,6 +57,7 @@ class BusQueries(BusLink):
         reconnect_delay: tuple[float, float],
         heartbeat_interval: float,
         poll_interval: float,
+        relay_address: str | None = None,
     ) -> None:
         super().__init__(
             channel,
@@ -66,6 +67,7 @@ class BusQueries(BusLink):
             reconnect_delay=reconnect_delay,
             heartbeat_interval=heartbeat_interval,
             poll_interval=poll_interval,
+            relay_address=relay_address,
         )
         self._queries: dict[str, _Query] = {}
         self._dispatch[bus.Query] = self._on_query

@@ -13,9 +13,11 @@ import os
 import queue
 import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ __all__ = [
     "Nginx",
     "Node",
     "PyClient",
+    "RabbitServer",
     "RedisServer",
     "broker_url",
     "running",
@@ -337,6 +340,63 @@ class RedisServer(ServerProcess):
         """Start (or restart) on the same port and wait until it accepts connections."""
         assert self.binary is not None
         super().start()
+
+
+class RabbitServer(ServerProcess):
+    """A private RabbitMQ node (the Debian package) on free ports, its data in
+    ``workdir``, restartable on the same port: a real broker restart that leaves the
+    machine's own RabbitMQ alone. Runs as the ``rabbitmq`` user (the tests run as root).
+
+    :param log_dir: where its output goes (its data and configuration are in a
+        directory of its own under /tmp, which the ``rabbitmq`` user can reach, removed
+        with this object).
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        script = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+        self.binary = str(script) if script.exists() else None
+        if os.geteuid() != 0:
+            skip_or_fail("a private RabbitMQ node runs as the rabbitmq user: needs root")
+        if self.binary is None:
+            skip_or_fail("rabbitmq-server is not installed")
+        import pwd
+
+        account = pwd.getpwnam("rabbitmq")
+        workdir = Path(tempfile.mkdtemp(prefix="sio-rabbitmq-"))
+        weakref.finalize(self, shutil.rmtree, workdir, True)
+        port = free_port()
+        (workdir / "rabbitmq.conf").write_text(f"listeners.tcp.1 = {HOST}:{port}\n")
+        (workdir / "enabled_plugins").write_text("[].\n")
+        for path in (workdir, *workdir.iterdir()):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        env = {
+            "HOME": account.pw_dir,  # its Erlang cookie
+            "RABBITMQ_NODENAME": f"siotest{port}@localhost",
+            "RABBITMQ_NODE_PORT": str(port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(workdir / "log"),
+            "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(workdir / "rabbitmq.pid"),
+        }
+        super().__init__(
+            [self.binary],
+            log_dir / "rabbitmq.log",
+            port=port,
+            health=None,
+            cwd=workdir,
+            env=env,
+            user="rabbitmq",
+            attempts=3,
+            start_timeout=60,
+            stop_timeout=30,
+        )
+
+    @property
+    def url(self) -> str:
+        """``amqp://guest:guest@127.0.0.1:<port>//``."""
+        return f"amqp://guest:guest@{HOST}:{self.port}//"
 
 
 class Nginx(ServerProcess):

@@ -6,7 +6,9 @@ Configured by environment variables (the test harness sets them):
   ``MN_CHANNEL``: the bus channel (unique per test); ``MN_NAME``: the node's name;
   ``MN_RELAY=0``: the manager relays no sessions (sticky routing required);
   ``MN_ORIGINS``: comma-separated CORS origins (default ``*``);
-  ``MN_BODY_TIMEOUT``: the server's ``http_body_timeout`` (default 10 s).
+  ``MN_BODY_TIMEOUT``: the server's ``http_body_timeout`` (default 10 s);
+  ``MN_PING``: ``interval,timeout`` in seconds (default ``5,5``);
+  ``MN_RELAY_ADDRESS``: the manager's ``relay_address`` (``none``: None).
 
 Socket.IO events (each acks its result):
 
@@ -53,6 +55,10 @@ BUS_OPTIONS: dict[str, Any] = {
     # MN_RELAY=0: no session relay (requests for other nodes' sessions get a 400)
     "relay": os.environ.get("MN_RELAY", "1") != "0",
 }
+# MN_RELAY_ADDRESS: the manager's relay_address ("none": relay through the broker only)
+if "MN_RELAY_ADDRESS" in os.environ:
+    _address = os.environ["MN_RELAY_ADDRESS"]
+    BUS_OPTIONS["relay_address"] = None if _address == "none" else _address
 
 
 def _manager() -> PubSubManager:
@@ -70,8 +76,8 @@ manager = _manager()
 sio = sio_wsgi.Server(
     client_manager=manager,
     cors_allowed_origins=os.environ["MN_ORIGINS"].split(",") if "MN_ORIGINS" in os.environ else "*",
-    ping_interval=5,
-    ping_timeout=5,
+    ping_interval=float(os.environ.get("MN_PING", "5,5").split(",")[0]),
+    ping_timeout=float(os.environ.get("MN_PING", "5,5").split(",")[1]),
     http_body_timeout=float(os.environ.get("MN_BODY_TIMEOUT", "10")),
 )
 
@@ -187,7 +193,9 @@ def _health(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         node=NAME,
         mode=sio.driver.name,
         pid=os.getpid(),
-        relay=dict(relay.stats) if relay is not None else None,
+        relay=(
+            {**relay.stats, "direct_sent": health["direct_sent"]} if relay is not None else None
+        ),
     )
     status = "200 OK" if health["connected"] else "503 Service Unavailable"
     start_response(status, [("Content-Type", "application/json")])

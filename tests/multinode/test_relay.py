@@ -30,7 +30,14 @@ import socketio
 import websocket
 
 from sio_wsgi.engine import relay as relay_module
-from tests.multinode.mn_support import HERE, Node, RedisServer, broker_url, running
+from tests.multinode.mn_support import (
+    HERE,
+    Node,
+    RabbitServer,
+    RedisServer,
+    broker_url,
+    running,
+)
 from tests.support import HOST, ROOT, skip_or_fail, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(180)]
@@ -193,6 +200,22 @@ def test_polling_on_new_connections_reaches_every_worker(workers_factory: Any, w
     totals = node.relay_totals()
     assert totals["forwarded"] == totals["served"] > 0, totals
     assert totals["failed"] == 0, totals
+    # every request and answer went over the workers' direct links, none through Redis
+    assert totals["direct_sent"] >= 2 * totals["forwarded"], totals
+
+
+@pytest.mark.parametrize("broker", ["redis", "kombu"])
+def test_relaying_through_the_broker_only(workers_factory: Any, broker: str) -> None:
+    """``relay_address=None``: no direct links; every relay message is a broker message."""
+    node = workers_factory("gevent", broker=broker, env={"MN_RELAY_ADDRESS": "none"})
+    sids = [polling_session(node.port) for _ in range(6)]
+    for n, sid in enumerate(sids):
+        assert polling_call(node.port, sid, 1, "echo", n) == n
+    report = run_js(node.url, 6, ["polling", "websocket"])
+    assert report["ok"], json.dumps(report)[:4000]
+    totals = node.relay_totals()
+    assert totals["forwarded"] == totals["served"] > 0, totals
+    assert totals["failed"] == 0 and totals["direct_sent"] == 0, totals
 
 
 def _py_client(url: str, transports: list[str]) -> tuple[socketio.Client, list[Any]]:
@@ -421,15 +444,23 @@ def test_owner_killed_under_an_upgraded_client(workers_factory: Any) -> None:
     client.disconnect()
 
 
-def test_broker_restart_503_then_relaying_resumes(workers_factory: Any, tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    with running(redis):
-        redis.start()
-        node = workers_factory("gevent", bus_url=redis.url)
+@pytest.mark.parametrize("broker", ["redis", "kombu"])
+def test_broker_restart_503_then_relaying_resumes(
+    workers_factory: Any, tmp_path: Path, broker: str
+) -> None:
+    """A real restart of a private broker (redis-server, or a RabbitMQ node of its own)."""
+    server = RedisServer(tmp_path) if broker == "redis" else RabbitServer(tmp_path)
+    with running(server):
+        server.start()
+        # sessions that outlive the outage (a RabbitMQ node takes seconds to start, and the
+        # listeners' backoff up to 5 s more) without a GET to answer pings meanwhile
+        node = workers_factory(
+            "gevent", bus_url=server.url, broker=broker, env={"MN_PING": "25,20"}
+        )
         sids = [polling_session(node.port) for _ in range(4)]
         local = socketio.Client(reconnection=False)
         local.connect(node.url, transports=["websocket"], wait_timeout=10)
-        redis.stop()
+        server.stop()
         statuses: list[int] = []
         for sid in sids:
             for _ in range(3):
@@ -443,7 +474,8 @@ def test_broker_restart_503_then_relaying_resumes(workers_factory: Any, tmp_path
         assert 503 in statuses
         # a WebSocket session lives in one worker: it goes on without the broker
         assert local.call("echo", "no broker", timeout=10) == "no broker"
-        redis.start()
+        server.start()
+        node.wait_workers(timeout=30)  # every worker subscribed again (backoff: up to 5 s)
 
         def relaying() -> bool:
             return all(request(node.port, "POST", f"&sid={s}", b"3")[0] == 200 for s in sids)

@@ -94,6 +94,7 @@ class ServerProcess:
         right after a kill).
     :param start_timeout: seconds one start may take.
     :param stop_timeout: seconds SIGTERM is given before SIGKILL.
+    :param user: run as this user (and its group); the tests must run as root.
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class ServerProcess:
         attempts: int = 1,
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
+        user: str | None = None,
     ) -> None:
         self.argv = list(argv)
+        self.user = user
         self.log_path = Path(log_path)
         self.port = free_port() if port is None else port
         self.health_path = health
@@ -184,6 +187,8 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=str(self.cwd),
                 env=self.environ(),
+                user=self.user,
+                group=self.user,
             )
 
     def _wait_ready(self) -> bool:
