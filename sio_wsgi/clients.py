@@ -88,6 +88,9 @@ class Client:
         "ever_connected",
         "closed",
         "timer",
+        "pids",
+        "recovered",
+        "missed",
     )
 
     def __init__(self, eio_sid: str, environ: Environ, lock: Lock) -> None:
@@ -100,6 +103,12 @@ class Client:
         self.pending: dict[str, list[Outgoing]] = {}
         #: namespace -> the user session (``Server.get_session``)
         self.sessions: dict[str, dict[str, Any]] = {}
+        #: namespace -> private session id (connection state recovery)
+        self.pids: dict[str, str] = {}
+        #: sids of this connection that were recovered
+        self.recovered: set[str] = set()
+        #: sid -> a recovered session's missed packets, sent just before its CONNECT reply
+        self.missed: dict[str, list[Outgoing]] = {}
         #: the binary packet whose attachments are arriving
         self.assembler: AttachmentAssembler | None = None
         # created at the first queued task (an empty deque is 600 bytes per idle connection)

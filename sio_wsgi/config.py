@@ -33,6 +33,17 @@ http_body_timeout          10.0                seconds between body bytes of a P
 shutdown_timeout           5.0                 seconds shutdown() waits for disconnect handlers
 per_message_deflate        False               negotiate WebSocket compression (RFC 7692)
 deflate_threshold          1024                bytes before a WebSocket message is compressed
+connection_state_recovery  None                None/False: off; True or a dict: RecoveryOptions
+=========================  ==================  ================================================
+
+:class:`RecoveryOptions` (``connection_state_recovery={...}``, Node's names also
+accepted: ``maxDisconnectionDuration`` in milliseconds as there, ``skipMiddlewares``):
+
+=========================  ==================  ================================================
+max_disconnection_duration 120.0               seconds a dropped client may take to come back
+skip_middlewares           True                connect middlewares skip a recovered connection
+max_buffered_bytes         16_000_000          bytes of recoverable packets kept, all clients
+max_replay_bytes           1_000_000           bytes one client may miss and still recover
 =========================  ==================  ================================================
 """
 
@@ -40,9 +51,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["DEFAULTS", "ServerOptions", "TRANSPORTS", "ASYNC_MODES", "Origins", "Cookie"]
+__all__ = [
+    "DEFAULTS",
+    "ServerOptions",
+    "RecoveryOptions",
+    "TRANSPORTS",
+    "ASYNC_MODES",
+    "Origins",
+    "Cookie",
+]
 
 TRANSPORTS = ("polling", "websocket")
 ASYNC_MODES = ("threading", "eventlet", "gevent")
@@ -53,6 +72,57 @@ or a callable taking the request's origin."""
 
 Cookie = None | str | Mapping[str, object]
 """``cookie``: None (no cookie), a cookie name, or a dict with ``name`` and attributes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryOptions:
+    """Connection state recovery (see :mod:`sio_wsgi.recovery`); the module
+    docstring lists each field."""
+
+    max_disconnection_duration: float = 120.0
+    skip_middlewares: bool = True
+    max_buffered_bytes: int = 16_000_000
+    max_replay_bytes: int = 1_000_000
+
+    #: the Node server's option names, accepted too
+    NODE_NAMES: ClassVar[dict[str, str]] = {
+        "maxDisconnectionDuration": "max_disconnection_duration",
+        "skipMiddlewares": "skip_middlewares",
+    }
+
+    def __post_init__(self) -> None:
+        duration = self.max_disconnection_duration
+        if not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration <= 0:
+            raise ValueError("max_disconnection_duration must be a positive number of seconds")
+        object.__setattr__(self, "max_disconnection_duration", float(duration))
+        for name in ("max_buffered_bytes", "max_replay_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer")
+
+    @classmethod
+    def from_option(cls, value: object) -> RecoveryOptions | None:
+        """The ``connection_state_recovery`` option as given: None/False (off), True
+        (defaults), a mapping of fields (Node's names too) or a RecoveryOptions."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError("connection_state_recovery must be a bool or a dict of options")
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields: dict[str, Any] = {}
+        for key, item in value.items():
+            name = cls.NODE_NAMES.get(str(key), str(key))
+            if name not in known:
+                raise ValueError(f"unknown connection_state_recovery option {key!r}")
+            if key == "maxDisconnectionDuration" and isinstance(item, (int, float)):
+                fields[name] = item / 1000  # milliseconds, as in the Node server
+            else:
+                fields[name] = item
+        return cls(**fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +155,15 @@ class ServerOptions:
     shutdown_timeout: float = 5.0
     per_message_deflate: bool = False
     deflate_threshold: int = 1024
+    #: None (off), or True / a dict, made a :class:`RecoveryOptions` here
+    connection_state_recovery: RecoveryOptions | Mapping[str, Any] | bool | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "connection_state_recovery",
+            RecoveryOptions.from_option(self.connection_state_recovery),
+        )
         if self.async_mode is not None and self.async_mode not in ASYNC_MODES:
             raise ValueError(
                 f"async_mode must be one of {ASYNC_MODES} or None, not {self.async_mode!r}"

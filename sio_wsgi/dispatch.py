@@ -25,12 +25,13 @@ messages, volatile)``, ``close(eio_sid, reason)``, ``call_later(delay, fn,
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 from sio_wsgi.acks import Waiters, as_args
 from sio_wsgi.clients import CallLater, Client, Environ, Run, SerialQueue
-from sio_wsgi.config import ServerOptions
+from sio_wsgi.config import RecoveryOptions, ServerOptions
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason
 from sio_wsgi.exceptions import ConnectionRefusedError, RemoteProtocolError
@@ -39,6 +40,7 @@ from sio_wsgi.namespace import CATCH_ALL, ROOT_NAMESPACE, HandlerRegistry
 from sio_wsgi.protocol import sio as sio_codec
 from sio_wsgi.protocol.serializers import Serializer
 from sio_wsgi.protocol.sio import AttachmentAssembler, Packet, PacketType
+from sio_wsgi.recovery import NO_OFFSET, RECOVERABLE, RecoveryLog, Room, Saved
 from sio_wsgi.runtime.base import Lock
 
 __all__ = ["Dispatcher", "Send", "Close", "CallLater", "Run"]
@@ -102,6 +104,12 @@ class Dispatcher:
         self._send: Send = _unattached
         self._close: Close = _unattached
         self._call_later: CallLater = _unattached
+        #: connection state recovery (None: off); the manager records emits in it
+        recovery = options.connection_state_recovery
+        self.recovery = (
+            RecoveryLog(recovery, lock()) if isinstance(recovery, RecoveryOptions) else None
+        )
+        manager.recovery = self.recovery
         self.queue = SerialQueue(
             _unattached,
             self._overflow,
@@ -171,9 +179,10 @@ class Dispatcher:
             client.namespaces.clear()
         if client.timer is not None:
             client.timer.cancel()
+        recoverable = reason in RECOVERABLE
         for ns, sid in claimed:
             self.waiters.fail(sid)
-            self._submit(client, self._finish_namespace, client, sid, ns, reason)
+            self._submit(client, self._finish_namespace, client, sid, ns, reason, recoverable)
         self._submit(client, self._forget, client)
 
     # ------------------------------------------------------------- for the server
@@ -282,19 +291,66 @@ class Dispatcher:
         if not self._namespace_allowed(ns):
             self._send_packet(client, Packet(PacketType.CONNECT_ERROR, ns, _INVALID_NAMESPACE))
             return
-        with client.lock:
-            already = ns in client.namespaces
-            if not already:
-                sid = self.manager.connect(client.eio_sid, ns)
-                client.namespaces[ns] = sid
-                client.pending[sid] = []
+        recovered = self._recover(client, ns, packet.data) if self.recovery is not None else None
+        already = False
+        if recovered is None:
+            with client.lock:
+                already = ns in client.namespaces
+                if not already:
+                    sid = self.manager.connect(client.eio_sid, ns)
+                    client.namespaces[ns] = sid
+                    client.pending[sid] = []
+                    if self.recovery is not None:
+                        client.pids[ns] = secrets.token_urlsafe(15)
+        else:
+            already, sid = recovered is False, str(recovered)
         if already:
             self.logger.warning("%s is already connected to %s", client.eio_sid, ns)
             return
         self._submit(client, self._run_connect, client, sid, ns, packet.data)
 
+    def _recover(self, client: Client, ns: str, auth: Any) -> str | bool | None:
+        """Connection state recovery: take back the dropped session named in ``auth``
+        (its ``pid`` and ``offset``), its missed packets held back until the CONNECT
+        reply. The sid; None: nothing to recover (a new session); False: the client is
+        in ``ns`` already."""
+        recovery = self.recovery
+        if recovery is None or not isinstance(auth, dict) or "pid" not in auth:
+            return None
+        with client.lock:
+            if ns in client.namespaces:
+                return False
+        offset = auth.get("offset", NO_OFFSET)
+        with recovery.lock:  # atomic with emits: each missed packet is replayed or live, once
+            restored = recovery.restore(auth.get("pid"), offset, ns)
+            if restored is None:
+                self.logger.info("%s: no session to recover in %s, a new one", client.eio_sid, ns)
+                return None
+            sid = restored.sid
+            with client.lock:
+                self.manager.restore(client.eio_sid, ns, sid, restored.rooms)
+                client.namespaces[ns] = sid
+                client.pending[sid] = []
+                client.missed[sid] = restored.missed
+                client.pids[ns] = str(auth["pid"])
+                client.recovered.add(sid)
+                if isinstance(restored.data, dict):
+                    client.sessions[ns] = restored.data
+        self.logger.info(
+            "%s recovered %s in %s with %d missed packets",
+            client.eio_sid,
+            sid,
+            ns,
+            len(restored.missed),
+        )
+        return sid
+
     def _run_connect(self, client: Client, sid: str, ns: str, auth: Any) -> None:
-        reply = self.encode(Packet(PacketType.CONNECT, ns, {"sid": sid}))
+        answer = {"sid": sid}
+        pid = client.pids.get(ns)
+        if pid is not None:
+            answer["pid"] = pid
+        reply = self.encode(Packet(PacketType.CONNECT, ns, answer))
         if self.always_connect:
             self._flush_connect(client, sid, reply)
         refusal = self._call_connect_handler(client, sid, ns, auth)
@@ -329,6 +385,9 @@ class Dispatcher:
         """Drop what was held back for ``sid``, forget it, tell the client."""
         with client.lock:
             client.pending.pop(sid, None)
+            client.missed.pop(sid, None)
+            client.pids.pop(ns, None)
+            client.recovered.discard(sid)
             if client.namespaces.get(ns) == sid:
                 del client.namespaces[ns]
         self.manager.disconnect(sid, ns)
@@ -338,8 +397,11 @@ class Dispatcher:
             self._send_packet(client, Packet(PacketType.CONNECT_ERROR, ns, refusal))
 
     def _flush_connect(self, client: Client, sid: str, first: Outgoing) -> None:
-        """Send the CONNECT reply, then what was held back meanwhile, in order."""
-        batch = [first]
+        """Send the CONNECT reply, then what was held back meanwhile, in order (a
+        recovered session's missed packets come first, as the Node server sends them)."""
+        with client.lock:
+            missed = client.missed.pop(sid, None)
+        batch = [*missed, first] if missed else [first]
         while True:
             with client.lock:
                 queued = client.pending.get(sid)
@@ -360,6 +422,8 @@ class Dispatcher:
         if sid is None:
             return
         self.waiters.fail(sid)
+        with client.lock:  # an explicit disconnect: nothing to recover afterwards
+            client.pids.pop(packet.namespace, None)
         # in the client's queue, so a CONNECT still being handled completes first
         self._submit(client, self._client_left, client, sid, packet.namespace)
 
@@ -371,18 +435,31 @@ class Dispatcher:
         # queued behind it, so the handler gets the reason the client gave
         self._finish_namespace(client, sid, ns, DisconnectReason.CLIENT_DISCONNECT)
 
-    def _finish_namespace(self, client: Client, sid: str, ns: str, reason: str) -> None:
-        """Run the disconnect handler once, then forget the client's namespace state."""
+    def _finish_namespace(
+        self, client: Client, sid: str, ns: str, reason: str, recoverable: bool = False
+    ) -> None:
+        """Run the disconnect handler once, then forget the client's namespace state
+        (or keep it for the client's recovery: ``recoverable``, the connection dropped)."""
         if not self.manager.is_connected(sid, ns):
             return
+        rooms: dict[Room, int] | None = None
         try:
             handler = self.handlers.resolve(ns, "disconnect")
             if handler is not None:
                 handler(sid, reason)
         finally:
+            recovery = self.recovery
+            if recovery is not None and recoverable:
+                rooms = self.manager.memberships(sid, ns)
             self.manager.disconnect(sid, ns)
             with client.lock:
-                client.sessions.pop(ns, None)
+                data = client.sessions.pop(ns, None)
+                pid = client.pids.pop(ns, None)
+                client.recovered.discard(sid)
+            if recovery is not None and rooms and pid is not None:
+                # kept after the manager forgot it: a restore can only follow this
+                with recovery.lock:
+                    recovery.save(Saved(pid, sid, ns, rooms, data))
 
     # ------------------------------------------------------------- EVENT and ACK
 

@@ -23,6 +23,7 @@ from typing import Any
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import RelayBus
 from sio_wsgi.protocol.sio import Packet, PacketType
+from sio_wsgi.recovery import RecoveryLog, Room
 
 __all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
 
@@ -47,6 +48,12 @@ ServerEventHook = Callable[[str, Sequence[Any], str], None]
 Rooms = dict[str | None, dict[str, str]]
 
 
+def _rooms_of(to: str | Iterable[str] | None) -> list[str] | None:
+    if to is None:
+        return None
+    return [to] if isinstance(to, str) else list(to)
+
+
 def _as_set(value: str | Iterable[str] | None) -> set[str]:
     if value is None:
         return set()
@@ -65,8 +72,9 @@ class Manager:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._rooms: dict[str, Rooms] = {}
-        # reverse index: (namespace, sid) -> the rooms (None included) the sid is in
-        self._memberships: dict[tuple[str, str], dict[str | None, None]] = {}
+        # reverse index: (namespace, sid) -> the rooms (None included) the sid is in, each
+        # with the recovery log's sequence number when it joined (0 without recovery)
+        self._memberships: dict[tuple[str, str], dict[Room, int]] = {}
         self._eio_to_sid: dict[tuple[str, str], str] = {}
         self._callbacks: dict[str, dict[int, AckCallback]] = {}
         self._ack_ids = itertools.count(1)
@@ -75,6 +83,8 @@ class Manager:
         self._disconnect_hook: DisconnectHook | None = None
         self._server_event_hook: ServerEventHook | None = None
         self.driver: Any = None
+        #: connection state recovery's log (set by the server when it is on)
+        self.recovery: RecoveryLog | None = None
 
     # ---------------------------------------------------------------- wiring
 
@@ -120,13 +130,32 @@ class Manager:
         :returns: the new Socket.IO sid (random, unrelated to ``eio_sid``).
         """
         sid = secrets.token_urlsafe(15)
+        joined = self._joined()
+        self.restore(eio_sid, namespace, sid, {None: joined, sid: joined})
+        return sid
+
+    def restore(self, eio_sid: str, namespace: str, sid: str, rooms: dict[Room, int]) -> None:
+        """Register a client under ``sid`` in ``rooms`` (a recovered session; hold
+        the recovery log's lock).
+
+        :param rooms: room -> the recovery sequence number when it joined.
+        """
         with self._lock:
             self._eio_to_sid[(eio_sid, namespace)] = sid
-            rooms = self._rooms.setdefault(namespace, {})
-            rooms.setdefault(None, {})[sid] = eio_sid
-            rooms.setdefault(sid, {})[sid] = eio_sid
-            self._memberships[(namespace, sid)] = {None: None, sid: None}
-        return sid
+            ns_rooms = self._rooms.setdefault(namespace, {})
+            for room in rooms:
+                ns_rooms.setdefault(room, {})[sid] = eio_sid
+            self._memberships[(namespace, sid)] = dict(rooms)
+
+    def memberships(self, sid: str, namespace: str) -> dict[Room, int]:
+        """Every room of ``sid`` (None: the namespace) with the recovery sequence
+        number when it joined."""
+        with self._lock:
+            return dict(self._memberships.get((namespace, sid), {}))
+
+    def _joined(self) -> int:
+        recovery = self.recovery
+        return 0 if recovery is None else recovery.head
 
     def disconnect(self, sid: str, namespace: str) -> None:
         """Remove a client from ``namespace``, its rooms and its pending callbacks.
@@ -192,7 +221,7 @@ class Manager:
                 if eio_sid is None:
                     raise KeyError(f"{sid} is not connected to {namespace}")
             self._rooms.setdefault(namespace, {}).setdefault(room, {})[sid] = eio_sid
-            self._memberships.setdefault((namespace, sid), {})[room] = None
+            self._memberships.setdefault((namespace, sid), {}).setdefault(room, self._joined())
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
         """Remove a client from a room (no error if it was not in it).
@@ -323,9 +352,20 @@ class Manager:
         :returns: the number of clients the event was handed to.
         """
         encode, deliver = self._wiring()
-        recipients = self.get_recipients(namespace, to, skip_sid)
-        payload = [event, *args]
+        recovery = self.recovery
         shared: Outgoing | None = None  # one object for every recipient: framed once
+        if recovery is not None and callback is None and not volatile:
+            # recoverable: the offset as last argument; kept in the log together with
+            # the choice of recipients (atomic with a session's restore)
+            with recovery.lock:
+                seq, offset = recovery.next_offset()
+                shared = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
+                shared.compress = compress
+                recipients = self.get_recipients(namespace, to, skip_sid)
+                recovery.record(seq, namespace, _rooms_of(to), _as_set(skip_sid), shared)
+        else:
+            recipients = self.get_recipients(namespace, to, skip_sid)
+        payload = [event, *args]
         sent = 0
         for sid, eio_sid in recipients:
             if callback is None:

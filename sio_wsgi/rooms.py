@@ -96,6 +96,14 @@ class RoomsAPI:
         yield session
         self.save_session(sid, session, namespace)
 
+    def is_recovered(self, sid: str, namespace: str | None = None) -> bool:
+        """Whether this connection of ``sid`` recovered a dropped session (connection
+        state recovery; the Node server's ``socket.recovered``): the same sid, its
+        rooms and session data back, and the packets it missed sent. Meant for the
+        ``connect`` handler, which runs for a recovered connection too."""
+        client = self._dispatcher.client_of(sid, namespace or ROOT_NAMESPACE)
+        return client is not None and sid in client.recovered
+
     def get_environ(self, sid: str, namespace: str | None = None) -> Environ | None:
         """The WSGI environ of the client's handshake request, or ``None``."""
         client = self._dispatcher.client_of(sid, namespace or ROOT_NAMESPACE)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sio_wsgi.acks import Waiter, as_args
@@ -41,7 +41,7 @@ from sio_wsgi.cluster import (
     DEFAULT_FETCH_TIMEOUT,  # noqa: F401 - importable from here too
     ClusterAPI,
 )
-from sio_wsgi.config import DEFAULTS, Cookie, Origins, ServerOptions
+from sio_wsgi.config import DEFAULTS, Cookie, Origins, RecoveryOptions, ServerOptions
 from sio_wsgi.dispatch import Dispatcher
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason, RelayBus
@@ -128,6 +128,12 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         handlers), ``'*'`` (any) or a list.
     :param engineio_logger: like ``logger``, for the Engine.IO layer.
     :param connect_timeout: seconds a client has to connect to a namespace.
+    :param connection_state_recovery: off by default; ``True`` or a dict of
+        :class:`~sio_wsgi.config.RecoveryOptions` (``max_disconnection_duration``,
+        ``skip_middlewares``, ``max_buffered_bytes``, ``max_replay_bytes``): a
+        client that drops gets its sid, rooms, session and missed packets back when
+        it reconnects in time (see :mod:`sio_wsgi.recovery`, and
+        :meth:`is_recovered`).
     :param driver: for tests and embedding: the runtime driver to use instead of
         the one ``async_mode`` selects.
     :param engine_factory: for tests and embedding: builds the Engine.IO server
@@ -171,6 +177,10 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         serial_handlers: bool = DEFAULTS.serial_handlers,
         per_message_deflate: bool = DEFAULTS.per_message_deflate,
         deflate_threshold: int = DEFAULTS.deflate_threshold,
+        connection_state_recovery: RecoveryOptions
+        | Mapping[str, Any]
+        | bool
+        | None = DEFAULTS.connection_state_recovery,
         driver: Driver | None = None,
         engine_factory: EngineFactory | None = None,
     ) -> None:
