@@ -126,6 +126,8 @@ def build_app(
     extra: dict[str, Any] = {}
     if redis_channel:
         extra["client_manager"] = mod.RedisManager(redis_url, channel=redis_channel)
+    if impl == "sio_wsgi" and os.environ.get("BENCH_RECOVERY") == "1":
+        extra["connection_state_recovery"] = True  # the +csr servers (bench/run.py)
     if impl == "sio_wsgi":
         # negotiated only with clients that offer it (echo50_4k_deflate): nothing changes for
         # the others; python-socketio has no such option (its WebSocket layer decides)

@@ -272,12 +272,14 @@ class ServerSpec:
     :param impl: ``sio_wsgi``, ``socketio`` or ``node``.
     :param worker: gunicorn worker class (``-k``), or ``node``.
     :param async_mode: the Socket.IO server's async mode.
+    :param recovery: connection state recovery on (``BENCH_RECOVERY=1``; sio_wsgi and Node).
     """
 
     name: str
     impl: str
     worker: str
     async_mode: str
+    recovery: bool = False
 
     @property
     def family(self) -> str:
@@ -293,6 +295,21 @@ SERVERS = [
     ServerSpec("sio_wsgi-gthread", "sio_wsgi", "gthread", "threading"),
     ServerSpec("socketio-gthread", "socketio", "gthread", "threading"),
     ServerSpec("node-node", "node", "node", "node"),
+]
+
+#: the same servers with connection state recovery on (not run unless named in --servers):
+#: the cost of offsets and of keeping every recoverable packet (see recovery_section)
+RECOVERY_SERVERS = [
+    ServerSpec("sio_wsgi+csr-gevent", "sio_wsgi", "gevent", "gevent", recovery=True),
+    ServerSpec(
+        "sio_wsgi+csr-eventlet",
+        "sio_wsgi",
+        "sio_wsgi.gunicorn.EventletWorker",
+        "eventlet",
+        recovery=True,
+    ),
+    ServerSpec("sio_wsgi+csr-gthread", "sio_wsgi", "gthread", "threading", recovery=True),
+    ServerSpec("node+csr-node", "node", "node", "node", recovery=True),
 ]
 
 
@@ -385,6 +402,7 @@ def start_server(
     """
     env = dict(os.environ, BENCH_IMPL=spec.impl, BENCH_ASYNC=spec.async_mode, PYTHONPATH=str(ROOT))
     env.pop("BENCH_REDIS_CHANNEL", None)  # single nodes never share a bus by accident
+    env["BENCH_RECOVERY"] = "1" if spec.recovery else "0"
     env.update(extra_env or {})
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{log_name or spec.name}.log"
@@ -1249,6 +1267,8 @@ def write_markdown(
         lines.append("| " + " | ".join(row) + " |")
     if relay:
         lines += ["", *relay_section(cells, relay, servers, meta)]
+    if any(s.recovery for s in servers):
+        lines += ["", *recovery_section(cells, scenarios, servers)]
     lines += [
         "",
         "## Load generator ceiling",
@@ -1350,6 +1370,58 @@ def _relay_cell(c: dict[str, Any] | None) -> str:
     if c["n"] < c["runs"]:
         text += f" ({c['runs'] - c['n']} of {c['runs']} failed)"
     return text
+
+
+def recovery_section(
+    cells: dict[tuple[str, str], dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+) -> list[str]:
+    """The cost of connection state recovery: each server with it on against the same
+    server without it, same run.
+
+    :param cells: the aggregates.
+    :param scenarios: the scenarios that ran.
+    :param servers: the servers (those with ``recovery`` and their plain twins).
+    :returns: Markdown lines.
+    """
+    lines = [
+        "## Connection state recovery: what it costs",
+        "",
+        "Each server with connection state recovery on (`connection_state_recovery=True`; Node "
+        "`connectionStateRecovery: {}`) against itself without it, in the same run: every "
+        "broadcast then carries an offset and is kept for replay (echo acks are not: "
+        "acknowledgements are never replayed). Cell: median [min-max] (server CPU per "
+        "message); cost = with / without (CPU per message, or fanout p50).",
+        "",
+        "| scenario | server | without | with recovery | cost |",
+        "|---|---|---|---|---|",
+    ]
+    for sc in scenarios:
+        kind = sc.args["scenario"]
+        for spec in servers:
+            if not spec.recovery:
+                continue
+            plain = spec.name.replace("+csr", "")
+            a, b = cells.get((plain, sc.name)), cells.get((spec.name, sc.name))
+            lines.append(
+                f"| {sc.title} ({sc.unit}) | {plain} | {_fmt(a, kind)} | {_fmt(b, kind)} | "
+                f"{_cost(a, b, kind)} |"
+            )
+    return lines
+
+
+def _cost(a: dict[str, Any] | None, b: dict[str, Any] | None, kind: str) -> str:
+    if not a or not b or not a["n"] or not b["n"]:
+        return "-"
+    parts = []
+    if a["cpu"] and b["cpu"] and a["cpu"][0]:
+        parts.append(f"{b['cpu'][0] / a['cpu'][0]:.2f}x CPU/message")
+    if kind == "fanout" and a["p50"] and b["p50"] and a["p50"][0]:
+        parts.append(f"{b['p50'][0] / a['p50'][0]:.2f}x p50")
+    elif a["rate"] and b["rate"] and a["rate"][0]:
+        parts.append(f"{b['rate'][0] / a['rate'][0]:.2f}x rate")
+    return ", ".join(parts) or "-"
 
 
 def _relay_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
@@ -1602,7 +1674,7 @@ def main(argv: list[str] | None = None) -> int:
     check_tools()
     wanted_sc = opts.scenarios.split(",")
     scenarios = [s for s in _scenarios(opts.duration, opts.quick) if s.name in wanted_sc]
-    servers = [s for s in SERVERS if s.name in opts.servers.split(",")]
+    servers = [s for s in SERVERS + RECOVERY_SERVERS if s.name in opts.servers.split(",")]
     log_dir = ROOT / "bench" / "logs"
     results: list[Result] = []
     meta: dict[str, Any] = {

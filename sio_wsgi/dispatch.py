@@ -40,8 +40,16 @@ from sio_wsgi.namespace import CATCH_ALL, ROOT_NAMESPACE, HandlerRegistry
 from sio_wsgi.protocol import sio as sio_codec
 from sio_wsgi.protocol.serializers import Serializer
 from sio_wsgi.protocol.sio import AttachmentAssembler, Packet, PacketType
-from sio_wsgi.recovery import NO_OFFSET, RECOVERABLE, RecoveryLog, Room, Saved
-from sio_wsgi.runtime.base import Lock
+from sio_wsgi.recovery import (
+    NO_OFFSET,
+    PERSIST_EVERY,
+    RECOVERABLE,
+    RecoveryLog,
+    RecoveryStore,
+    Room,
+    Saved,
+)
+from sio_wsgi.runtime.base import Driver, Lock, Task
 
 __all__ = ["Dispatcher", "Send", "Close", "CallLater", "Run"]
 
@@ -105,10 +113,15 @@ class Dispatcher:
         self._close: Close = _unattached
         self._call_later: CallLater = _unattached
         #: connection state recovery (None: off); the manager records emits in it
+        self._persister: Task | None = None
+        self._closing = False
         recovery = options.connection_state_recovery
-        self.recovery = (
-            RecoveryLog(recovery, lock()) if isinstance(recovery, RecoveryOptions) else None
-        )
+        self.recovery: RecoveryStore | None = None
+        if isinstance(recovery, RecoveryOptions):
+            shared_lock = lock()
+            self.recovery = manager.recovery_store(recovery, shared_lock) or RecoveryLog(
+                recovery, shared_lock
+            )
         manager.recovery = self.recovery
         self.queue = SerialQueue(
             _unattached,
@@ -143,6 +156,53 @@ class Dispatcher:
         self.queue.run = run
         self.queue.call_later = call_later
         self._send, self._close, self._call_later = send, close, call_later
+
+    def start(self, driver: Driver) -> None:
+        """Start the task that keeps live sessions' state in a shared recovery store
+        (one that has live state: a process that dies leaves its sessions there)."""
+        store = self.recovery
+        if store is not None and store.shared and self._persister is None:
+            self._persister = driver.spawn(self._persist_forever, driver)
+
+    def stop(self) -> None:
+        """Stop the persisting task (at shutdown)."""
+        self._closing = True
+
+    def _persist_forever(self, driver: Driver) -> None:
+        store = self.recovery
+        assert store is not None
+        every = PERSIST_EVERY
+        refresh_every = max(every, store.options.max_disconnection_duration / 3)
+        refreshed = driver.monotonic()
+        while not self._closing:
+            driver.sleep(every)
+            try:
+                if driver.monotonic() - refreshed >= refresh_every:
+                    refreshed = driver.monotonic()
+                    store.take_dirty()
+                    wanted = [
+                        (ns, sid)
+                        for client in list(self.clients.values())
+                        for ns, sid in list(client.namespaces.items())
+                    ]
+                else:
+                    wanted = store.take_dirty()
+                snapshots = [s for s in map(self._snapshot, wanted) if s is not None]
+                store.persist(snapshots)
+            except Exception:  # one bad round must not stop the task
+                self.logger.exception("keeping recovery state failed")
+
+    def _snapshot(self, key: tuple[str, str]) -> Saved | None:
+        ns, sid = key
+        client = self.client_of(sid, ns)
+        if client is None:
+            return None
+        with client.lock:
+            pid = client.pids.get(ns)
+            data = client.sessions.get(ns)
+        if pid is None or client.namespaces.get(ns) != sid:
+            return None
+        return Saved(pid, sid, ns, self.manager.memberships(sid, ns), data)
 
     # ------------------------------------------------------------- EngineHandler
 
@@ -302,6 +362,8 @@ class Dispatcher:
                     client.pending[sid] = []
                     if self.recovery is not None:
                         client.pids[ns] = secrets.token_urlsafe(15)
+            if self.recovery is not None and not already:
+                self.recovery.changed(ns, sid)
         else:
             already, sid = recovered is False, str(recovered)
         if already:
@@ -314,34 +376,44 @@ class Dispatcher:
         (its ``pid`` and ``offset``), its missed packets held back until the CONNECT
         reply. The sid; None: nothing to recover (a new session); False: the client is
         in ``ns`` already."""
-        recovery = self.recovery
-        if recovery is None or not isinstance(auth, dict) or "pid" not in auth:
+        store = self.recovery
+        if store is None or not isinstance(auth, dict) or "pid" not in auth:
             return None
         with client.lock:
             if ns in client.namespaces:
                 return False
-        offset = auth.get("offset", NO_OFFSET)
-        with recovery.lock:  # atomic with emits: each missed packet is replayed or live, once
-            restored = recovery.restore(auth.get("pid"), offset, ns)
-            if restored is None:
-                self.logger.info("%s: no session to recover in %s, a new one", client.eio_sid, ns)
-                return None
-            sid = restored.sid
+        saved = store.take(auth.get("pid"), ns)
+        if saved is None or self.manager.is_connected(saved.sid, ns):
+            # unknown, expired, or still connected here (the old connection's drop not
+            # seen yet): a new session
+            self.logger.info("%s: no session to recover in %s, a new one", client.eio_sid, ns)
+            return None
+        sid = saved.sid
+        with store.lock:  # atomic with deliveries: each missed packet replayed or live, once
             with client.lock:
-                self.manager.restore(client.eio_sid, ns, sid, restored.rooms)
+                if ns in client.namespaces:
+                    return False
+                self.manager.restore(client.eio_sid, ns, sid, saved.rooms)
                 client.namespaces[ns] = sid
-                client.pending[sid] = []
-                client.missed[sid] = restored.missed
-                client.pids[ns] = str(auth["pid"])
-                client.recovered.add(sid)
-                if isinstance(restored.data, dict):
-                    client.sessions[ns] = restored.data
+                client.pending[sid] = []  # what comes live from now on waits for the reply
+            upto = store.head
+        missed = store.missed(saved, auth.get("offset", NO_OFFSET), upto)
+        if missed is None:  # some of what it missed is gone: a new session after all
+            with client.lock:
+                client.namespaces.pop(ns, None)
+                client.pending.pop(sid, None)
+            self.manager.disconnect(sid, ns)
+            self.logger.info("%s: %s missed too much to recover, a new one", client.eio_sid, sid)
+            return None
+        with client.lock:
+            client.missed[sid] = missed
+            client.pids[ns] = saved.pid
+            client.recovered.add(sid)
+            if isinstance(saved.data, dict):
+                client.sessions[ns] = saved.data
+        store.changed(ns, sid)  # a shared store keeps the live state again
         self.logger.info(
-            "%s recovered %s in %s with %d missed packets",
-            client.eio_sid,
-            sid,
-            ns,
-            len(restored.missed),
+            "%s recovered %s in %s with %d missed packets", client.eio_sid, sid, ns, len(missed)
         )
         return sid
 
@@ -423,17 +495,19 @@ class Dispatcher:
             return
         self.waiters.fail(sid)
         with client.lock:  # an explicit disconnect: nothing to recover afterwards
-            client.pids.pop(packet.namespace, None)
+            pid = client.pids.pop(packet.namespace, None)
         # in the client's queue, so a CONNECT still being handled completes first
-        self._submit(client, self._client_left, client, sid, packet.namespace)
+        self._submit(client, self._client_left, client, sid, packet.namespace, pid)
 
-    def _client_left(self, client: Client, sid: str, ns: str) -> None:
+    def _client_left(self, client: Client, sid: str, ns: str, pid: str | None = None) -> None:
         with client.lock:
             if client.namespaces.get(ns) == sid:
                 del client.namespaces[ns]
         # a no-op when the server already disconnected it; ahead of a transport close
         # queued behind it, so the handler gets the reason the client gave
         self._finish_namespace(client, sid, ns, DisconnectReason.CLIENT_DISCONNECT)
+        if pid is not None and self.recovery is not None:
+            self.recovery.forget(pid)
 
     def _finish_namespace(
         self, client: Client, sid: str, ns: str, reason: str, recoverable: bool = False
@@ -456,10 +530,11 @@ class Dispatcher:
                 data = client.sessions.pop(ns, None)
                 pid = client.pids.pop(ns, None)
                 client.recovered.discard(sid)
-            if recovery is not None and rooms and pid is not None:
-                # kept after the manager forgot it: a restore can only follow this
-                with recovery.lock:
+            if recovery is not None and pid is not None:
+                if rooms:  # kept after the manager forgot it: a restore can only follow
                     recovery.save(Saved(pid, sid, ns, rooms, data))
+                else:
+                    recovery.forget(pid)
 
     # ------------------------------------------------------------- EVENT and ACK
 

@@ -20,10 +20,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from sio_wsgi.config import RecoveryOptions
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import RelayBus
 from sio_wsgi.protocol.sio import Packet, PacketType
-from sio_wsgi.recovery import RecoveryLog, Room
+from sio_wsgi.recovery import RecoveryLog, RecoveryStore, Room
 
 __all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
 
@@ -83,8 +84,8 @@ class Manager:
         self._disconnect_hook: DisconnectHook | None = None
         self._server_event_hook: ServerEventHook | None = None
         self.driver: Any = None
-        #: connection state recovery's log (set by the server when it is on)
-        self.recovery: RecoveryLog | None = None
+        #: connection state recovery's store (set by the server when it is on)
+        self.recovery: RecoveryStore | None = None
 
     # ---------------------------------------------------------------- wiring
 
@@ -116,6 +117,18 @@ class Manager:
         """The bus that carries requests for sessions of other processes to them
         (None: this manager joins no processes)."""
         return None
+
+    def recovery_store(self, options: RecoveryOptions, lock: Any) -> RecoveryStore | None:
+        """A store for connection state recovery that every node of this manager
+        reads (None: each process keeps its own, the default).
+
+        :param lock: the lock deliveries and restores hold (a driver lock).
+        """
+        return None
+
+    def encode_packet(self, packet: Packet) -> Outgoing:
+        """Encode one packet with the server's serializer."""
+        return self._wiring()[0](packet)
 
     def shutdown(self) -> None:
         """Release resources (nothing to do for the in-memory manager)."""
@@ -222,6 +235,8 @@ class Manager:
                     raise KeyError(f"{sid} is not connected to {namespace}")
             self._rooms.setdefault(namespace, {}).setdefault(room, {})[sid] = eio_sid
             self._memberships.setdefault((namespace, sid), {}).setdefault(room, self._joined())
+        if self.recovery is not None:
+            self.recovery.changed(namespace, sid)
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
         """Remove a client from a room (no error if it was not in it).
@@ -232,6 +247,8 @@ class Manager:
         """
         with self._lock:
             self._remove(namespace, room, sid)
+        if self.recovery is not None:
+            self.recovery.changed(namespace, sid)
 
     def close_room(self, room: str, namespace: str) -> None:
         """Remove every client from a room.
@@ -344,17 +361,28 @@ class Manager:
         callback: AckCallback | None = None,
         volatile: bool = False,
         compress: bool = True,
+        offset: str | None = None,
     ) -> int:
         """Deliver an event to the clients connected to this process.
 
-        Same parameters as :meth:`emit`.
+        Same parameters as :meth:`emit`, and ``offset``: the connection state
+        recovery offset a shared store gave the event (it goes last in its arguments).
 
         :returns: the number of clients the event was handed to.
         """
         encode, deliver = self._wiring()
         recovery = self.recovery
         shared: Outgoing | None = None  # one object for every recipient: framed once
-        if recovery is not None and callback is None and not volatile:
+        if offset is not None and recovery is not None:
+            # recorded by a shared store: delivered in the store's order, with its offset
+            mark = recovery.mark(offset)
+            with recovery.lock:
+                if mark is not None:
+                    recovery.seen(mark)
+                shared = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
+                shared.compress = compress
+                recipients = self.get_recipients(namespace, to, skip_sid)
+        elif isinstance(recovery, RecoveryLog) and callback is None and not volatile:
             # recoverable: the offset as last argument; kept in the log together with
             # the choice of recipients (atomic with a session's restore)
             with recovery.lock:

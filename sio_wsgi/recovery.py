@@ -44,14 +44,24 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from .config import RecoveryOptions
 from .engine.outgoing import Outgoing
 from .engine.ports import DisconnectReason
 from .runtime.base import Lock
 
-__all__ = ["RECOVERABLE", "NO_OFFSET", "RecoveryLog", "Saved", "Restored", "Room"]
+__all__ = [
+    "RECOVERABLE",
+    "NO_OFFSET",
+    "PERSIST_EVERY",
+    "RecoveryStore",
+    "RecoveryLog",
+    "Saved",
+    "Restored",
+    "Room",
+    "addressed",
+]
 
 #: disconnect reasons after which a session is kept for recovery
 RECOVERABLE = frozenset(
@@ -63,8 +73,14 @@ RECOVERABLE = frozenset(
         # closed its transport: the Node server's "transport close"); a DISCONNECT
         # packet is an explicit disconnect, which the dispatcher never saves
         DisconnectReason.CLIENT_DISCONNECT,
+        # the server stops (a deploy, a gunicorn worker recycled): with a shared store the
+        # client recovers on another process, as the Node server allows
+        DisconnectReason.SERVER_SHUTTING_DOWN,
     }
 )
+
+#: seconds between writes of live sessions' changed state to a shared store
+PERSIST_EVERY = 0.5
 
 #: :meth:`RecoveryLog.restore`'s ``offset`` when the client sent none
 NO_OFFSET = object()
@@ -107,6 +123,58 @@ class Restored:
     missed: list[Outgoing]
 
 
+class RecoveryStore(Protocol):
+    """Where recoverable packets and dropped sessions are kept: :class:`RecoveryLog`
+    in this process, or a shared store that every node reads (a client manager's,
+    e.g. :class:`~sio_wsgi.managers.recovery_redis.RedisRecoveryStore`).
+
+    Marks (:attr:`head`, the joins of :attr:`Saved.rooms`) are ints that grow with
+    the order in which packets are delivered.
+    """
+
+    options: RecoveryOptions
+    #: held while recording or delivering a packet with its recipients, and while a
+    #: session is put back into its rooms (see the module docstring)
+    lock: Lock
+    #: True: offsets come with the packets from the bus (the manager publishes
+    #: through the store); False: :meth:`RecoveryLog.next_offset` gives them here
+    shared: bool
+
+    @property
+    def head(self) -> int:
+        """The mark of the newest packet delivered here (hold :attr:`lock`)."""
+
+    def mark(self, offset: object) -> int | None:
+        """The mark of a wire offset (None: not an offset of this store)."""
+
+    def seen(self, mark: int) -> None:
+        """A packet of a shared store is delivered here (hold :attr:`lock`)."""
+
+    def changed(self, namespace: str, sid: str) -> None:
+        """The rooms or session data of a live ``sid`` changed."""
+
+    def publish_emit(self, host: str, message: Any) -> None:
+        """A shared store: record a bus ``Emit`` and publish it with its offset."""
+
+    def persist(self, sessions: list[Saved]) -> None:
+        """A shared store: write live sessions' state."""
+
+    def take_dirty(self) -> list[tuple[str, str]]:
+        """A shared store: the ``(namespace, sid)`` whose state changed since the last call."""
+
+    def save(self, session: Saved) -> None:
+        """Keep a dropped session for ``max_disconnection_duration``."""
+
+    def take(self, pid: object, namespace: str) -> Saved | None:
+        """Take back a dropped (or last persisted) session, once."""
+
+    def missed(self, saved: Saved, offset: object, upto: int) -> list[Outgoing] | None:
+        """What ``saved`` missed after ``offset`` up to mark ``upto`` (None: lost)."""
+
+    def forget(self, pid: str) -> None:
+        """An explicit disconnect: drop what is kept of ``pid``."""
+
+
 class RecoveryLog:
     """Recoverable packets and dropped sessions of one process.
 
@@ -134,6 +202,7 @@ class RecoveryLog:
         self._trimmed = 0
         self._saved: dict[str, Saved] = {}  # pid -> session, in the order they dropped
         self.stats = {"recorded": 0, "recovered": 0, "failed": 0, "expired": 0}
+        self.shared = False
 
     # ------------------------------------------------------------ sequence
 
@@ -146,7 +215,7 @@ class RecoveryLog:
         """The wire offset of sequence number ``seq``."""
         return f"{self.epoch}-{seq:x}"
 
-    def parse(self, offset: object) -> int | None:
+    def mark(self, offset: object) -> int | None:
         """The sequence number of a wire offset of this process (None: not one)."""
         if not isinstance(offset, str):
             return None
@@ -157,6 +226,23 @@ class RecoveryLog:
             return int(seq, 16)
         except ValueError:
             return None
+
+    def seen(self, mark: int) -> None:
+        """Packets of this log are recorded here, not delivered from elsewhere."""
+
+    def changed(self, namespace: str, sid: str) -> None:
+        """Live sessions are only kept when they drop, here."""
+
+    def publish_emit(self, host: str, message: Any) -> None:
+        """Not a shared store: the manager records its emits itself."""
+        raise RuntimeError("a RecoveryLog records emits in Manager.emit_local")
+
+    def persist(self, sessions: list[Saved]) -> None:
+        """Live sessions are only kept when they drop, here."""
+
+    def take_dirty(self) -> list[tuple[str, str]]:
+        """Nothing to write."""
+        return []
 
     def next_offset(self) -> tuple[int, str]:
         """Take the next sequence number (hold :attr:`lock`): ``(seq, offset)``."""
@@ -211,45 +297,65 @@ class RecoveryLog:
     # ------------------------------------------------------------ sessions
 
     def save(self, session: Saved) -> None:
-        """Keep a dropped session for ``max_disconnection_duration`` (hold :attr:`lock`)."""
-        session.at = self.clock()
-        self._saved.pop(session.pid, None)
-        self._saved[session.pid] = session
-        self._trim(session.at)
+        """Keep a dropped session for ``max_disconnection_duration``."""
+        with self.lock:
+            session.at = self.clock()
+            self._saved.pop(session.pid, None)
+            self._saved[session.pid] = session
+            self._trim(session.at)
 
-    def restore(self, pid: object, offset: object, namespace: str) -> Restored | None:
-        """Take back a dropped session of ``namespace`` with the packets it missed
-        after ``offset`` (hold :attr:`lock`); None when it cannot be recovered."""
+    def take(self, pid: object, namespace: str) -> Saved | None:
+        """Take back the dropped session ``pid`` of ``namespace`` (once)."""
         if not isinstance(pid, str):
             return None
-        self._trim(self.clock())
-        saved = self._saved.get(pid)
-        if saved is None or saved.namespace != namespace:
-            self.stats["failed"] += 1
-            return None
-        del self._saved[pid]  # one recovery per drop, whatever happens next
-        if offset is NO_OFFSET:
-            after = saved.rooms.get(None, 0)  # nothing received: everything since it connected
-        else:
-            parsed = self.parse(offset)
-            if parsed is None or parsed > self._seq:
+        with self.lock:
+            self._trim(self.clock())
+            saved = self._saved.get(pid)
+            if saved is None or saved.namespace != namespace:
                 self.stats["failed"] += 1
                 return None
-            after = parsed
-        if after < self._trimmed:  # some of what it missed is gone
-            self.stats["failed"] += 1
-            return None
-        missed: list[Outgoing] = []
-        size = 0
-        for entry in self._entries:
-            if entry.seq <= after or not _addressed(entry, saved):
-                continue
-            size += entry.size
-            if size > self.options.max_replay_bytes:
+            del self._saved[pid]  # one recovery per drop, whatever happens next
+            return saved
+
+    def missed(self, saved: Saved, offset: object, upto: int) -> list[Outgoing] | None:
+        """The packets ``saved`` missed after ``offset`` (:data:`NO_OFFSET`: since it
+        connected) up to sequence number ``upto``; None when they cannot all be had."""
+        with self.lock:
+            if offset is NO_OFFSET:
+                after = saved.rooms.get(None, 0)
+            else:
+                parsed = self.mark(offset)
+                if parsed is None or parsed > upto:
+                    self.stats["failed"] += 1
+                    return None
+                after = parsed
+            if after < self._trimmed:  # some of what it missed is gone
                 self.stats["failed"] += 1
                 return None
-            missed.append(entry.message)
-        self.stats["recovered"] += 1
+            missed: list[Outgoing] = []
+            size = 0
+            for entry in self._entries:
+                if entry.seq <= after or entry.seq > upto or not _addressed(entry, saved):
+                    continue
+                size += entry.size
+                if size > self.options.max_replay_bytes:
+                    self.stats["failed"] += 1
+                    return None
+                missed.append(entry.message)
+            self.stats["recovered"] += 1
+            return missed
+
+    def forget(self, pid: str) -> None:
+        """An explicit disconnect: nothing of ``pid`` is kept (nothing to do here)."""
+
+    def restore(self, pid: object, offset: object, namespace: str) -> Restored | None:
+        """:meth:`take` then :meth:`missed` up to now (for tests and single calls)."""
+        saved = self.take(pid, namespace)
+        if saved is None:
+            return None
+        missed = self.missed(saved, offset, self.head)
+        if missed is None:
+            return None
         return Restored(saved.sid, saved.rooms, saved.data, missed)
 
     def __len__(self) -> int:
@@ -268,15 +374,26 @@ class RecoveryLog:
 
 
 def _addressed(entry: _Entry, saved: Saved) -> bool:
-    """Whether ``entry`` was emitted to the session ``saved`` (by its rooms then)."""
-    if entry.namespace != saved.namespace or saved.sid in entry.skip:
+    return addressed(entry.namespace, entry.rooms, entry.skip, entry.seq, saved)
+
+
+def addressed(
+    namespace: str,
+    rooms: Iterable[str] | None,
+    skip: Iterable[str],
+    mark: int,
+    saved: Saved,
+) -> bool:
+    """Whether a packet (its namespace, rooms (None: everyone), skipped sids and mark)
+    was emitted to the session ``saved``: by the rooms it was in at that mark."""
+    if namespace != saved.namespace or saved.sid in skip:
         return False
-    rooms = saved.rooms
-    if entry.rooms is None:
-        joined = rooms.get(None)
-        return joined is not None and joined < entry.seq
-    for room in entry.rooms:
-        joined = rooms.get(room)
-        if joined is not None and joined < entry.seq:
+    joins = saved.rooms
+    if rooms is None:
+        joined = joins.get(None)
+        return joined is not None and joined < mark
+    for room in rooms:
+        joined = joins.get(room)
+        if joined is not None and joined < mark:
             return True
     return False

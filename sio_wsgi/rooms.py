@@ -82,6 +82,9 @@ class RoomsAPI:
         """
         ns = namespace or ROOT_NAMESPACE
         self._local_client(sid, ns).save_session(ns, session)
+        recovery = self.manager.recovery
+        if recovery is not None:
+            recovery.changed(ns, sid)  # a shared recovery store keeps it
 
     @contextlib.contextmanager
     def session(self, sid: str, namespace: str | None = None) -> Iterator[dict[str, Any]]:

@@ -234,6 +234,7 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         relay_bus = self.manager.relay_bus()
         if relay_bus is not None:
             eio.enable_relay(relay_bus)
+        self._dispatcher.start(self.driver)
 
     @property
     def async_handlers(self) -> bool:
@@ -426,6 +427,7 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
                 len(self._clients),
                 self.options.shutdown_timeout,
             )
+        self._dispatcher.stop()
         self.manager.shutdown()
 
     def handle_request(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -16,6 +16,8 @@ const io = new Server(httpServer, {
   perMessageDeflate: { threshold: 1024 }, // ws's defaults otherwise; only clients offering it
   httpCompression: false,
   cors: { origin: '*' },
+  // BENCH_RECOVERY=1: the node+csr server of bench/run.py
+  ...(process.env.BENCH_RECOVERY === '1' ? { connectionStateRecovery: {} } : {}),
 });
 io.on('connection', (socket) => {
   socket.on('echo', (data, ack) => { if (typeof ack === 'function') ack(data); });

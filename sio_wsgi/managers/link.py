@@ -246,11 +246,22 @@ class BusLink(Manager):
         :raises TypeError: when an argument cannot be sent (not JSON nor bytes).
         """
         data = bus.encode(bus.Envelope(self.host_id, message))
+        self._retrying(message, lambda: self._publish_once(data))
+
+    def publish_with(self, send: Callable[[str, Any], None], message: bus.BusMessage) -> None:
+        """Publish ``message`` with ``send(host_id, message)`` instead of a plain
+        publish (a recovery store's), with :meth:`publish`'s retries.
+
+        :raises BusError: when the broker stayed unreachable.
+        """
+        self._retrying(message, lambda: send(self.host_id, message))
+
+    def _retrying(self, message: bus.BusMessage, attempt: Callable[[], None]) -> None:
         deadline = time.monotonic() + self.publish_timeout
         delay = self.reconnect_delay[0]
         while True:
             try:
-                self._publish_once(data)
+                attempt()
             except self.retry_errors as exc:
                 self._reset_publisher()
                 self._set_state(self._connected and not self.write_only, exc)
@@ -475,8 +486,8 @@ class BusLink(Manager):
             self._counts["dropped"] += 1
             self.log.warning("dropped a bus message that does not parse: %s", exc)
             return
-        if envelope.host == self.host_id:
-            return
+        if envelope.host == self.host_id and not _recorded(envelope.message):
+            return  # its own message (a recorded emit excepted: delivered from here too)
         self._counts["received"] += 1
         with self._bus_lock:  # listening nodes announce themselves; emitters do not
             if isinstance(envelope.message, bus.Hello) or envelope.host in self._nodes:
@@ -505,6 +516,11 @@ class BusLink(Manager):
         self._peer_links.pop(host, None)
         if self._links is not None:
             self._links.forget(host)
+
+
+def _recorded(message: bus.BusMessage) -> bool:
+    """An emit a connection state recovery store recorded (every node delivers it)."""
+    return isinstance(message, bus.Emit) and message.offset is not None
 
 
 #: this machine's name, announced with a direct links address

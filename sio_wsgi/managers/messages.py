@@ -102,6 +102,8 @@ class Emit:
     callback_id: int | None = None
     volatile: bool = False
     compress: bool = True  # permessage-deflate allowed (absent from older nodes' messages)
+    #: connection state recovery: the stream id the shared store gave it (last argument)
+    offset: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,7 @@ reconnection, node liveness, health), :class:`~sio_wsgi.managers.queries.BusQuer
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -191,6 +192,21 @@ class PubSubManager(BusQueries):
         else:
             values = list(args or ())
         local = (event, values, ns, target, skip_sid, callback, volatile, compress)
+        store = self.recovery
+        if (
+            store is not None
+            and store.shared
+            and callback is None
+            and not volatile
+            and not ignore_queue
+            and self._encode is not None
+        ):
+            # recoverable, in a store every node reads: the store gives the offset and
+            # publishes; every node, this one included, delivers it from the bus
+            message = bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid))
+            message = dataclasses.replace(message, compress=compress)
+            self.publish_with(store.publish_emit, message)
+            return 0
         if ignore_queue or (isinstance(target, str) and self.is_connected(target, ns)):
             return self.emit_local(*local)
         if callback is not None and self.write_only:
@@ -259,6 +275,7 @@ class PubSubManager(BusQueries):
             callback,
             msg.volatile,
             msg.compress,
+            msg.offset,
         )
 
     def _ack_sender(self, host: str, callback_id: int) -> AckCallback:

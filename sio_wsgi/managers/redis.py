@@ -18,8 +18,10 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from sio_wsgi.config import RecoveryOptions
 from sio_wsgi.exceptions import ConfigError
 from sio_wsgi.managers.pubsub import PubSubManager
+from sio_wsgi.recovery import RecoveryStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from redis.client import PubSub
@@ -78,6 +80,14 @@ class RedisManager(PubSubManager):
             OSError,
         )
         self._pubsub: PubSub | None = None
+
+    def recovery_store(self, options: RecoveryOptions, lock: Any) -> RecoveryStore | None:
+        """Connection state recovery in Redis, for every node (not write-only)."""
+        if self.write_only:
+            return None
+        from sio_wsgi.managers.recovery_redis import RedisRecoveryStore
+
+        return RedisRecoveryStore(self, options, lock)
 
     def _publish_once(self, data: bytes) -> None:
         """``PUBLISH channel data``."""

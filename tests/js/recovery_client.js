@@ -5,8 +5,12 @@
 // itself (socket.recovered, the same id, its rooms and session) and that every tick
 // arrived exactly once, in order. Usage:
 //   node recovery_client.js '{"url": ..., "transports": [...], "drop": "engine-close" |
-//       "kill-tcp", "ticks": 400, "drop_after": 100, "drops": 1, "timeout_ms": 20000}'
-// Prints one JSON line: {"ok": bool, ...}.
+//       "kill-tcp" | "external", "ticks": 400, "drop_after": 100, "drops": 1,
+//       "timeout_ms": 20000, "failover_url": ..., "external_ticks": false}'
+// "external": at the drop point print {"type": "drop-now"} and let the test cut the
+// connection (kill the server); "failover_url": reconnect there after the first drop
+// (another node); "external_ticks": the test starts the ticks (else the "start" event).
+// Prints {"type": "connected"} at the first connect, then one JSON line: {"ok": bool, ...}.
 "use strict";
 
 const { io } = require("socket.io-client");
@@ -37,7 +41,10 @@ const socket = io(sc.url, {
 
 function drop() {
   report.drops.push({ at: seen.length, transport: socket.io.engine.transport.name });
-  if (sc.drop === "kill-tcp") {
+  if (sc.failover_url) socket.io.uri = sc.failover_url; // the next connection: another node
+  if (sc.drop === "external") {
+    process.stdout.write(JSON.stringify({ type: "drop-now" }) + "\n");
+  } else if (sc.drop === "kill-tcp") {
     // the TCP connection dies without a close frame or packet (a network cut)
     socket.io.engine.transport.ws._socket.destroy();
   } else {
@@ -72,7 +79,8 @@ socket.on("connect", () => {
   report.ids.push(socket.id);
   if (!started) {
     started = true;
-    socket.emit("start", sc.ticks, sc.interval_ms || 2);
+    process.stdout.write(JSON.stringify({ type: "connected", id: socket.id }) + "\n");
+    if (!sc.external_ticks) socket.emit("start", sc.ticks, sc.interval_ms || 2);
   }
 });
 socket.on("connect_error", (err) => report.drops.push({ connect_error: String(err) }));

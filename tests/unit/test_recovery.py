@@ -48,7 +48,7 @@ def _texts(missed: list[Outgoing]) -> list[str]:
 def test_offsets_belong_to_this_process() -> None:
     log, _ = _log()
     seq, offset = log.next_offset()
-    assert log.parse(offset) == seq == 1
+    assert log.mark(offset) == seq == 1
     for bad in (
         123,
         None,
@@ -58,7 +58,7 @@ def test_offsets_belong_to_this_process() -> None:
         f"{log.epoch}-zz",
         f"{log.epoch}-" + "f" * 17,
     ):
-        assert log.parse(bad) is None
+        assert log.mark(bad) is None
 
 
 def test_replay_follows_rooms_skips_and_join_times() -> None:
@@ -74,9 +74,8 @@ def test_replay_follows_rooms_skips_and_join_times() -> None:
     _emit(log, "all-but-me", skip=("sid1",))
     _emit(log, "all-2")
     rooms = {None: joined, "sid1": joined, "a": a_joined}
-    with log.lock:
-        log.save(Saved("pid1", "sid1", "/", rooms, {"k": 1}))
-        restored = log.restore("pid1", first, "/")
+    log.save(Saved("pid1", "sid1", "/", rooms, {"k": 1}))
+    restored = log.restore("pid1", first, "/")
     assert restored is not None and restored.sid == "sid1" and restored.data == {"k": 1}
     assert _texts(restored.missed) == ["room-a", "to-sid", "all-2"]
 
@@ -237,7 +236,7 @@ def test_restore_session_and_missed_packets_before_the_connect_reply() -> None:
     server.emit("live", to=sid)
     live = again.next_packet()
     assert live.data[0] == "live"
-    assert server.manager.recovery.parse(live.data[-1]) > server.manager.recovery.parse(offset)  # type: ignore[union-attr,operator]
+    assert server.manager.recovery.mark(live.data[-1]) > server.manager.recovery.mark(offset)  # type: ignore[union-attr,operator]
 
 
 def test_restore_without_an_offset_replays_since_the_connect() -> None:
@@ -359,3 +358,47 @@ def test_connect_reply_json_is_what_the_node_tests_expect() -> None:
     assert isinstance(raw, str) and raw.startswith("0{")  # "40{...}" on the wire
     body = json.loads(raw[1:])
     assert set(body) == {"sid", "pid"}
+
+
+# ------------------------------------------------------------------ the Redis store's codec
+
+
+def test_stream_ids_and_marks_round_trip() -> None:
+    from sio_wsgi.managers import recovery_redis as rr
+
+    for stream_id in ("1796589888025-0", "1-1", "1796589888025-1048575"):
+        mark = rr._mark(stream_id)
+        assert mark is not None and rr._stream_id(mark) == stream_id
+    assert rr._mark("1-1") < rr._mark("1-2") < rr._mark("2-0")  # type: ignore[operator]
+    for bad in ("1-1048576", "x-1", "1", "", None, 12, "1-1-1"):
+        assert rr._mark(bad) is None
+
+
+def test_saved_sessions_survive_json_and_refuse_garbage() -> None:
+    from sio_wsgi.managers import recovery_redis as rr
+
+    saved = Saved("p", "s", "/chat", {None: 5, "s": 5, "room": 9}, {"user": "carol"})
+    back = rr._load("p", rr._dump(saved))
+    assert back is not None
+    assert (back.sid, back.namespace, back.rooms, back.data) == (
+        "s",
+        "/chat",
+        {None: 5, "s": 5, "room": 9},
+        {"user": "carol"},
+    )
+    odd = Saved("p", "s", "/", {None: 1}, {"when": object()})  # not JSON: not carried
+    assert rr._load("p", rr._dump(odd)).data is None  # type: ignore[union-attr]
+    for raw in ("{}", "[]", '{"sid": 1, "ns": "/", "rooms": []}', "nope", '{"rooms": [[1, 2]]}'):
+        assert rr._load("p", raw) is None
+
+
+def test_a_stream_entry_is_the_bus_message_with_its_id() -> None:
+    from sio_wsgi.managers import messages as bus
+    from sio_wsgi.managers import recovery_redis as rr
+
+    emit = bus.Emit("tick", [1, b"\x00"], "/", ["room"], ["skip"], offset="PLACE")
+    encoded = bus.encode(bus.Envelope("h" * 16, emit)).decode()
+    head, _, tail = encoded.partition("PLACE")
+    message = rr._entry(b"5-1", {b"p": head.encode(), b"s": tail.encode()})
+    assert message is not None and message.offset == "5-1" and message.args == [1, b"\x00"]
+    assert rr._entry(b"5-1", {b"p": b"{", b"s": b""}) is None

@@ -1,0 +1,155 @@
+"""Connection state recovery across processes, state in Redis (``RedisManager``): the
+official JS client drops from one gunicorn node and reconnects to another, the ticks
+coming from a third party (the other node); then the same with the first node killed
+(SIGKILL: it saves nothing at the end, the state it kept while alive must do)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import HOST, ROOT, ServerProcess, port_open, skip_or_fail
+
+JS = ROOT / "tests" / "js"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+Factory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def nodes(tmp_path: Any) -> Iterator[Factory]:
+    if not port_open(6379):
+        skip_or_fail("redis is not running on 127.0.0.1:6379")
+    channel = f"recovery-{os.getpid()}-{secrets.token_hex(4)}"
+    started: list[ServerProcess] = []
+
+    def make(name: str, worker: str = "gevent") -> ServerProcess:
+        kind = {
+            "gevent": ["-k", "gevent"],
+            "gthread": ["-k", "gthread", "--threads", "20"],
+            "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
+        }[worker]
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "--graceful-timeout",
+            "2",
+            "-b",
+            f"{HOST}:{{port}}",
+            *kind,
+            "tests.recovery.recovery_app:app",
+        ]
+        env = {"RECOVERY_REDIS_URL": REDIS_URL, "RECOVERY_CHANNEL": channel}
+        proc = ServerProcess(argv, tmp_path / f"{name}.log", health="/health", env=env, attempts=3)
+        started.append(proc)
+        proc.start()
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+def _client(scenario: dict[str, Any]) -> subprocess.Popen[str]:
+    node = shutil.which("node")
+    if node is None or not (JS / "node_modules" / "socket.io-client").is_dir():
+        skip_or_fail("node and tests/js/node_modules are needed")
+    assert node is not None
+    return subprocess.Popen(
+        [node, str(JS / "recovery_client.js"), json.dumps(scenario)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(JS),
+    )
+
+
+def _line(proc: subprocess.Popen[str], kind: str | None) -> dict[str, Any]:
+    """The next JSON line of the client (of ``type`` kind; None: the report)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        doc: dict[str, Any] = json.loads(line)
+        if doc.get("type") == kind or (kind is None and "ok" in doc):
+            return doc
+    proc.kill()
+    raise AssertionError(
+        f"no {kind or 'report'} line; stderr: {proc.stderr.read() if proc.stderr else ''}"
+    )
+
+
+def _start_ticks(node: ServerProcess, count: int) -> None:
+    with urllib.request.urlopen(f"{node.url}/ticks?count={count}&interval_ms=4", timeout=10) as r:
+        assert r.status == 200
+
+
+def _run(
+    a: ServerProcess,
+    b: ServerProcess,
+    transports: list[str],
+    drop: str,
+    kill: bool,
+) -> dict[str, Any]:
+    proc = _client(
+        {
+            "url": a.url,
+            "failover_url": b.url,
+            "transports": transports,
+            "drop": drop,
+            "ticks": 400,
+            "drop_after": 120,
+            "drops": 1,
+            "external_ticks": True,
+            "timeout_ms": 35000,
+        }
+    )
+    try:
+        _line(proc, "connected")
+        time.sleep(1.2)  # the session's state reaches Redis (written within 0.5 s)
+        _start_ticks(b, 400)
+        if kill:
+            _line(proc, "drop-now")
+            a.kill()  # SIGKILL: nothing saved at the end
+        report = _line(proc, None)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return report
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]])
+def test_reconnecting_to_another_node_recovers(nodes: Factory, transports: list[str]) -> None:
+    a, b = nodes("a"), nodes("b")
+    report = _run(a, b, transports, "engine-close", kill=False)
+    assert report["ok"], json.dumps(report)[:3000]
+    assert report["recovered"] == [False, True] and report["first_gap"] == -1, report
+    assert report["me"]["recovered"] is True
+
+
+@pytest.mark.parametrize("worker", ["gevent", "gthread", "eventlet"])
+def test_the_first_node_killed_the_client_recovers_on_another(nodes: Factory, worker: str) -> None:
+    a, b = nodes("a", worker), nodes("b", worker)
+    report = _run(a, b, ["websocket"], "external", kill=True)
+    assert report["ok"], json.dumps(report)[:3000]
+    assert report["recovered"] == [False, True] and report["first_gap"] == -1, report
+    assert report["me"]["session"] == {"name": "carol"} and "ticks" in report["me"]["rooms"]
