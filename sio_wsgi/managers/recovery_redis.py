@@ -7,7 +7,8 @@ first process died) is recovered there:
 
 - **Packets.** A recoverable emit (no ack callback, not volatile) is one Lua script
   call that appends the bus message to the Redis stream ``<channel>:recovery``
-  (``XADD``, trimmed to ``max_disconnection_duration`` by ``MINID``) and publishes
+  (``XADD``; the oldest entries go while the stream holds more than
+  ``max_buffered_bytes`` or is older than ``max_disconnection_duration``) and publishes
   it with the stream entry id inside, as its offset, on the bus channel, in one
   atomic step: the stream's order is the order in which every node receives the
   packets, the emitting node included (its own clients get it from its bus
@@ -54,13 +55,26 @@ __all__ = ["RedisRecoveryStore"]
 
 logger = logging.getLogger("sio_wsgi.managers.pubsub")
 
-#: XADD (trimmed by age) and PUBLISH with the new id inside, atomically
+#: XADD and PUBLISH with the new id inside, atomically; then the oldest entries go while
+#: the stream is over ARGV[4] bytes (its running total in KEYS[3]) or older than ARGV[3] ms
+#: (at most 64 per call: the rest at the next ones)
 _XADD_PUBLISH = """
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local minid = tostring(ms - tonumber(ARGV[3])) .. '-0'
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'p', ARGV[1], 's', ARGV[2])
+local id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[1], 's', ARGV[2])
 redis.call('PUBLISH', KEYS[2], ARGV[1] .. id .. ARGV[2])
+local total = redis.call('INCRBY', KEYS[3], #ARGV[1] + #ARGV[2] + #id)
+local now = redis.call('TIME')
+local horizon = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+for _ = 1, 64 do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  if oldest == nil or oldest[1] == id then break end
+  local ms = tonumber(string.match(oldest[1], '^(%d+)'))
+  if total <= tonumber(ARGV[4]) and ms >= horizon then break end
+  local fields = oldest[2]
+  local size = #oldest[1]
+  for i = 2, #fields, 2 do size = size + #fields[i] end
+  redis.call('XDEL', KEYS[1], oldest[1])
+  total = redis.call('DECRBY', KEYS[3], size)
+end
 return id
 """
 
@@ -132,7 +146,10 @@ class RedisRecoveryStore:
         head, found, tail = encoded.partition(placeholder)
         if not found or placeholder in tail:
             raise ValueError("the offset placeholder is not unique in the message")
-        self._script(keys=[self.stream, self.manager.channel], args=[head, tail, self._window_ms])
+        self._script(
+            keys=[self.stream, self.manager.channel, self.stream + ":bytes"],
+            args=[head, tail, self._window_ms, self.options.max_buffered_bytes],
+        )
         self.stats["published"] += 1
 
     # ------------------------------------------------------------ sessions

@@ -153,3 +153,46 @@ def test_the_first_node_killed_the_client_recovers_on_another(nodes: Factory, wo
     assert report["ok"], json.dumps(report)[:3000]
     assert report["recovered"] == [False, True] and report["first_gap"] == -1, report
     assert report["me"]["session"] == {"name": "carol"} and "ticks" in report["me"]["rooms"]
+
+
+def test_the_redis_stream_is_bounded_in_bytes_and_a_trimmed_offset_fails() -> None:
+    """The Lua script drops the oldest entries past ``max_buffered_bytes``; a client
+    that missed one of them gets a new connection."""
+    if not port_open(6379):
+        skip_or_fail("redis is not running on 127.0.0.1:6379")
+    import sio_wsgi
+    from sio_wsgi.managers import RedisManager
+    from sio_wsgi.managers.recovery_redis import RedisRecoveryStore
+    from sio_wsgi.recovery import Saved
+
+    channel = f"recovery-bound-{secrets.token_hex(4)}"
+    manager = RedisManager(REDIS_URL, channel=channel)
+    sio = sio_wsgi.Server(
+        client_manager=manager,
+        async_mode="threading",
+        connection_state_recovery={"max_buffered_bytes": 3000},
+    )
+    try:
+        store = sio._dispatcher.recovery
+        assert isinstance(store, RedisRecoveryStore)
+        deadline = time.monotonic() + 5
+        while not manager.healthy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for n in range(100):
+            sio.emit("tick", (n, "x" * 100), to="room")
+        deadline = time.monotonic() + 5
+        while store.head == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        total = int(manager.redis.get(f"{channel}:recovery:bytes") or 0)
+        assert 0 < total <= 3000 + 400, total
+        entries = manager.redis.xrange(f"{channel}:recovery")
+        assert 5 < len(entries) < 20, len(entries)
+        first_kept = entries[0][0].decode()
+        saved = Saved("p", "s", "/", {None: 0, "s": 0, "room": 0}, None)
+        assert store.missed(saved, "1-0", store.head) is None  # its first events are gone
+        time.sleep(0.5)  # every event delivered here
+        kept = store.missed(saved, first_kept, store.head)
+        assert kept is not None and len(kept) == len(entries) - 1
+    finally:
+        sio.shutdown()
+        manager.redis.delete(f"{channel}:recovery", f"{channel}:recovery:bytes")
