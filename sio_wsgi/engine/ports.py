@@ -185,3 +185,7 @@ class RelayBus(Protocol):
 
     def set_direct_handler(self, handler: Callable[[bytes], None] | None) -> None:
         """Call ``handler`` (in the listener task) with each message sent to this inbox."""
+
+    def set_link_lost_handler(self, handler: Callable[[str], None] | None) -> None:
+        """Call ``handler(host)`` when the direct connection to process ``host`` closes
+        (it may be gone: waiting requests should ask at once)."""

@@ -133,10 +133,11 @@ def _split_header(payload: bytes) -> tuple[dict[str, Any], bytes]:
 class _Waiter:
     """A front's request waiting for its owner."""
 
-    __slots__ = ("event", "acked", "response", "head", "stream")
+    __slots__ = ("event", "acked", "response", "head", "stream", "owner")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, owner: str = "") -> None:
         self.event = event
+        self.owner = owner
         self.acked = False
         self.response: tuple[str, list[tuple[str, str]], bytes] | None = None
         self.head: bytes | None = None
@@ -263,6 +264,7 @@ class Relay:
             _END: self._on_end,
         }
         bus.set_direct_handler(self.receive)
+        bus.set_link_lost_handler(self.link_lost)
 
     # ------------------------------------------------------------ routing
 
@@ -309,7 +311,7 @@ class Relay:
                 header["CONTENT_LENGTH"] = str(environ["CONTENT_LENGTH"])
         rid = secrets.token_hex(8)
         self.stats["forwarded"] += 1
-        waiter = _Waiter(self.driver.event())
+        waiter = _Waiter(self.driver.event(), owner)
         if upgrade:
             waiter.stream = self._streams[rid] = _Stream(self, owner, rid)
         self._waiting[rid] = waiter
@@ -456,6 +458,23 @@ class Relay:
         :raises BusError: when the bus is unreachable.
         """
         return self.bus.publish_direct(to, _message(kind, self.host_id, to, rid, payload))
+
+    def link_lost(self, host: str) -> None:
+        """The direct link to ``host`` closed: it may be gone. Its waiting requests ask
+        the broker now (not at their next liveness check), and its streams are checked."""
+        self._alive.pop(host, None)
+        for waiter in list(self._waiting.values()):
+            if waiter.owner == host:
+                waiter.event.set()
+        if any(s.peer == host for s in list(self._streams.values())):
+            self.driver.spawn(self._check_peer_streams, host)
+
+    def _check_peer_streams(self, host: str) -> None:
+        if not self._owner_alive(host):
+            logger.info("the process %s at the other end of relayed streams is gone", host)
+            for stream in list(self._streams.values()):
+                if stream.peer == host and stream.sock is not None:
+                    stream.feed(None)
 
     def watch_streams(self) -> None:
         """End the streams whose other process is gone (checked every

@@ -147,12 +147,19 @@ class DirectLinks:
     :param driver: the concurrency driver (listener, readers and writers are its tasks).
     :param deliver: called with each frame received, in the reading task.
     :param address: the IP address to listen on (and announce).
+    :param lost: called with a process's host id when the link to it closes.
     """
 
     def __init__(
-        self, host_id: str, driver: Driver, deliver: Callable[[bytes], None], address: str
+        self,
+        host_id: str,
+        driver: Driver,
+        deliver: Callable[[bytes], None],
+        address: str,
+        lost: Callable[[str], None] | None = None,
     ) -> None:
         self.host_id = host_id
+        self.lost = lost
         self.driver = driver
         self.deliver = deliver
         self.token = secrets.token_hex(_TOKEN // 2)
@@ -209,6 +216,14 @@ class DirectLinks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def _closed_by_peer(self, host: str, link: _Link) -> None:
+        self._drop(host, link)
+        if self.lost is not None and not self._closed:
+            try:
+                self.lost(host)
+            except Exception:
+                logger.exception("error handling a lost direct link")
+
     def _drop(self, host: str, link: _Link) -> None:
         with self._lock:
             if self._links.get(host) is link:
@@ -236,7 +251,7 @@ class DirectLinks:
                     self._links[host] = link
                 self._failed.pop(host, None)
                 self.driver.spawn(link.write_loop)
-                self.driver.spawn(link.watch, lambda: self._drop(host, link))
+                self.driver.spawn(link.watch, lambda: self._closed_by_peer(host, link))
             return link
         finally:
             with self._lock:

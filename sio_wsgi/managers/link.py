@@ -112,6 +112,7 @@ class BusLink(Manager):
         self._counts = {"published": 0, "received": 0, "dropped": 0}
         #: messages to this process's own inbox (the session relay), see set_direct_handler
         self._direct_handler: Callable[[bytes], None] | None = None
+        self._link_lost_handler: Callable[[str], None] | None = None
         #: where this process's direct links listen (None: inbox messages go through the broker)
         self.relay_address = relay_address
         self._links: DirectLinks | None = None
@@ -334,7 +335,11 @@ class BusLink(Manager):
             return
         try:
             self._links = DirectLinks(
-                self.host_id, self.driver, self._receive_direct, self.relay_address
+                self.host_id,
+                self.driver,
+                self._receive_direct,
+                self.relay_address,
+                lost=self._link_lost,
             )
         except OSError as exc:
             self.log.error(
@@ -345,6 +350,15 @@ class BusLink(Manager):
             return
         if self._connected:
             self._publish_quietly(self._hello())
+
+    def set_link_lost_handler(self, handler: Callable[[str], None] | None) -> None:
+        """Call ``handler(host)`` when the direct link to process ``host`` closes."""
+        self._link_lost_handler = handler
+
+    def _link_lost(self, host: str) -> None:
+        handler = self._link_lost_handler
+        if handler is not None:
+            handler(host)
 
     def _hello(self, reply: bool = False) -> bus.Hello:
         """This node's heartbeat, with its direct links' address when it has them."""

@@ -110,9 +110,12 @@ def test_nobody_listening_is_a_fallback() -> None:
 
 def test_a_closed_peer_is_noticed(pair: tuple[DirectLinks, DirectLinks, Inbox]) -> None:
     a, b, inbox = pair
+    lost: list[str] = []
+    a.lost = lost.append
     assert a.send("b" * 16, b.address, b.token, b"first")
     wait_until(lambda: inbox.frames == [b"first"])
     b.close()
+    wait_until(lambda: lost == ["b" * 16])  # the relay's waiting requests ask at once
     # the link's watcher sees the end of the stream and drops it; a new link then fails
     wait_until(lambda: not a.send("b" * 16, b.address, b.token, b"later"), timeout=5)
 

@@ -89,6 +89,9 @@ class Link:
     def knows_host(self, host: str) -> bool:
         return host in self.bus.inboxes and host not in self.forgotten
 
+    def set_link_lost_handler(self, handler: Callable[[str], None] | None) -> None:
+        pass
+
     def set_direct_handler(self, handler: Callable[[bytes], None] | None) -> None:
         assert handler is not None
         self.bus.join(self.host_id, handler)
