@@ -378,6 +378,8 @@ class Manager:
             mark = recovery.mark(offset)
             with recovery.lock:
                 if mark is not None:
+                    if mark <= recovery.head:
+                        return 0  # delivered already (caught up from the store)
                     recovery.seen(mark)
                 shared = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
                 shared.compress = compress

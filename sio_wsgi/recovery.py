@@ -153,14 +153,18 @@ class RecoveryStore(Protocol):
     def changed(self, namespace: str, sid: str) -> None:
         """The rooms or session data of a live ``sid`` changed."""
 
-    def publish_emit(self, host: str, message: Any) -> None:
-        """A shared store: record a bus ``Emit`` and publish it with its offset."""
+    def publish_emit(self, host: str, message: Any, once: str) -> None:
+        """A shared store: record a bus ``Emit`` and publish it with its offset (a
+        retry with the same ``once`` id does nothing)."""
 
     def persist(self, sessions: list[Saved]) -> None:
         """A shared store: write live sessions' state."""
 
     def take_dirty(self) -> list[tuple[str, str]]:
         """A shared store: the ``(namespace, sid)`` whose state changed since the last call."""
+
+    def since_head(self) -> list[tuple[str, Any]]:
+        """A shared store: the ``(host, Emit)`` recorded after :attr:`head` (to catch up)."""
 
     def save(self, session: Saved) -> None:
         """Keep a dropped session for ``max_disconnection_duration``."""
@@ -233,7 +237,7 @@ class RecoveryLog:
     def changed(self, namespace: str, sid: str) -> None:
         """Live sessions are only kept when they drop, here."""
 
-    def publish_emit(self, host: str, message: Any) -> None:
+    def publish_emit(self, host: str, message: Any, once: str) -> None:
         """Not a shared store: the manager records its emits itself."""
         raise RuntimeError("a RecoveryLog records emits in Manager.emit_local")
 
@@ -242,6 +246,10 @@ class RecoveryLog:
 
     def take_dirty(self) -> list[tuple[str, str]]:
         """Nothing to write."""
+        return []
+
+    def since_head(self) -> list[tuple[str, Any]]:
+        """Nothing to catch up on: every packet is recorded here."""
         return []
 
     def next_offset(self) -> tuple[int, str]:

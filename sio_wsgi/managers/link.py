@@ -427,11 +427,17 @@ class BusLink(Manager):
             )
         else:
             self.log.info("%s bus: listening on %s as %s", self.name, self.channel, self.host_id)
+        again = self._ever_subscribed
         self._ever_subscribed = True
         self._delay = self.reconnect_delay[0]
         self._set_state(True, None)
         self._last_hello = time.monotonic()
         self._publish_quietly(self._hello(reply=True))
+        if again:
+            self._resubscribed()
+
+    def _resubscribed(self) -> None:
+        """The subscription is back after a loss (the layers above catch up)."""
 
     def _lost(self, error: BaseException) -> None:
         if self._connected or not self._ever_subscribed:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Iterable
 from typing import Final
@@ -205,7 +206,8 @@ class PubSubManager(BusQueries):
             # publishes; every node, this one included, delivers it from the bus
             message = bus.Emit(event, values, ns, _as_list(target), _as_list(skip_sid))
             message = dataclasses.replace(message, compress=compress)
-            self.publish_with(store.publish_emit, message)
+            once = secrets.token_hex(12)  # the publish's retries do not record it twice
+            self.publish_with(lambda host, msg: store.publish_emit(host, msg, once), message)
             return 0
         if ignore_queue or (isinstance(target, str) and self.is_connected(target, ns)):
             return self.emit_local(*local)
@@ -277,6 +279,23 @@ class PubSubManager(BusQueries):
             msg.compress,
             msg.offset,
         )
+
+    def _resubscribed(self) -> None:
+        """Back on the bus: deliver the recoverable emits published while this node was
+        not subscribed, from a shared recovery store (the bus messages that follow and
+        were already delivered are skipped by their offset)."""
+        store = self.recovery
+        if store is None or not store.shared:
+            return
+        try:
+            missed = store.since_head()
+        except Exception as exc:  # noqa: BLE001 - the broker is gone again: next time
+            self.log.warning("could not catch up on the recovery stream: %s", exc)
+            return
+        if missed:
+            self.log.warning("delivering %d events published while disconnected", len(missed))
+        for host, message in missed:
+            self._on_emit(host, message)
 
     def _ack_sender(self, host: str, callback_id: int) -> AckCallback:
         def send_back(*args: Payload) -> None:

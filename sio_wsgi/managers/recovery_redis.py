@@ -55,10 +55,14 @@ __all__ = ["RedisRecoveryStore"]
 
 logger = logging.getLogger("sio_wsgi.managers.pubsub")
 
-#: XADD and PUBLISH with the new id inside, atomically; then the oldest entries go while
+#: XADD and PUBLISH with the new id inside, atomically, once per emit (ARGV[5]: a retry after
+#: a lost reply does nothing); then the oldest entries go while
 #: the stream is over ARGV[4] bytes (its running total in KEYS[3]) or older than ARGV[3] ms
 #: (at most 64 per call: the rest at the next ones)
 _XADD_PUBLISH = """
+if not redis.call('SET', KEYS[1] .. ':sent:' .. ARGV[5], '1', 'NX', 'PX', 60000) then
+  return false
+end
 local id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[1], 's', ARGV[2])
 redis.call('PUBLISH', KEYS[2], ARGV[1] .. id .. ARGV[2])
 local total = redis.call('INCRBY', KEYS[3], #ARGV[1] + #ARGV[2] + #id)
@@ -136,9 +140,11 @@ class RedisRecoveryStore:
         """The mark of a stream id (None: not one)."""
         return _mark(offset)
 
-    def publish_emit(self, host: str, message: bus.Emit) -> None:
+    def publish_emit(self, host: str, message: bus.Emit, once: str) -> None:
         """Append ``message`` to the stream and publish it with its offset.
 
+        :param once: the emit's id: a retry with the same one (its reply was lost) does
+            nothing.
         :raises Exception: the Redis client's errors (the manager retries them).
         """
         placeholder = secrets.token_hex(16)
@@ -148,7 +154,7 @@ class RedisRecoveryStore:
             raise ValueError("the offset placeholder is not unique in the message")
         self._script(
             keys=[self.stream, self.manager.channel, self.stream + ":bytes"],
-            args=[head, tail, self._window_ms, self.options.max_buffered_bytes],
+            args=[head, tail, self._window_ms, self.options.max_buffered_bytes, once],
         )
         self.stats["published"] += 1
 
@@ -156,6 +162,15 @@ class RedisRecoveryStore:
 
     def _key(self, pid: str) -> str:
         return self.key_prefix + pid
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A Redis command, tried again once on a fresh connection (a pooled one may
+        be dead after a Redis restart; the client itself does not retry)."""
+        try:
+            return fn(*args, **kwargs)
+        except self.manager.retry_errors:
+            self.redis.connection_pool.disconnect()
+            return fn(*args, **kwargs)
 
     def save(self, session: Saved) -> None:
         """Write a dropped session (expires after ``max_disconnection_duration``)."""
@@ -169,10 +184,14 @@ class RedisRecoveryStore:
         if not sessions:
             return
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for session in sessions:
-                pipe.set(self._key(session.pid), _dump(session), px=self._window_ms)
-            pipe.execute()
+
+            def write() -> None:
+                pipe = self.redis.pipeline(transaction=False)
+                for session in sessions:
+                    pipe.set(self._key(session.pid), _dump(session), px=self._window_ms)
+                pipe.execute()
+
+            self._call(write)
         except Exception as exc:  # noqa: BLE001 - a broker fault: recovery is best effort
             logger.warning("could not store %d recovery sessions: %s", len(sessions), exc)
 
@@ -181,7 +200,7 @@ class RedisRecoveryStore:
         if not isinstance(pid, str) or not pid or len(pid) > 64:
             return None
         try:
-            raw = self.redis.getdel(self._key(pid))
+            raw = self._call(self.redis.getdel, self._key(pid))
         except Exception as exc:  # noqa: BLE001
             logger.warning("could not read recovery session: %s", exc)
             return None
@@ -194,7 +213,7 @@ class RedisRecoveryStore:
     def forget(self, pid: str) -> None:
         """An explicit disconnect: delete what is kept of ``pid``."""
         try:
-            self.redis.delete(self._key(pid))
+            self._call(self.redis.delete, self._key(pid))
         except Exception as exc:  # noqa: BLE001
             logger.warning("could not delete recovery session: %s", exc)
 
@@ -209,10 +228,12 @@ class RedisRecoveryStore:
                 return None
             after = parsed
         try:
-            info = self.redis.xinfo_stream(self.stream)
+            info = self._call(self.redis.xinfo_stream, self.stream)
             deleted = _mark(info.get("max-deleted-entry-id")) or 0
             entries = (
-                self.redis.xrange(self.stream, f"({_stream_id(after)}", _stream_id(upto))
+                self._call(
+                    self.redis.xrange, self.stream, f"({_stream_id(after)}", _stream_id(upto)
+                )
                 if upto > after
                 else []
             )
@@ -249,6 +270,19 @@ class RedisRecoveryStore:
         self.stats["recovered"] += 1
         return missed
 
+    def since_head(self) -> list[tuple[str, bus.Emit]]:
+        """The emits recorded after the newest one delivered here (a node back on the
+        bus catches up; at most 10000)."""
+        if self._head == 0:
+            return []
+        entries = self.redis.xrange(self.stream, f"({_stream_id(self._head)}", "+", count=10000)
+        found: list[tuple[str, bus.Emit]] = []
+        for stream_id, fields in entries:
+            envelope = _envelope(stream_id, fields)
+            if envelope is not None and isinstance(envelope.message, bus.Emit):
+                found.append((envelope.host, envelope.message))
+        return found
+
     # ------------------------------------------------------------ live state
 
     def changed(self, namespace: str, sid: str) -> None:
@@ -268,6 +302,12 @@ def _with_offset(message: bus.Emit, offset: str) -> bus.Emit:
 
 
 def _entry(stream_id: Any, fields: Any) -> bus.Emit | None:
+    envelope = _envelope(stream_id, fields)
+    message = None if envelope is None else envelope.message
+    return message if isinstance(message, bus.Emit) else None
+
+
+def _envelope(stream_id: Any, fields: Any) -> bus.Envelope | None:
     try:
         sid = stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
         head = fields.get(b"p", fields.get("p"))
@@ -276,11 +316,9 @@ def _entry(stream_id: Any, fields: Any) -> bus.Emit | None:
             head = head.decode()
         if isinstance(tail, bytes):
             tail = tail.decode()
-        envelope = bus.decode(f"{head}{sid}{tail}")
+        return bus.decode(f"{head}{sid}{tail}")
     except (bus.BusMessageError, AttributeError, UnicodeDecodeError):
         return None
-    message = envelope.message
-    return message if isinstance(message, bus.Emit) else None
 
 
 def _dump(session: Saved) -> str:

@@ -311,9 +311,11 @@ class RedisServer(ServerProcess):
     """A private ``redis-server`` on a free port, restartable on the same port.
 
     :param log_dir: where its log goes.
+    :param persistent: keep its data in an append-only file in ``log_dir`` (written at
+        every command): a restart then keeps what it held.
     """
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, persistent: bool = False) -> None:
         self.binary = shutil.which("redis-server")
         argv = [
             self.binary or "redis-server",
@@ -328,6 +330,8 @@ class RedisServer(ServerProcess):
             "--daemonize",
             "no",
         ]
+        if persistent:
+            argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(log_dir)]
         # up to 20 starts: right after a kill the port may still be held
         super().__init__(argv, log_dir / "redis.log", health=None, attempts=20, start_timeout=10)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.multinode.mn_support import RedisServer, running
 from tests.support import HOST, ROOT, ServerProcess, port_open, skip_or_fail
 
 JS = ROOT / "tests" / "js"
@@ -33,7 +34,7 @@ def nodes(tmp_path: Any) -> Iterator[Factory]:
     channel = f"recovery-{os.getpid()}-{secrets.token_hex(4)}"
     started: list[ServerProcess] = []
 
-    def make(name: str, worker: str = "gevent") -> ServerProcess:
+    def make(name: str, worker: str = "gevent", redis_url: str = REDIS_URL) -> ServerProcess:
         kind = {
             "gevent": ["-k", "gevent"],
             "gthread": ["-k", "gthread", "--threads", "20"],
@@ -52,7 +53,7 @@ def nodes(tmp_path: Any) -> Iterator[Factory]:
             *kind,
             "tests.recovery.recovery_app:app",
         ]
-        env = {"RECOVERY_REDIS_URL": REDIS_URL, "RECOVERY_CHANNEL": channel}
+        env = {"RECOVERY_REDIS_URL": redis_url, "RECOVERY_CHANNEL": channel}
         proc = ServerProcess(argv, tmp_path / f"{name}.log", health="/health", env=env, attempts=3)
         started.append(proc)
         proc.start()
@@ -94,8 +95,9 @@ def _line(proc: subprocess.Popen[str], kind: str | None) -> dict[str, Any]:
     )
 
 
-def _start_ticks(node: ServerProcess, count: int) -> None:
-    with urllib.request.urlopen(f"{node.url}/ticks?count={count}&interval_ms=4", timeout=10) as r:
+def _start_ticks(node: ServerProcess, count: int, interval_ms: int = 4) -> None:
+    url = f"{node.url}/ticks?count={count}&interval_ms={interval_ms}"
+    with urllib.request.urlopen(url, timeout=10) as r:
         assert r.status == 200
 
 
@@ -105,6 +107,8 @@ def _run(
     transports: list[str],
     drop: str,
     kill: bool,
+    before_kill: Callable[[], None] | None = None,
+    interval_ms: int = 4,
 ) -> dict[str, Any]:
     proc = _client(
         {
@@ -122,9 +126,11 @@ def _run(
     try:
         _line(proc, "connected")
         time.sleep(1.2)  # the session's state reaches Redis (written within 0.5 s)
-        _start_ticks(b, 400)
+        _start_ticks(b, 400, interval_ms)
         if kill:
             _line(proc, "drop-now")
+            if before_kill is not None:
+                before_kill()
             a.kill()  # SIGKILL: nothing saved at the end
         report = _line(proc, None)
     finally:
@@ -196,3 +202,25 @@ def test_the_redis_stream_is_bounded_in_bytes_and_a_trimmed_offset_fails() -> No
     finally:
         sio.shutdown()
         manager.redis.delete(f"{channel}:recovery", f"{channel}:recovery:bytes")
+
+
+def test_the_recovery_state_survives_a_redis_restart(nodes: Factory, tmp_path: Any) -> None:
+    """Redis with an append-only file is restarted mid stream, then the first node is
+    killed: the stream and the session written before the restart recover the client on
+    the other node (and the nodes catch up on what they missed while reconnecting)."""
+    redis = RedisServer(tmp_path, persistent=True)
+    with running(redis):
+        redis.start()
+        a, b = nodes("a", redis_url=redis.url), nodes("b", redis_url=redis.url)
+
+        def restart_redis() -> None:
+            redis.stop()
+            redis.start()
+            time.sleep(1.5)  # the nodes subscribe again (their backoff starts at 0.1 s)
+
+        # 400 ticks 15 ms apart: they go on during the restart and after the kill
+        report = _run(
+            a, b, ["websocket"], "external", kill=True, before_kill=restart_redis, interval_ms=15
+        )
+    assert report["ok"], json.dumps(report)[:3000]
+    assert report["recovered"] == [False, True] and report["first_gap"] == -1, report
