@@ -40,16 +40,13 @@ from sio_wsgi.namespace import CATCH_ALL, ROOT_NAMESPACE, HandlerRegistry
 from sio_wsgi.protocol import sio as sio_codec
 from sio_wsgi.protocol.serializers import Serializer
 from sio_wsgi.protocol.sio import AttachmentAssembler, Packet, PacketType
+from sio_wsgi.recovering import SessionRecovery
 from sio_wsgi.recovery import (
-    NO_OFFSET,
-    PERSIST_EVERY,
     RECOVERABLE,
     RecoveryLog,
     RecoveryStore,
-    Room,
-    Saved,
 )
-from sio_wsgi.runtime.base import Driver, Lock, Task
+from sio_wsgi.runtime.base import Driver, Lock
 
 __all__ = ["Dispatcher", "Send", "Close", "CallLater", "Run"]
 
@@ -112,16 +109,17 @@ class Dispatcher:
         self._send: Send = _unattached
         self._close: Close = _unattached
         self._call_later: CallLater = _unattached
-        #: connection state recovery (None: off); the manager records emits in it
-        self._persister: Task | None = None
-        self._closing = False
-        recovery = options.connection_state_recovery
+        #: connection state recovery (None: off): its store, which the manager records
+        #: emits in, and the CONNECT / persisting side of it
         self.recovery: RecoveryStore | None = None
+        self.recovering: SessionRecovery | None = None
+        recovery = options.connection_state_recovery
         if isinstance(recovery, RecoveryOptions):
             shared_lock = lock()
             self.recovery = manager.recovery_store(recovery, shared_lock) or RecoveryLog(
                 recovery, shared_lock
             )
+            self.recovering = SessionRecovery(self.recovery, manager, logger, self.clients)
         manager.recovery = self.recovery
         self.queue = SerialQueue(
             _unattached,
@@ -158,51 +156,14 @@ class Dispatcher:
         self._send, self._close, self._call_later = send, close, call_later
 
     def start(self, driver: Driver) -> None:
-        """Start the task that keeps live sessions' state in a shared recovery store
-        (one that has live state: a process that dies leaves its sessions there)."""
-        store = self.recovery
-        if store is not None and store.shared and self._persister is None:
-            self._persister = driver.spawn(self._persist_forever, driver)
+        """Start the recovery store's persisting task (a shared store only)."""
+        if self.recovering is not None:
+            self.recovering.start(driver)
 
     def stop(self) -> None:
         """Stop the persisting task (at shutdown)."""
-        self._closing = True
-
-    def _persist_forever(self, driver: Driver) -> None:
-        store = self.recovery
-        assert store is not None
-        every = PERSIST_EVERY
-        refresh_every = max(every, store.options.max_disconnection_duration / 3)
-        refreshed = driver.monotonic()
-        while not self._closing:
-            driver.sleep(every)
-            try:
-                if driver.monotonic() - refreshed >= refresh_every:
-                    refreshed = driver.monotonic()
-                    store.take_dirty()
-                    wanted = [
-                        (ns, sid)
-                        for client in list(self.clients.values())
-                        for ns, sid in list(client.namespaces.items())
-                    ]
-                else:
-                    wanted = store.take_dirty()
-                snapshots = [s for s in map(self._snapshot, wanted) if s is not None]
-                store.persist(snapshots)
-            except Exception:  # one bad round must not stop the task
-                self.logger.exception("keeping recovery state failed")
-
-    def _snapshot(self, key: tuple[str, str]) -> Saved | None:
-        ns, sid = key
-        client = self.client_of(sid, ns)
-        if client is None:
-            return None
-        with client.lock:
-            pid = client.pids.get(ns)
-            data = client.sessions.get(ns)
-        if pid is None or client.namespaces.get(ns) != sid:
-            return None
-        return Saved(pid, sid, ns, self.manager.memberships(sid, ns), data)
+        if self.recovering is not None:
+            self.recovering.stop()
 
     # ------------------------------------------------------------- EngineHandler
 
@@ -351,7 +312,8 @@ class Dispatcher:
         if not self._namespace_allowed(ns):
             self._send_packet(client, Packet(PacketType.CONNECT_ERROR, ns, _INVALID_NAMESPACE))
             return
-        recovered = self._recover(client, ns, packet.data) if self.recovery is not None else None
+        recovering = self.recovering
+        recovered = None if recovering is None else recovering.recover(client, ns, packet.data)
         already = False
         if recovered is None:
             with client.lock:
@@ -370,52 +332,6 @@ class Dispatcher:
             self.logger.warning("%s is already connected to %s", client.eio_sid, ns)
             return
         self._submit(client, self._run_connect, client, sid, ns, packet.data)
-
-    def _recover(self, client: Client, ns: str, auth: Any) -> str | bool | None:
-        """Connection state recovery: take back the dropped session named in ``auth``
-        (its ``pid`` and ``offset``), its missed packets held back until the CONNECT
-        reply. The sid; None: nothing to recover (a new session); False: the client is
-        in ``ns`` already."""
-        store = self.recovery
-        if store is None or not isinstance(auth, dict) or "pid" not in auth:
-            return None
-        with client.lock:
-            if ns in client.namespaces:
-                return False
-        saved = store.take(auth.get("pid"), ns)
-        if saved is None or self.manager.is_connected(saved.sid, ns):
-            # unknown, expired, or still connected here (the old connection's drop not
-            # seen yet): a new session
-            self.logger.info("%s: no session to recover in %s, a new one", client.eio_sid, ns)
-            return None
-        sid = saved.sid
-        with store.lock:  # atomic with deliveries: each missed packet replayed or live, once
-            with client.lock:
-                if ns in client.namespaces:
-                    return False
-                self.manager.restore(client.eio_sid, ns, sid, saved.rooms)
-                client.namespaces[ns] = sid
-                client.pending[sid] = []  # what comes live from now on waits for the reply
-            upto = store.head
-        missed = store.missed(saved, auth.get("offset", NO_OFFSET), upto)
-        if missed is None:  # some of what it missed is gone: a new session after all
-            with client.lock:
-                client.namespaces.pop(ns, None)
-                client.pending.pop(sid, None)
-            self.manager.disconnect(sid, ns)
-            self.logger.info("%s: %s missed too much to recover, a new one", client.eio_sid, sid)
-            return None
-        with client.lock:
-            client.missed[sid] = missed
-            client.pids[ns] = saved.pid
-            client.recovered.add(sid)
-            if isinstance(saved.data, dict):
-                client.sessions[ns] = saved.data
-        store.changed(ns, sid)  # a shared store keeps the live state again
-        self.logger.info(
-            "%s recovered %s in %s with %d missed packets", client.eio_sid, sid, ns, len(missed)
-        )
-        return sid
 
     def _run_connect(self, client: Client, sid: str, ns: str, auth: Any) -> None:
         answer = {"sid": sid}
@@ -516,25 +432,17 @@ class Dispatcher:
         (or keep it for the client's recovery: ``recoverable``, the connection dropped)."""
         if not self.manager.is_connected(sid, ns):
             return
-        rooms: dict[Room, int] | None = None
         try:
             handler = self.handlers.resolve(ns, "disconnect")
             if handler is not None:
                 handler(sid, reason)
         finally:
-            recovery = self.recovery
-            if recovery is not None and recoverable:
-                rooms = self.manager.memberships(sid, ns)
-            self.manager.disconnect(sid, ns)
-            with client.lock:
-                data = client.sessions.pop(ns, None)
-                pid = client.pids.pop(ns, None)
-                client.recovered.discard(sid)
-            if recovery is not None and pid is not None:
-                if rooms:  # kept after the manager forgot it: a restore can only follow
-                    recovery.save(Saved(pid, sid, ns, rooms, data))
-                else:
-                    recovery.forget(pid)
+            if self.recovering is not None:
+                self.recovering.ended(client, sid, ns, recoverable)
+            else:
+                self.manager.disconnect(sid, ns)
+                with client.lock:
+                    client.sessions.pop(ns, None)
 
     # ------------------------------------------------------------- EVENT and ACK
 

@@ -49,6 +49,44 @@ ServerEventHook = Callable[[str, Sequence[Any], str], None]
 Rooms = dict[str | None, dict[str, str]]
 
 
+#: :func:`_recoverable`'s answer for an emit it does not record (a shared store's own)
+_NOT_RECORDED: Any = object()
+
+
+def _recoverable(
+    recovery: RecoveryStore,
+    encode: Encode,
+    recipients_of: Callable[..., list[tuple[str, str]]],
+    event: str,
+    args: Sequence[Any],
+    namespace: str,
+    to: str | Iterable[str] | None,
+    skip_sid: str | Iterable[str] | None,
+    offset: str | None,
+) -> Any:
+    """Connection state recovery's part of an emit: ``(message, recipients)`` with the
+    offset as last argument, chosen under the store's lock (atomic with a restore); None
+    when a shared store's event was delivered here already; :data:`_NOT_RECORDED` when
+    there is nothing to record here (an emit a shared store records when published)."""
+    if offset is not None:  # recorded by a shared store: delivered in its order
+        mark = recovery.mark(offset)
+        with recovery.lock:
+            if mark is not None:
+                if mark <= recovery.head:
+                    return None
+                recovery.seen(mark)
+            message = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
+            return message, recipients_of(namespace, to, skip_sid)
+    if not isinstance(recovery, RecoveryLog):
+        return _NOT_RECORDED
+    with recovery.lock:
+        seq, offset = recovery.next_offset()
+        message = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
+        recipients = recipients_of(namespace, to, skip_sid)
+        recovery.record(seq, namespace, _rooms_of(to), _as_set(skip_sid), message)
+    return message, recipients
+
+
 def _rooms_of(to: str | Iterable[str] | None) -> list[str] | None:
     if to is None:
         return None
@@ -119,11 +157,7 @@ class Manager:
         return None
 
     def recovery_store(self, options: RecoveryOptions, lock: Any) -> RecoveryStore | None:
-        """A store for connection state recovery that every node of this manager
-        reads (None: each process keeps its own, the default).
-
-        :param lock: the lock deliveries and restores hold (a driver lock).
-        """
+        """A recovery store every node reads, using ``lock`` (None: per process)."""
         return None
 
     def encode_packet(self, packet: Packet) -> Outgoing:
@@ -148,11 +182,7 @@ class Manager:
         return sid
 
     def restore(self, eio_sid: str, namespace: str, sid: str, rooms: dict[Room, int]) -> None:
-        """Register a client under ``sid`` in ``rooms`` (a recovered session; hold
-        the recovery log's lock).
-
-        :param rooms: room -> the recovery sequence number when it joined.
-        """
+        """Register ``sid`` in ``rooms`` (room -> recovery mark when it joined)."""
         with self._lock:
             self._eio_to_sid[(eio_sid, namespace)] = sid
             ns_rooms = self._rooms.setdefault(namespace, {})
@@ -161,8 +191,7 @@ class Manager:
             self._memberships[(namespace, sid)] = dict(rooms)
 
     def memberships(self, sid: str, namespace: str) -> dict[Room, int]:
-        """Every room of ``sid`` (None: the namespace) with the recovery sequence
-        number when it joined."""
+        """Every room of ``sid`` (None: the namespace) -> recovery mark when it joined."""
         with self._lock:
             return dict(self._memberships.get((namespace, sid), {}))
 
@@ -372,27 +401,17 @@ class Manager:
         """
         encode, deliver = self._wiring()
         recovery = self.recovery
+        recorded = None
+        if recovery is not None and (offset is not None or (callback is None and not volatile)):
+            recorded = _recoverable(
+                recovery, encode, self.get_recipients, event, args, namespace, to, skip_sid, offset
+            )
+            if recorded is None:
+                return 0  # delivered already (caught up from a shared store)
         shared: Outgoing | None = None  # one object for every recipient: framed once
-        if offset is not None and recovery is not None:
-            # recorded by a shared store: delivered in the store's order, with its offset
-            mark = recovery.mark(offset)
-            with recovery.lock:
-                if mark is not None:
-                    if mark <= recovery.head:
-                        return 0  # delivered already (caught up from the store)
-                    recovery.seen(mark)
-                shared = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
-                shared.compress = compress
-                recipients = self.get_recipients(namespace, to, skip_sid)
-        elif isinstance(recovery, RecoveryLog) and callback is None and not volatile:
-            # recoverable: the offset as last argument; kept in the log together with
-            # the choice of recipients (atomic with a session's restore)
-            with recovery.lock:
-                seq, offset = recovery.next_offset()
-                shared = encode(Packet(PacketType.EVENT, namespace, [event, *args, offset]))
-                shared.compress = compress
-                recipients = self.get_recipients(namespace, to, skip_sid)
-                recovery.record(seq, namespace, _rooms_of(to), _as_set(skip_sid), shared)
+        if recorded is not None and recorded is not _NOT_RECORDED:
+            shared, recipients = recorded
+            shared.compress = compress
         else:
             recipients = self.get_recipients(namespace, to, skip_sid)
         payload = [event, *args]

@@ -42,6 +42,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "clients": (4, "socketio"),
     "acks": (4, "socketio"),
     "dispatch": (4, "socketio"),
+    "recovering": (4, "socketio"),
     "recovery": (4, "socketio"),
     "wsgi": (5, "app"),
     "client_js": (5, "app"),
