@@ -108,6 +108,7 @@ class BusLink(Manager):
         self._ever_subscribed = False
         self._last_error: str | None = None
         self._last_hello = 0.0
+        self._subscribed_at = 0.0
         self._delay = reconnect_delay[0]
         self._counts = {"published": 0, "received": 0, "dropped": 0}
         #: messages to this process's own inbox (the session relay), see set_direct_handler
@@ -233,10 +234,11 @@ class BusLink(Manager):
             return sorted(h for h, seen in self._nodes.items() if seen >= horizon)
 
     def knows_host(self, host: str) -> bool:
-        """Whether process ``host`` was heard from recently (its heartbeats)."""
+        """Whether process ``host`` was heard from recently (its heartbeats; right after
+        this node subscribed again, any host heard from before the loss)."""
         horizon = time.monotonic() - _MISSED_HEARTBEATS * self.heartbeat_interval
         seen = self._nodes.get(host)
-        return seen is not None and seen >= horizon
+        return seen is not None and (seen >= horizon or self._subscribed_at >= horizon)
 
     # ------------------------------------------------------------ publishing
 
@@ -431,7 +433,7 @@ class BusLink(Manager):
         self._ever_subscribed = True
         self._delay = self.reconnect_delay[0]
         self._set_state(True, None)
-        self._last_hello = time.monotonic()
+        self._last_hello = self._subscribed_at = time.monotonic()
         self._publish_quietly(self._hello(reply=True))
         if again:
             self._resubscribed()
@@ -475,6 +477,8 @@ class BusLink(Manager):
         with self._bus_lock:
             self._expire(now)
             gone = now - _MISSED_HEARTBEATS * self.heartbeat_interval
+            if self._subscribed_at > gone:
+                gone = 0.0  # listening again only lately: the others have not had time to speak
             for host in [h for h, seen in self._nodes.items() if seen < gone]:
                 del self._nodes[host]
                 self._forget_links(host)
