@@ -8,21 +8,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.examples.examples_support import WORKERS as EXAMPLE_WORKERS
+from tests.examples.examples_support import gunicorn_argv
 from tests.support import ROOT, ServerProcess, skip_or_fail
 
 JS = ROOT / "tests" / "js"
-WORKERS = {
-    "gevent": ["-k", "gevent"],
-    "gthread": ["-k", "gthread", "--threads", "20"],
-    "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
-}
 TRANSPORTS = {
     "polling": ["polling"],
     "websocket": ["websocket"],
@@ -30,25 +26,13 @@ TRANSPORTS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(WORKERS))
+@pytest.fixture(scope="module", params=sorted(EXAMPLE_WORKERS))
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     worker: str = request.param
     log = tmp_path_factory.mktemp("recovery") / f"{worker}.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "1",
-        "--graceful-timeout",
-        "2",
-        "-b",
-        "127.0.0.1:{port}",
-        *WORKERS[worker],
-        "tests.recovery.recovery_app:app",
-    ]
+    argv = gunicorn_argv(worker, "tests.recovery.recovery_app:app")
     proc = ServerProcess(argv, log, health="/health", attempts=3)
     proc.start()
     yield proc

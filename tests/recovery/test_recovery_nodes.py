@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.examples.examples_support import gunicorn_argv
 from tests.multinode.mn_support import RedisServer, running
-from tests.support import HOST, ROOT, ServerProcess, port_open, skip_or_fail
+from tests.support import ROOT, ServerProcess, port_open, skip_or_fail
 
 JS = ROOT / "tests" / "js"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -35,24 +35,7 @@ def nodes(tmp_path: Any) -> Iterator[Factory]:
     started: list[ServerProcess] = []
 
     def make(name: str, worker: str = "gevent", redis_url: str = REDIS_URL) -> ServerProcess:
-        kind = {
-            "gevent": ["-k", "gevent"],
-            "gthread": ["-k", "gthread", "--threads", "20"],
-            "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
-        }[worker]
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "1",
-            "--graceful-timeout",
-            "2",
-            "-b",
-            f"{HOST}:{{port}}",
-            *kind,
-            "tests.recovery.recovery_app:app",
-        ]
+        argv = gunicorn_argv(worker, "tests.recovery.recovery_app:app")
         env = {"RECOVERY_REDIS_URL": redis_url, "RECOVERY_CHANNEL": channel}
         proc = ServerProcess(argv, tmp_path / f"{name}.log", health="/health", env=env, attempts=3)
         started.append(proc)
