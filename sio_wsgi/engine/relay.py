@@ -19,19 +19,14 @@ Faults answer at once: the owner gone (the broker says nobody listens, or it
 stops acknowledging) is a 400 "Session ID unknown", so the client reconnects to
 a live process; the bus unreachable is a 503. See docs/multinode.md.
 
-Messages (after :data:`~sio_wsgi.engine.ports.DIRECT_MESSAGE_PREFIX`): the
-kind (one byte), the sender's and the addressee's host ids (16 bytes each; a
-process drops what is not addressed to it), the request id (16 bytes),
-then the payload: for requests and responses a 4-byte header length, a JSON
-header and the body; for stream data the bytes.
+The messages are in :mod:`sio_wsgi.engine.relay_wire`, the WebSocket streams
+in :mod:`sio_wsgi.engine.relay_streams`.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import io
-import json
 import logging
 import secrets
 import socket
@@ -47,7 +42,6 @@ from ..transports.hijack import hijack, request_socket
 from ..transports.polling import read_exactly
 from .http import ErrorCode, Response, error_response
 from .ports import (
-    DIRECT_MESSAGE_PREFIX,
     RELAY_BODY_TIMEOUT,
     RELAY_ON_HEAD,
     RELAY_SOCKET,
@@ -56,13 +50,24 @@ from .ports import (
     RelayBus,
     StartResponse,
 )
+from .relay_streams import STREAM_CHECK_EVERY, Stream, StreamTable
+from .relay_wire import (
+    ACK,
+    DATA,
+    END,
+    HOST_ID_LENGTH,
+    REQUEST,
+    RESPONSE,
+    UPGRADED,
+    message,
+    parse,
+    split_header,
+    with_header,
+)
 
-__all__ = ["Relay", "HOST_ID_LENGTH"]
+__all__ = ["Relay", "HOST_ID_LENGTH", "STREAM_CHECK_EVERY"]
 
 logger = logging.getLogger(__name__)
-
-#: length of a host id (hex digits), the prefix of every session id of that host
-HOST_ID_LENGTH = 16
 
 #: seconds an owner has to answer or acknowledge a relayed request before the front
 #: says "Session ID unknown" (it is gone, or too loaded to serve it)
@@ -71,24 +76,6 @@ ACK_TIMEOUT = 3.0
 ACK_AFTER = 0.5
 #: while waiting for a long-poll answer, how often the front checks the owner lives
 LIVENESS_EVERY = 1.0
-#: how often the processes at the other end of this process's streams are checked
-STREAM_CHECK_EVERY = 2.0
-#: most bytes of stream data waiting for a slow socket before the stream is cut
-STREAM_QUEUE_LIMIT = 8 * 1024 * 1024
-#: bytes read from a stream socket at a time
-_CHUNK = 65536
-
-# message kinds
-_REQUEST = b"Q"
-_ACK = b"A"
-_RESPONSE = b"R"
-_UPGRADED = b"U"
-_DATA = b"D"
-_END = b"E"
-
-_HEAD = len(DIRECT_MESSAGE_PREFIX) + 1 + 2 * HOST_ID_LENGTH + 16
-_LENGTH = struct.Struct(">I")
-
 #: request environ keys carried to the owner besides the HTTP_* headers
 _CARRIED = ("REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "SCRIPT_NAME", "CONTENT_TYPE")
 _CARRIED_OPTIONAL = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL")
@@ -103,33 +90,6 @@ class EngineApp(Protocol):
         """Serve one Engine.IO request."""
 
 
-def _message(kind: bytes, sender: str, to: str, rid: str, payload: bytes = b"") -> bytes:
-    return b"".join(
-        (
-            DIRECT_MESSAGE_PREFIX,
-            kind,
-            sender.encode("ascii"),
-            to.encode("ascii"),
-            rid.encode("ascii"),
-            payload,
-        )
-    )
-
-
-def _with_header(header: dict[str, Any], body: bytes) -> bytes:
-    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    return _LENGTH.pack(len(encoded)) + encoded + body
-
-
-def _split_header(payload: bytes) -> tuple[dict[str, Any], bytes]:
-    (length,) = _LENGTH.unpack_from(payload)
-    end = _LENGTH.size + length
-    header = json.loads(payload[_LENGTH.size : end])
-    if not isinstance(header, dict):
-        raise ValueError("relay header is not an object")
-    return header, payload[end:]
-
-
 class _Waiter:
     """A front's request waiting for its owner."""
 
@@ -141,84 +101,7 @@ class _Waiter:
         self.acked = False
         self.response: tuple[str, list[tuple[str, str]], bytes] | None = None
         self.head: bytes | None = None
-        self.stream: _Stream | None = None
-
-
-class _Stream:
-    """One relayed WebSocket's bytes, on one side: a socket and the peer's inbox."""
-
-    def __init__(self, relay: Relay, peer: str, rid: str) -> None:
-        self.relay = relay
-        self.peer = peer
-        self.rid = rid
-        self.sock: socket.socket | None = None
-        self._queue: collections.deque[bytes | None] = collections.deque()
-        self._queued = 0
-        self._wake = relay.driver.event()
-        self._writer_done = relay.driver.event()
-        self.ended = False
-
-    def feed(self, data: bytes | None) -> None:
-        """Bytes from the peer for the socket (None: the peer's side ended)."""
-        if self.ended:
-            return
-        if data is not None:
-            self._queued += len(data)
-            if self._queued > STREAM_QUEUE_LIMIT:
-                logger.warning("relayed stream %s: its socket does not read; cut", self.rid)
-                self._queue.clear()
-                data = None
-        self._queue.append(data)
-        self._wake.set()
-
-    def attach(self, sock: socket.socket) -> None:
-        """Start writing what the peer sends into ``sock``."""
-        self.sock = sock
-        self.relay.driver.spawn(self._write_loop)
-        self.relay.watch_streams()
-
-    def _write_loop(self) -> None:
-        sock = self.sock
-        assert sock is not None
-        try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    data = self._queue.popleft()
-                    if data is None:
-                        self.ended = True
-                        # the peer's side is over: so is this socket (it wakes the reader)
-                        with contextlib.suppress(OSError):
-                            sock.shutdown(socket.SHUT_RDWR)
-                        return
-                    self._queued -= len(data)
-                    sock.sendall(data)
-        except OSError:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        finally:
-            self._writer_done.set()
-
-    def pump(self) -> None:
-        """Send what the socket reads to the peer until either side ends."""
-        sock = self.sock
-        assert sock is not None
-        relay = self.relay
-        try:
-            while True:
-                data = sock.recv(_CHUNK)
-                if not data:
-                    break
-                if not relay.send(self.peer, _DATA, self.rid, data):
-                    break
-        except (OSError, BusError):
-            pass
-        with contextlib.suppress(BusError):
-            relay.send(self.peer, _END, self.rid)
-        self.feed(None)  # stop the writer too
-        self._writer_done.wait(5.0)
-        relay.forget_stream(self.rid)
+        self.stream: Stream | None = None
 
 
 class Relay:
@@ -247,21 +130,20 @@ class Relay:
         self.host_id = bus.host_id
         self._me = bus.host_id.encode("ascii")
         self._waiting: dict[str, _Waiter] = {}
-        self._streams: dict[str, _Stream] = {}
         self._alive: dict[str, tuple[float, bool]] = {}
-        self._watching = False
+        self._streams = StreamTable(driver, call_later, self.send, self._owner_alive)
         #: relayed requests served here and not answered yet: their acknowledgement timers
         self._unanswered: dict[str, Timer] = {}
         #: counters: requests sent to owners, served for fronts, WebSockets among
         #: those, and requests answered here because the owner or the bus failed
         self.stats = {"forwarded": 0, "served": 0, "streams": 0, "failed": 0}
         self._on_kind: dict[bytes, Callable[[str, str, bytes], None]] = {
-            _REQUEST: self._on_request,
-            _ACK: self._on_ack,
-            _RESPONSE: self._on_response,
-            _UPGRADED: self._on_upgraded,
-            _DATA: self._on_data,
-            _END: self._on_end,
+            REQUEST: self._on_request,
+            ACK: self._on_ack,
+            RESPONSE: self._on_response,
+            UPGRADED: self._on_upgraded,
+            DATA: self._on_data,
+            END: self._on_end,
         }
         bus.set_direct_handler(self.receive)
         bus.set_link_lost_handler(self.link_lost)
@@ -313,11 +195,11 @@ class Relay:
         self.stats["forwarded"] += 1
         waiter = _Waiter(self.driver.event(), owner)
         if upgrade:
-            waiter.stream = self._streams[rid] = _Stream(self, owner, rid)
+            waiter.stream = self._streams.open(owner, rid)
         self._waiting[rid] = waiter
         try:
             try:
-                sent = self.send(owner, _REQUEST, rid, _with_header(header, body))
+                sent = self.send(owner, REQUEST, rid, with_header(header, body))
             except BusError:
                 return self._answer(start_response, _unavailable(), cors)
             if not sent:
@@ -326,7 +208,7 @@ class Relay:
         finally:
             self._waiting.pop(rid, None)
             if waiter.stream is not None and waiter.stream.sock is None:
-                self._streams.pop(rid, None)
+                self._streams.drop(rid)
 
     def _await(
         self,
@@ -383,14 +265,14 @@ class Relay:
         hijacked = hijack(environ, start_response, waiter.head)
         if hijacked is None:
             with contextlib.suppress(BusError):
-                self.send(stream.peer, _END, stream.rid)
-            self._streams.pop(stream.rid, None)
+                self.send(stream.peer, END, stream.rid)
+            self._streams.drop(stream.rid)
             refused = error_response(
                 ErrorCode.BAD_REQUEST, detail="WebSocket is not supported by this WSGI server"
             )
             return self._answer(start_response, refused, cors)
         if hijacked.buffered:
-            self.send(stream.peer, _DATA, stream.rid, hijacked.buffered)
+            self.send(stream.peer, DATA, stream.rid, hijacked.buffered)
         stream.attach(hijacked.sock)
         stream.pump()
         with contextlib.suppress(OSError):
@@ -438,18 +320,12 @@ class Relay:
 
     def receive(self, raw: bytes) -> None:
         """One message of this process's inbox (called in the bus listener task)."""
-        if len(raw) < _HEAD:
-            return
-        kind = raw[len(DIRECT_MESSAGE_PREFIX) : len(DIRECT_MESSAGE_PREFIX) + 1]
-        start = len(DIRECT_MESSAGE_PREFIX) + 1
-        sender = raw[start : start + HOST_ID_LENGTH].decode("ascii", "replace")
-        to = raw[start + HOST_ID_LENGTH : start + 2 * HOST_ID_LENGTH]
-        if to != self._me:
+        msg = parse(raw)
+        if msg is None or msg.to != self._me:
             return  # not for this process (a broker that delivered it to everyone)
-        rid = raw[start + 2 * HOST_ID_LENGTH : _HEAD].decode("ascii", "replace")
-        handler = self._on_kind.get(kind)
+        handler = self._on_kind.get(msg.kind)
         if handler is not None:
-            handler(sender, rid, raw[_HEAD:])
+            handler(msg.sender, msg.rid, msg.payload)
 
     def send(self, to: str, kind: bytes, rid: str, payload: bytes = b"") -> bool:
         """Publish one relay message to process ``to``'s inbox.
@@ -457,7 +333,7 @@ class Relay:
         :returns: False when the bus knows nobody listens there.
         :raises BusError: when the bus is unreachable.
         """
-        return self.bus.publish_direct(to, _message(kind, self.host_id, to, rid, payload))
+        return self.bus.publish_direct(to, message(kind, self.host_id, to, rid, payload))
 
     def link_lost(self, host: str) -> None:
         """The direct link to ``host`` closed: it may be gone. Its waiting requests ask
@@ -466,46 +342,12 @@ class Relay:
         for waiter in list(self._waiting.values()):
             if waiter.owner == host:
                 waiter.event.set()
-        if any(s.peer == host for s in list(self._streams.values())):
-            self.driver.spawn(self._check_peer_streams, host)
-
-    def _check_peer_streams(self, host: str) -> None:
-        if not self._owner_alive(host):
-            logger.info("the process %s at the other end of relayed streams is gone", host)
-            for stream in list(self._streams.values()):
-                if stream.peer == host and stream.sock is not None:
-                    stream.feed(None)
-
-    def watch_streams(self) -> None:
-        """End the streams whose other process is gone (checked every
-        STREAM_CHECK_EVERY seconds while there are streams): the client then sees
-        its WebSocket close and reconnects, and the owner's session ends."""
-        if not self._watching:
-            self._watching = True
-            self.call_later(STREAM_CHECK_EVERY, self._check_streams_soon)
-
-    def _check_streams_soon(self) -> None:
-        self.driver.spawn(self._check_streams)  # off the timer task: it asks the broker
-
-    def _check_streams(self) -> None:
-        streams = [s for s in list(self._streams.values()) if s.sock is not None]
-        for peer in {s.peer for s in streams}:
-            if not self._owner_alive(peer):
-                logger.info("the process %s at the other end of relayed streams is gone", peer)
-                for stream in streams:
-                    if stream.peer == peer:
-                        stream.feed(None)
-        self._watching = False
-        if self._streams:
-            self.watch_streams()
-
-    def forget_stream(self, rid: str) -> None:
-        """A stream is over on this side."""
-        self._streams.pop(rid, None)
+        if self._streams.has_peer(host):
+            self.driver.spawn(self._streams.check_peer, host)
 
     def _on_request(self, sender: str, rid: str, payload: bytes) -> None:
         try:
-            header, body = _split_header(payload)
+            header, body = split_header(payload)
         except (ValueError, struct.error):
             logger.warning("dropped a relayed request that does not parse")
             return
@@ -519,7 +361,7 @@ class Relay:
         """Tell the front its request is being served (it has no answer yet)."""
         if self._unanswered.pop(rid, None) is not None:
             with contextlib.suppress(BusError):
-                self.send(front, _ACK, rid)
+                self.send(front, ACK, rid)
 
     def _answering(self, rid: str) -> None:
         """The answer goes out now: no acknowledgement needed any more."""
@@ -538,7 +380,7 @@ class Relay:
         if waiter is None:
             return
         try:
-            header, body = _split_header(payload)
+            header, body = split_header(payload)
         except (ValueError, struct.error):
             return
         headers = [(str(k), str(v)) for k, v in header.get("headers", [])]
@@ -552,14 +394,10 @@ class Relay:
             waiter.event.set()
 
     def _on_data(self, sender: str, rid: str, payload: bytes) -> None:
-        stream = self._streams.get(rid)
-        if stream is not None and stream.peer == sender:
-            stream.feed(payload)
+        self._streams.feed(sender, rid, payload)
 
     def _on_end(self, sender: str, rid: str, payload: bytes) -> None:
-        stream = self._streams.get(rid)
-        if stream is not None and stream.peer == sender:
-            stream.feed(None)
+        self._streams.feed(sender, rid, None)
 
     # ------------------------------------------------------------ the owner side
 
@@ -569,18 +407,17 @@ class Relay:
         self.stats["served"] += 1
         capture = _Capture()
         pair: tuple[socket.socket, socket.socket] | None = None
-        stream: _Stream | None = None
+        stream: Stream | None = None
         if "websocket" in str(environ.get("HTTP_UPGRADE", "")).lower():
             pair = socket.socketpair()
-            stream = _Stream(self, front, rid)
-            self._streams[rid] = stream
+            stream = self._streams.open(front, rid)
             environ[RELAY_SOCKET] = pair[0]
 
             def on_head(head: bytes) -> None:
                 assert stream is not None and pair is not None
                 self.stats["streams"] += 1
                 self._answering(rid)
-                self.send(front, _UPGRADED, rid, head)
+                self.send(front, UPGRADED, rid, head)
                 stream.attach(pair[1])
                 self.driver.spawn(stream.pump)
 
@@ -602,14 +439,14 @@ class Relay:
         if stream is not None and stream.sock is not None:
             return  # the WebSocket ran (and is over): the stream ends itself
         if stream is not None:
-            self._streams.pop(rid, None)
+            self._streams.drop(rid)
             if pair is not None:
                 with contextlib.suppress(OSError):
                     pair[1].close()
         answer = {"status": capture.status, "headers": capture.headers}
         self._answering(rid)
         with contextlib.suppress(BusError):
-            self.send(front, _RESPONSE, rid, _with_header(answer, data))
+            self.send(front, RESPONSE, rid, with_header(answer, data))
 
     def _environ(self, front: str, header: dict[str, Any], body: bytes) -> Environ:
         """The WSGI environ of a relayed request."""

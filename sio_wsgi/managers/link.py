@@ -3,8 +3,8 @@
 This layer moves bytes and knows who is out there; what the messages mean is
 left to the layers above (:mod:`sio_wsgi.managers.queries`,
 :mod:`sio_wsgi.managers.pubsub`), which register a handler per message class in
-``_dispatch``. A broker subclass implements only :meth:`BusLink._publish_once`
-and :meth:`BusLink._listen`.
+``_dispatch``. A broker subclass implements the few methods of
+:class:`~sio_wsgi.managers.broker.BrokerClient`.
 
 - publishing: :meth:`BusLink.publish` retries for ``publish_timeout`` seconds,
   then raises :class:`BusError`; heartbeats, replies and goodbyes get one
@@ -15,26 +15,29 @@ and :meth:`BusLink._listen`.
   Messages published while a node was disconnected are not replayed to it.
 - node liveness: nodes announce themselves with ``hello`` (on subscribe, then
   every ``heartbeat_interval``) and leave with ``bye``; :meth:`BusLink.nodes`
-  lists those heard of lately, :meth:`BusLink.health` reports all of it.
+  lists those heard of lately (:class:`~sio_wsgi.managers.nodes.NodeTable`),
+  :meth:`BusLink.health` reports all of it.
+- one process's inbox (the session relay's messages): :class:`~sio_wsgi.managers.inbox.Inbox`,
+  over a direct link when there is one, else through the broker.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX
 from sio_wsgi.exceptions import BusError
 from sio_wsgi.manager import Deliver, DisconnectHook, Encode, Manager, ServerEventHook
 from sio_wsgi.managers import messages as bus
-from sio_wsgi.managers.direct import DirectLinks
+from sio_wsgi.managers.broker import BrokerClient
+from sio_wsgi.managers.inbox import Inbox
+from sio_wsgi.managers.nodes import NodeTable
 from sio_wsgi.runtime import select as runtime_select
 from sio_wsgi.runtime.base import Driver, Task
 
@@ -42,9 +45,6 @@ __all__ = ["BusLink", "BusHealth"]
 
 #: the bus's logger, named after the public module (docs/multinode.md)
 logger = logging.getLogger("sio_wsgi.managers.pubsub")
-
-#: heartbeat intervals without a word from a node after which it counts as gone
-_MISSED_HEARTBEATS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,7 @@ class BusHealth:
     direct_received: int = 0
 
 
-class BusLink(Manager):
+class BusLink(BrokerClient, Manager):
     """Publishing, the listener task with its reconnection, node liveness and health.
 
     The parameters are :class:`~sio_wsgi.managers.pubsub.PubSubManager`'s
@@ -74,8 +74,6 @@ class BusLink(Manager):
     """
 
     name = "pubsub"
-    #: exceptions of the broker client that mean "retry" (subclasses extend it)
-    retry_errors: tuple[type[BaseException], ...] = (ConnectionError, OSError)
 
     def __init__(
         self,
@@ -99,7 +97,7 @@ class BusLink(Manager):
         self.poll_interval = poll_interval
         self.host_id = secrets.token_hex(8)
         self._bus_lock = threading.Lock()
-        self._nodes: dict[str, float] = {}
+        self._nodes = NodeTable(heartbeat_interval)
         self._closed = False
         self._listener: Task | None = None
         self._connected = False
@@ -108,60 +106,18 @@ class BusLink(Manager):
         self._ever_subscribed = False
         self._last_error: str | None = None
         self._last_hello = 0.0
-        self._subscribed_at = 0.0
         self._delay = reconnect_delay[0]
         self._counts = {"published": 0, "received": 0, "dropped": 0}
-        #: messages to this process's own inbox (the session relay), see set_direct_handler
-        self._direct_handler: Callable[[bytes], None] | None = None
-        self._link_lost_handler: Callable[[str], None] | None = None
         #: where this process's direct links listen (None: inbox messages go through the broker)
         self.relay_address = relay_address
-        self._links: DirectLinks | None = None
-        #: host id -> (``ip:port``, token) of the other processes' direct links
-        self._peer_links: dict[str, tuple[str, str]] = {}
+        #: messages to this process's own inbox (the session relay), see set_direct_handler
+        self._inbox = Inbox(self.host_id, self.log, relay_address)
         #: message class -> its handler, called as ``handler(host, message)``; each
         #: layer adds the messages it handles
         self._dispatch: dict[type[bus.BusMessage], Callable[[str, Any], None]] = {
             bus.Hello: self._on_hello,
             bus.Bye: self._on_bye,
         }
-
-    # ------------------------------------------------------------ broker interface
-
-    def _publish_once(self, data: bytes) -> None:
-        """Send one message to every node (subclasses implement it).
-
-        :raises Exception: one of :attr:`retry_errors` when the broker is unreachable.
-        """
-        raise NotImplementedError
-
-    def _listen(self) -> Iterator[bytes | None]:
-        """Subscribe and yield messages as they arrive (subclasses implement it).
-
-        Call :meth:`_on_subscribed` once the subscription is live; yield ``None``
-        at least every :attr:`poll_interval` seconds when idle; raise on a
-        broker failure (the caller reconnects); return when :attr:`closing`.
-        """
-        raise NotImplementedError
-
-    def _publish_direct_once(self, host: str, data: bytes) -> bool:
-        """Send one message to the inbox of process ``host`` (subclasses implement it).
-
-        :returns: False when the broker knows nobody listens there.
-        :raises Exception: one of :attr:`retry_errors` when the broker is unreachable.
-        """
-        raise NotImplementedError
-
-    def _host_alive(self, host: str) -> bool:
-        """Ask the broker whether process ``host`` listens (subclasses may do better
-        than the heartbeats)."""
-        return host in self.nodes()
-
-    def _reset_publisher(self) -> None:
-        """Drop the publishing connection after a failure (it is reopened lazily)."""
-
-    def _close_connections(self) -> None:
-        """Close every broker connection (called once, at shutdown)."""
 
     @property
     def closing(self) -> bool:
@@ -203,12 +159,14 @@ class BusLink(Manager):
         self._closed = True
         if self._listener is not None:
             self._listener.join(self.poll_interval * 4 + 1)
-        if self._links is not None:
-            self._links.close()
+        self._inbox.close()
         self._close_connections()
 
     def health(self) -> BusHealth:
         """The bus connection's state, for health checks and monitoring."""
+        direct_sent, direct_received = self._inbox.counts()
+        counts = dict(self._counts)
+        counts["dropped"] += self._inbox.dropped
         return BusHealth(
             host_id=self.host_id,
             connected=self._connected,
@@ -217,9 +175,9 @@ class BusLink(Manager):
             reconnects=self._reconnects,
             last_error=self._last_error,
             nodes=tuple(self.nodes()),
-            **self._counts,
-            direct_sent=0 if self._links is None else self._links.counts["sent"],
-            direct_received=0 if self._links is None else self._links.counts["received"],
+            **counts,
+            direct_sent=direct_sent,
+            direct_received=direct_received,
         )
 
     @property
@@ -229,16 +187,12 @@ class BusLink(Manager):
 
     def nodes(self) -> list[str]:
         """Host ids of the other nodes heard from recently."""
-        horizon = time.monotonic() - _MISSED_HEARTBEATS * self.heartbeat_interval
-        with self._bus_lock:
-            return sorted(h for h, seen in self._nodes.items() if seen >= horizon)
+        return self._nodes.nodes()
 
     def knows_host(self, host: str) -> bool:
         """Whether process ``host`` was heard from recently (its heartbeats; right after
         this node subscribed again, any host heard from before the loss)."""
-        horizon = time.monotonic() - _MISSED_HEARTBEATS * self.heartbeat_interval
-        seen = self._nodes.get(host)
-        return seen is not None and (seen >= horizon or self._subscribed_at >= horizon)
+        return self._nodes.knows(host)
 
     # ------------------------------------------------------------ publishing
 
@@ -297,9 +251,7 @@ class BusLink(Manager):
         :returns: False when the broker knows nobody listens there.
         :raises BusError: when the broker is unreachable.
         """
-        links = self._links
-        peer = self._peer_links.get(host)
-        if links is not None and peer is not None and links.send(host, *peer, data):
+        if self._inbox.send(host, data):
             return True
         try:
             delivered = self._publish_direct_once(host, data)
@@ -330,44 +282,17 @@ class BusLink(Manager):
         The first handler set also opens this process's direct links (when
         ``relay_address`` is set) and announces them.
         """
-        self._direct_handler = handler
-        if handler is None or self._links is not None or self.relay_address is None:
-            return
-        if self.driver is None or self.write_only or self._closed:
-            return
-        try:
-            self._links = DirectLinks(
-                self.host_id,
-                self.driver,
-                self._receive_direct,
-                self.relay_address,
-                lost=self._link_lost,
-            )
-        except OSError as exc:
-            self.log.error(
-                "cannot listen for direct links on %s (%s): relaying through the broker",
-                self.relay_address,
-                exc,
-            )
-            return
-        if self._connected:
+        driver = None if self.write_only or self._closed else self.driver
+        if self._inbox.set_handler(handler, driver) and self._connected:
             self._publish_quietly(self._hello())
 
     def set_link_lost_handler(self, handler: Callable[[str], None] | None) -> None:
         """Call ``handler(host)`` when the direct link to process ``host`` closes."""
-        self._link_lost_handler = handler
-
-    def _link_lost(self, host: str) -> None:
-        handler = self._link_lost_handler
-        if handler is not None:
-            handler(host)
+        self._inbox.set_lost_handler(handler)
 
     def _hello(self, reply: bool = False) -> bus.Hello:
         """This node's heartbeat, with its direct links' address when it has them."""
-        links = self._links
-        if links is None:
-            return bus.Hello(reply=reply)
-        return bus.Hello(reply=reply, direct=links.address, token=links.token, machine=_MACHINE)
+        return self._inbox.hello(reply)
 
     def _publish_quietly(self, message: bus.BusMessage) -> None:
         """One attempt, failures logged (heartbeats, replies, goodbyes)."""
@@ -433,7 +358,8 @@ class BusLink(Manager):
         self._ever_subscribed = True
         self._delay = self.reconnect_delay[0]
         self._set_state(True, None)
-        self._last_hello = self._subscribed_at = time.monotonic()
+        self._last_hello = time.monotonic()
+        self._nodes.subscribed()
         self._publish_quietly(self._hello(reply=True))
         if again:
             self._resubscribed()
@@ -476,33 +402,16 @@ class BusLink(Manager):
         self._publish_quietly(self._hello())
         with self._bus_lock:
             self._expire(now)
-            gone = now - _MISSED_HEARTBEATS * self.heartbeat_interval
-            if self._subscribed_at > gone:
-                gone = 0.0  # listening again only lately: the others have not had time to speak
-            for host in [h for h, seen in self._nodes.items() if seen < gone]:
-                del self._nodes[host]
-                self._forget_links(host)
+        for host in self._nodes.expire(now):
+            self._inbox.forget(host)
 
     def _expire(self, now: float) -> None:
         """Drop what the layers above keep for too long (under the bus lock, at each heartbeat)."""
 
-    def _receive_direct(self, raw: bytes) -> None:
-        """A message of a direct link: inbox messages only (bus messages go through
-        the broker, to every node)."""
-        if raw[:1] == DIRECT_MESSAGE_PREFIX:
-            self._receive(raw)
-        else:
-            self._counts["dropped"] += 1
-
     def _receive(self, raw: bytes | str) -> None:
         """Decode and dispatch one bus message; bad ones are logged and dropped."""
         if isinstance(raw, bytes) and raw[:1] == DIRECT_MESSAGE_PREFIX:
-            handler = self._direct_handler
-            if handler is not None:
-                try:
-                    handler(raw)
-                except Exception:  # one bad message must not stop the listener
-                    self.log.exception("error handling a direct bus message")
+            self._inbox.deliver(raw)
             return
         try:
             envelope = bus.decode(raw)
@@ -513,9 +422,8 @@ class BusLink(Manager):
         if envelope.host == self.host_id and not _recorded(envelope.message):
             return  # its own message (a recorded emit excepted: delivered from here too)
         self._counts["received"] += 1
-        with self._bus_lock:  # listening nodes announce themselves; emitters do not
-            if isinstance(envelope.message, bus.Hello) or envelope.host in self._nodes:
-                self._nodes[envelope.host] = time.monotonic()
+        # listening nodes announce themselves; emitters do not
+        self._nodes.heard(envelope.host, isinstance(envelope.message, bus.Hello))
         try:
             self._dispatch[type(envelope.message)](envelope.host, envelope.message)
         except Exception:  # one bad message must not stop the listener
@@ -524,39 +432,15 @@ class BusLink(Manager):
     # ------------------------------------------------------------ liveness messages
 
     def _on_hello(self, host: str, msg: bus.Hello) -> None:
-        if msg.direct and msg.token and _reachable(msg.direct, msg.machine):
-            self._peer_links[host] = (msg.direct, msg.token)
-        else:
-            self._forget_links(host)
+        self._inbox.heard(host, msg)
         if msg.reply:
             self._publish_quietly(self._hello())
 
     def _on_bye(self, host: str, msg: bus.Bye) -> None:
-        with self._bus_lock:
-            self._nodes.pop(host, None)
-        self._forget_links(host)
-
-    def _forget_links(self, host: str) -> None:
-        self._peer_links.pop(host, None)
-        if self._links is not None:
-            self._links.forget(host)
+        self._nodes.remove(host)
+        self._inbox.forget(host)
 
 
 def _recorded(message: bus.BusMessage) -> bool:
     """An emit a connection state recovery store recorded (every node delivers it)."""
     return isinstance(message, bus.Emit) and message.offset is not None
-
-
-#: this machine's name, announced with a direct links address
-_MACHINE = socket.gethostname()
-
-
-def _reachable(address: str, machine: str) -> bool:
-    """Whether a node's announced direct links address can be reached from here:
-    a loopback address only from the same machine."""
-    ip = address.rpartition(":")[0].strip("[]")
-    try:
-        loopback = ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-    return not loopback or machine == _MACHINE

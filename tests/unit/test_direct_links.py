@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX
-from sio_wsgi.managers import direct
-from sio_wsgi.managers import link as buslink
+from sio_wsgi.managers import direct, inbox
 from sio_wsgi.managers import messages as bus
 from sio_wsgi.managers.direct import MAGIC, DirectLinks
 from sio_wsgi.runtime.select import get_driver
@@ -152,17 +151,17 @@ def test_hello_announces_the_links_and_old_hellos_still_parse() -> None:
 @pytest.mark.parametrize(
     ("address", "machine", "reachable"),
     [
-        ("127.0.0.1:4000", buslink._MACHINE, True),
+        ("127.0.0.1:4000", inbox.MACHINE, True),
         ("127.0.0.1:4000", "elsewhere", False),
         ("[::1]:4000", "elsewhere", False),
         ("10.1.2.3:4000", "elsewhere", True),
-        ("not-an-ip:4000", buslink._MACHINE, False),
+        ("not-an-ip:4000", inbox.MACHINE, False),
     ],
 )
 def test_a_loopback_address_only_from_the_same_machine(
     address: str, machine: str, reachable: bool
 ) -> None:
-    assert buslink._reachable(address, machine) is reachable
+    assert inbox.reachable(address, machine) is reachable
 
 
 def test_managers_on_one_bus_send_inbox_messages_over_their_links() -> None:
@@ -176,13 +175,13 @@ def test_managers_on_one_bus_send_inbox_messages_over_their_links() -> None:
         wait_until(lambda: one.healthy and two.healthy)
         two.set_direct_handler(got.append)
         one.set_direct_handler(lambda raw: None)
-        wait_until(lambda: two.host_id in one._peer_links)
+        wait_until(lambda: two.host_id in one._inbox.peers)
         message = DIRECT_MESSAGE_PREFIX + b"payload"
         assert one.publish_direct(two.host_id, message)
         wait_until(lambda: got == [message])
-        assert one._links is not None and one._links.counts["sent"] == 1
+        assert one._inbox.links is not None and one._inbox.links.counts["sent"] == 1
         # a direct link carries inbox messages only: a bus message on it is dropped
-        assert one._links.send(two.host_id, *one._peer_links[two.host_id], b"{}")
+        assert one._inbox.links.send(two.host_id, *one._inbox.peers[two.host_id], b"{}")
         wait_until(lambda: two.health().dropped == 1)
     finally:
         one.shutdown()

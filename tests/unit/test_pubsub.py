@@ -191,7 +191,7 @@ def test_query_with_a_silent_node_returns_what_arrived(
 ) -> None:
     a = Node(fake_bus)
     _, sa = a.client()
-    a.manager._nodes["ghost"] = 1e18  # a node that never answers
+    a.manager._nodes.seen["ghost"] = 1e18  # a node that never answers
     with caplog.at_level(logging.WARNING):
         assert a.server.fetch_sids(timeout=0.2) == [sa]
     assert "no answer from ghost" in caplog.text

@@ -22,6 +22,7 @@ from werkzeug.test import Client
 
 from sio_wsgi.config import DEFAULTS
 from sio_wsgi.engine import relay as relay_module
+from sio_wsgi.engine import relay_wire
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DIRECT_MESSAGE_PREFIX, RELAYED
 from sio_wsgi.engine.server import EngineServer
@@ -424,7 +425,7 @@ def test_serving_does_not_wait_for_the_ack_publish(nodes: tuple[Node, Node, Bus]
     publish = owner.link.publish_direct
 
     def slow_acks(host: str, data: bytes) -> bool:
-        if data[len(DIRECT_MESSAGE_PREFIX) :][:1] == relay_module._ACK:
+        if data[len(DIRECT_MESSAGE_PREFIX) :][:1] == relay_wire.ACK:
             time.sleep(0.5)
         return publish(host, data)
 
