@@ -21,11 +21,8 @@ lists what differs from Flask-SocketIO.
 from __future__ import annotations
 
 import importlib
-import inspect
 import io
-import logging
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import flask
@@ -33,107 +30,25 @@ from flask.ctx import RequestContext
 from flask.sessions import SessionMixin
 
 from sio_wsgi.engine.ports import Environ
-from sio_wsgi.engine.server import StartResponse
-from sio_wsgi.exceptions import ConfigError, ConnectionRefusedError
+from sio_wsgi.exceptions import ConnectionRefusedError
 from sio_wsgi.flask.namespace import Namespace
 from sio_wsgi.flask.test_client import SocketIOTestClient
-from sio_wsgi.manager import Manager
+from sio_wsgi.flask.wiring import (
+    APP_ENVIRON_KEY,
+    SESSION_ENVIRON_KEY,
+    ManagedSession,
+    Middleware,
+    run_options,
+    server_options,
+)
 from sio_wsgi.namespace import CATCH_ALL, ROOT_NAMESPACE, positional_capacity
 from sio_wsgi.protocol.serializers import Payload
-from sio_wsgi.server import Server
-from sio_wsgi.wsgi import WSGIApp
+from sio_wsgi.server import DEFAULT_CALL_TIMEOUT, Server
 
-__all__ = [
-    "SocketIO",
-    "APP_ENVIRON_KEY",
-    "SESSION_ENVIRON_KEY",
-    "DEFAULT_CHANNEL",
-    "IGNORED_OPTIONS",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["SocketIO"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 ErrorHandler = Callable[[Exception], Any]
-
-APP_ENVIRON_KEY = "flask.app"
-"""WSGI environ key naming the Flask app a request came through (set by the middleware)."""
-
-SESSION_ENVIRON_KEY = "sio_wsgi.flask.session"
-"""Handshake environ key keeping a connection's managed session (``manage_session=True``)."""
-
-DEFAULT_CHANNEL = "flask-socketio"
-"""The message queue channel when ``channel`` is not given (Flask-SocketIO's)."""
-
-DEFAULT_PATH = "socket.io"
-"""Where the endpoint is mounted when neither ``path`` nor ``resource`` is given."""
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
-DEFAULT_CALL_TIMEOUT = 60
-
-IGNORED_OPTIONS: Mapping[str, str] = {
-    "monitor_clients": "heartbeats always close inactive clients",
-    "engineio_options": "pass Engine.IO options as keyword arguments",
-}
-"""python-socketio / Engine.IO options that are accepted with a warning and ignored."""
-
-_EXTENSION_OPTIONS = ("manage_session", "message_queue", "channel", "path", "resource")
-_SERVER_PARAMETERS = frozenset(inspect.signature(Server.__init__).parameters) - {"self"}
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-_UNSUPPORTED_QUEUES = ("kafka://", "zmq+", "zmq://")
-
-
-class _ManagedSession(dict[str, Any], SessionMixin):
-    """A connection's own session: a dict with Flask's session attributes."""
-
-
-class _Middleware(WSGIApp):
-    """The Socket.IO endpoint in front of the Flask app; names the app in the environ."""
-
-    def __init__(self, server: Server, flask_app: flask.Flask, socketio_path: str) -> None:
-        super().__init__(server, flask_app.wsgi_app, socketio_path=socketio_path)
-        self.flask_app = flask_app
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        environ[APP_ENVIRON_KEY] = self.flask_app
-        return super().__call__(environ, start_response)
-
-
-class _FlaskSafeJSON:
-    """``flask.json`` with the app context it needs pushed around each call."""
-
-    def __init__(self, app: flask.Flask) -> None:
-        self.app = app
-
-    def dumps(self, *args: Any, **kwargs: Any) -> str:
-        with self.app.app_context():
-            return flask.json.dumps(*args, **kwargs)
-
-    def loads(self, *args: Any, **kwargs: Any) -> Any:
-        with self.app.app_context():
-            return flask.json.loads(*args, **kwargs)
-
-
-def queue_manager(url: str, channel: str, write_only: bool) -> Manager:
-    """The client manager of a ``message_queue`` URL.
-
-    :param url: ``redis://``, ``rediss://`` or ``unix://`` (Redis); anything else
-        Kombu understands (``amqp://``...).
-    :param channel: the channel name.
-    :param write_only: only publish (a process that emits for the servers).
-    :returns: a :class:`~sio_wsgi.RedisManager` or :class:`~sio_wsgi.KombuManager`.
-    :raises ConfigError: for Kafka and ZeroMQ, which sio_wsgi has no manager for.
-    """
-    if url.startswith(_UNSUPPORTED_QUEUES):
-        raise ConfigError(f"message_queue {url!r}: only Redis and Kombu (AMQP...) are supported")
-    if url.startswith(_REDIS_SCHEMES):
-        from sio_wsgi.managers.redis import RedisManager
-
-        return RedisManager(url, channel=channel, write_only=write_only)
-    from sio_wsgi.managers.kombu import KombuManager
-
-    return KombuManager(url, channel=channel, write_only=write_only)
 
 
 def _trim(handler: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -176,7 +91,7 @@ class SocketIO:
         self.default_exception_handler: ErrorHandler | None = None
         self.manage_session = True
         self.async_mode: str | None = None
-        self.sockio_mw: _Middleware | None = None
+        self.sockio_mw: Middleware | None = None
         if app is not None or "message_queue" in kwargs:
             self.init_app(app, **kwargs)
         else:
@@ -192,28 +107,9 @@ class SocketIO:
         :raises ConfigError: for an unknown option or an unsupported message queue.
         """
         self.server_options.update(kwargs)
-        options = dict(self.server_options)
-        self.manage_session = bool(options.pop("manage_session", self.manage_session))
-        url = options.pop("message_queue", None)
-        channel = options.pop("channel", None) or DEFAULT_CHANNEL
-        path = str(options.pop("path", None) or options.pop("resource", None) or DEFAULT_PATH)
-        options.pop("resource", None)
-        for name, why in IGNORED_OPTIONS.items():
-            if name in options:
-                del options[name]
-                warnings.warn(f"SocketIO option {name!r} is ignored: {why}", stacklevel=2)
-        interval = options.get("ping_interval")
-        if isinstance(interval, (tuple, list)):
-            warnings.warn("ping_interval's grace period is ignored", stacklevel=2)
-            options["ping_interval"] = interval[0]
-        unknown = sorted(set(options) - _SERVER_PARAMETERS)
-        if unknown:
-            raise ConfigError(f"unknown SocketIO option(s): {', '.join(unknown)}")
-        if url and options.get("client_manager") is None:
-            options["client_manager"] = queue_manager(str(url), channel, write_only=app is None)
-        if options.get("json") is flask.json and app is not None:
-            options["json"] = _FlaskSafeJSON(app)
-        self.server = Server(**options)
+        options = server_options(self.server_options, app, self.manage_session)
+        self.manage_session = options.manage_session
+        self.server = Server(**options.server)
         self.async_mode = self.server.async_mode
         for event, handler, namespace in self.handlers:
             self.server.on(event, handler, namespace=namespace)
@@ -222,7 +118,7 @@ class SocketIO:
         if app is not None:
             self.app = app
             app.extensions["socketio"] = self
-            self.sockio_mw = _Middleware(self.server, app, path.strip("/"))
+            self.sockio_mw = Middleware(self.server, app, options.path)
             app.wsgi_app = self.sockio_mw  # type: ignore[method-assign]
 
     def _server(self) -> Server:
@@ -340,7 +236,7 @@ class SocketIO:
             opened = interface.open_session(app, request)
             if opened is None:
                 opened = interface.make_null_session(app)
-            saved = _ManagedSession(opened)
+            saved = ManagedSession(opened)
             environ[SESSION_ENVIRON_KEY] = saved
         return saved
 
@@ -552,25 +448,9 @@ class SocketIO:
             :func:`sio_wsgi.run.run` (``workers``, ``server``...).
         :returns: what :func:`sio_wsgi.run.run` returns.
         """
-        run_server = importlib.import_module("sio_wsgi.run").run
-        if host is None:
-            host = DEFAULT_HOST
-        if port is None:
-            server_name = app.config.get("SERVER_NAME")
-            port = DEFAULT_PORT
-            if server_name and ":" in server_name:
-                port = int(server_name.rsplit(":", 1)[1])
-        debug = bool(kwargs.pop("debug", app.debug))
-        log_output = bool(kwargs.pop("log_output", debug))
-        use_reloader = bool(kwargs.pop("use_reloader", debug))
-        kwargs.pop("allow_unsafe_werkzeug", None)
-        for name in ("extra_files", "reloader_options"):
-            if kwargs.pop(name, None):
-                warnings.warn(f"run(): {name} is ignored", stacklevel=2)
-        app.debug = debug
-        kwargs.setdefault("async_mode", self._server().async_mode)
-        kwargs.setdefault("log_level", "debug" if debug else "info" if log_output else "warning")
-        return run_server(app, host=host, port=port, reloader=use_reloader, **kwargs)
+        run_server = importlib.import_module("sio_wsgi.run").run  # imported on first use
+        options = run_options(app, host, port, self._server().async_mode, kwargs)
+        return run_server(app, **options)
 
     def test_client(
         self,

@@ -22,6 +22,7 @@ from sio_wsgi.flask import (
     ConnectionRefusedError,
     Namespace,
     SocketIO,
+    call,
     close_room,
     disconnect,
     emit,
@@ -150,6 +151,17 @@ def create_app(**options: Any) -> Flask:
     @socketio.event
     def boom(text: str) -> None:
         raise ValueError(text)
+
+    @socketio.event
+    def ask(n: int) -> None:
+        def answered(value: Any) -> None:  # runs in the asking client's contexts
+            request_log(f"answer from {session['name']}: {value}")
+
+        emit("question", n, callback=answered)
+
+    @socketio.event
+    def confirm(question: str) -> Any:
+        return call("sure", question, timeout=5)  # asks this client and waits
 
     @socketio.event
     def kick() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from sio_wsgi import ConfigError
 from sio_wsgi.flask import Namespace, SocketIO, emit
-from sio_wsgi.flask.extension import queue_manager
+from sio_wsgi.flask.wiring import queue_manager
 from sio_wsgi.managers.kombu import KombuManager
 from sio_wsgi.managers.redis import RedisManager
 from tests.support import port_open, skip_or_fail

@@ -1,7 +1,7 @@
 """The Flask-SocketIO style app (fsio_app) served for real, driven by the official
 JavaScript client (``socket.io-client`` v4 under node, tests/js/driver.js).
 
-Served by gunicorn (gthread and gevent workers) and by werkzeug's threaded server;
+Served by gunicorn (gthread, gevent and eventlet workers) and by werkzeug's threaded server;
 the client starts on long-polling and upgrades to WebSocket. A last test puts the
 app on Redis and emits from another process (``SocketIO(message_queue=...)``
 without an app), as Flask-SocketIO's "emit from an external process".
@@ -30,6 +30,7 @@ APP = "tests.flask_ext.fsio_app:app"
 SERVERS = {
     "gthread": gunicorn_argv("gthread", APP),
     "gevent": gunicorn_argv("gevent", APP),
+    "eventlet": gunicorn_argv("eventlet", APP),
     "werkzeug": [sys.executable, "-m", "tests.flask_ext.fsio_app", "--port", "{port}"],
 }
 REDIS_URL = "redis://127.0.0.1:6379/0"

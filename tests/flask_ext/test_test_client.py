@@ -217,3 +217,13 @@ def test_server_call_and_ack_callback_in_context(app: flask.Flask) -> None:
     got: list[Any] = []
     sio.emit("question", 4, to=a.sid(), callback=lambda v: got.append(v))
     wait_until(lambda: got == [8], timeout=5)
+
+
+def test_ack_callback_and_call_from_a_handler(app: flask.Flask) -> None:
+    a = client(app, auth={"name": "asker"})
+    a.on("question", lambda n: n * 2)
+    a.on("sure", lambda q: f"yes to {q}")
+    a.emit("ask", 4)
+    log = socketio(app).app.config["LOG"]  # type: ignore[union-attr]
+    wait_until(lambda: "answer from asker: 8" in log, timeout=5)
+    assert a.emit("confirm", "this", callback=True) == "yes to this"
