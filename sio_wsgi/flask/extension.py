@@ -38,6 +38,7 @@ from sio_wsgi.flask.wiring import (
     SESSION_ENVIRON_KEY,
     ManagedSession,
     Middleware,
+    RunTarget,
     run_options,
     server_options,
 )
@@ -437,7 +438,8 @@ class SocketIO:
     def run(
         self, app: flask.Flask, host: str | None = None, port: int | None = None, **kwargs: Any
     ) -> Any:
-        """Serve ``app`` with :func:`sio_wsgi.run.run` (blocks until stopped).
+        """Serve ``app`` with :func:`sio_wsgi.run.run` (blocks until stopped); it gets a
+        :class:`~sio_wsgi.flask.wiring.RunTarget`, the app with the server in sight.
 
         :param host: ``'127.0.0.1'`` by default.
         :param port: the port of ``SERVER_NAME``, else 5000.
@@ -449,8 +451,9 @@ class SocketIO:
         :returns: what :func:`sio_wsgi.run.run` returns.
         """
         run_server = importlib.import_module("sio_wsgi.run").run  # imported on first use
-        options = run_options(app, host, port, self._server().async_mode, kwargs)
-        return run_server(app, **options)
+        server = self._server()
+        options = run_options(app, host, port, server.async_mode, kwargs)
+        return run_server(RunTarget(server, app), **options)
 
     def test_client(
         self,

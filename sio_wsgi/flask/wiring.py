@@ -36,6 +36,7 @@ __all__ = [
     "ExtensionOptions",
     "ManagedSession",
     "Middleware",
+    "RunTarget",
     "FlaskSafeJSON",
     "queue_manager",
     "server_options",
@@ -88,6 +89,19 @@ class Middleware(WSGIApp):
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         environ[APP_ENVIRON_KEY] = self.flask_app
         return super().__call__(environ, start_response)
+
+
+class RunTarget(WSGIApp):
+    """The Flask app as ``socketio.run`` hands it to :func:`sio_wsgi.run.run`: every
+    request goes through the app (and what wraps its ``wsgi_app``), and the server is
+    in sight (``.server``) so that it is shut down gracefully."""
+
+    def __init__(self, server: Server, flask_app: flask.Flask) -> None:
+        super().__init__(server, serve_client=False)
+        self.flask_app = flask_app
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return self.flask_app(environ, start_response)
 
 
 class FlaskSafeJSON:

@@ -10,10 +10,11 @@ from typing import Any
 
 import flask
 import pytest
+from werkzeug.test import Client
 
 from sio_wsgi import ConfigError
 from sio_wsgi.flask import Namespace, SocketIO, emit
-from sio_wsgi.flask.wiring import queue_manager
+from sio_wsgi.flask.wiring import RunTarget, queue_manager
 from sio_wsgi.managers.kombu import KombuManager
 from sio_wsgi.managers.redis import RedisManager
 from tests.support import port_open, skip_or_fail
@@ -167,16 +168,19 @@ def test_run_maps_flask_socketio_options(monkeypatch: pytest.MonkeyPatch) -> Non
     app = make_app()
     sio = SocketIO(app)
     assert sio.run(app) == "served"
-    assert calls[-1] == (
-        app,
-        {
-            "host": "127.0.0.1",
-            "port": 5000,
-            "reloader": False,
-            "async_mode": "threading",
-            "log_level": "warning",
-        },
-    )
+    target = calls[-1][0]
+    assert isinstance(target, RunTarget)
+    assert target.flask_app is app and target.server is sio.server
+    served = Client(target)  # every request goes through the Flask app
+    assert served.get("/socket.io/?EIO=4&transport=polling").status_code == 200
+    assert served.get("/nowhere").status_code == 404
+    assert calls[-1][1] == {
+        "host": "127.0.0.1",
+        "port": 5000,
+        "reloader": False,
+        "async_mode": "threading",
+        "log_level": "warning",
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(UserWarning, match="extra_files"):
