@@ -218,3 +218,26 @@ def test_helpers_outside_a_handler_raise() -> None:
     with app.test_request_context("/"), pytest.raises(RuntimeError, match=r"request\.namespace"):
         emit("x")
     sio.server.shutdown()  # type: ignore[union-attr]
+
+
+def test_error_handlers_cover_connect() -> None:
+    app = make_app()
+    sio = SocketIO(app)
+    seen: list[str] = []
+
+    @sio.on("connect")
+    def on_connect(auth: Any) -> None:
+        raise RuntimeError(f"connect failed for {auth}")
+
+    @sio.on_error_default
+    def on_error(exc: Exception) -> bool:
+        seen.append(f"{flask.request.event['message']}: {exc}")
+        return "ok" in str(exc)  # False refuses the connection
+
+    assert sio.test_client(app, auth={"v": "ok"}).is_connected()
+    assert not sio.test_client(app, auth={"v": "no"}).is_connected()
+    assert seen == [
+        "connect: connect failed for {'v': 'ok'}",
+        "connect: connect failed for {'v': 'no'}",
+    ]
+    sio.server.shutdown()  # type: ignore[union-attr]
