@@ -1,4 +1,4 @@
-"""Optional Flask helper: run Socket.IO handlers inside Flask's contexts.
+"""Run plain Socket.IO handlers inside Flask's contexts (:class:`FlaskContext`).
 
 Plain handlers work with Flask already: ``sio.emit`` may be called from any
 view, in every async mode, with no setup. What a plain handler does not have
@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
 
-from .engine.ports import Environ
-from .protocol.serializers import Payload
+from sio_wsgi.engine.ports import Environ
+from sio_wsgi.protocol.serializers import Payload
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import Server
+    from sio_wsgi.server import Server
 
 __all__ = ["FlaskContext"]
 
