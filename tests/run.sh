@@ -4,8 +4,10 @@
 #     bash tests/run.sh [extra pytest arguments]
 #
 # First the static checks CI runs too: `ruff check`, `ruff format --check` and
-# `mypy` (strict, configured in setup.cfg). Then, as eventlet and gevent
-# monkey-patching is process-wide, the suite runs as groups, one pytest process each:
+# `mypy` (strict, configured in setup.cfg), and the documentation site built with
+# warnings as errors (`sphinx-build -W`, docs/conf.py, into a temporary folder).
+# Then, as eventlet and gevent monkey-patching is process-wide, the suite runs as
+# groups, one pytest process each:
 #   main      everything not marked eventlet/gevent (servers under test that need
 #             patching run in their own subprocesses anyway)
 #   eventlet  modules marked `pytest.mark.eventlet`, in a process patched by eventlet
@@ -33,7 +35,7 @@ failed=()
 
 install_deps() {
     [ "${SIO_SKIP_INSTALL:-0}" = "1" ] && return 0
-    if ! "$PYTHON" -c "import sio_wsgi, socketio, websocket, requests, pytest, pytest_timeout, hypothesis, flask, gunicorn, eventlet, gevent, mypy, ruff" 2>/dev/null; then
+    if ! "$PYTHON" -c "import sio_wsgi, socketio, websocket, requests, pytest, pytest_timeout, hypothesis, flask, gunicorn, eventlet, gevent, mypy, ruff, sphinx, furo, myst_parser" 2>/dev/null; then
         echo "=== installing the test dependencies"
         "$PYTHON" -m pip install -q -e ".[test]" || return 1
     fi
@@ -76,6 +78,10 @@ install_deps || { echo "FAILED: installing the test dependencies"; exit 1; }
 run_group lint "0" "$PYTHON" -m ruff check sio_wsgi tests bench examples
 run_group format "0" "$PYTHON" -m ruff format --check sio_wsgi tests bench examples
 run_group types "0" "$PYTHON" -m mypy
+
+docs_out=$(mktemp -d "${TMPDIR:-/tmp}/sio_wsgi_docs.XXXXXX")
+run_group docs "0" "$PYTHON" -m sphinx -W --keep-going -q -b html docs "$docs_out"
+rm -rf "$docs_out"
 
 run_group main "0" "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "$@"
 
