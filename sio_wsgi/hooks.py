@@ -175,14 +175,14 @@ class Hooks:
         for hook in self.chain(EVENT, namespace):
             try:
                 result = hook.call(namespace, sid, event, args)
+                if result is not None:
+                    event, new_args = result
+                    args = list(new_args)
             except EventRejected:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # a bad return value too
                 logger.exception("event middleware %r failed [%s]", hook.fn, namespace)
                 raise EventRejected(_REJECTED) from exc
-            if result is not None:
-                event, new_args = result
-                args = list(new_args)
         for hook in self.chain(ANY, namespace):
             exact = hook.key == namespace
             try:

@@ -162,15 +162,17 @@ def test_a_crashing_event_middleware_drops_the_event_with_a_generic_error() -> N
     h = Harness()
     h.record("ev")
 
-    def crash(sid: str, event: str, args: list[Any]) -> None:
+    def crash(sid: str, event: str, args: list[Any]) -> Any:
+        if args == [2]:
+            return "not a pair"  # a bad return value is a failure too
         raise KeyError("x")
 
     hooks(h).add(EVENT, crash, "/")
     h.connect()
-    h.receive('2["ev",1]')
+    h.receive('2["ev",1]', '2["ev",2]')
     h.engine.run_all()
     assert h.log == []
-    assert events_to(h) == [["error", {"message": "Event rejected by server", "data": None}]]
+    assert events_to(h) == [["error", {"message": "Event rejected by server", "data": None}]] * 2
 
 
 def test_a_failing_on_any_is_logged_and_the_handler_still_runs() -> None:
