@@ -1,4 +1,5 @@
-"""The server of tests/hooks (hooks_app.py) under gunicorn: threads and gevent."""
+"""The server of tests/hooks (hooks_app.py) under gunicorn: every worker kind of the
+README (gthread, gevent, sio_wsgi's eventlet worker)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.examples.examples_support import gunicorn_argv
+from tests.examples.examples_support import WORKERS, gunicorn_argv
 from tests.support import ServerProcess
 
 
-@pytest.fixture(scope="module", params=["gthread", "gevent"])
+@pytest.fixture(scope="module", params=sorted(WORKERS))
 def hooks_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.support import ServerProcess
 
+pytestmark = pytest.mark.browser
+
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"]}
 
 
