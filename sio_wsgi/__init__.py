@@ -32,10 +32,12 @@ __all__ = [
     "SioError",
     "ProtocolError",
     "ConnectionRefusedError",
+    "EventRejected",
     "TimeoutError",
     "DisconnectedError",
     "ConfigError",
     "BusError",
+    "RateLimit",
 ]
 
 _LAZY = {
@@ -52,10 +54,12 @@ _LAZY = {
     "SioError": ".exceptions",
     "ProtocolError": ".exceptions",
     "ConnectionRefusedError": ".exceptions",
+    "EventRejected": ".exceptions",
     "TimeoutError": ".exceptions",
     "DisconnectedError": ".exceptions",
     "ConfigError": ".exceptions",
     "BusError": ".exceptions",
+    "RateLimit": ".ratelimit",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ConfigError,
         ConnectionRefusedError,
         DisconnectedError,
+        EventRejected,
         ProtocolError,
         SioError,
         TimeoutError,
@@ -74,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .managers.pubsub import PubSubManager
     from .managers.redis import RedisManager
     from .namespace import Namespace
+    from .ratelimit import RateLimit
     from .server import Server
     from .wsgi import Middleware, WSGIApp
 

@@ -45,6 +45,20 @@ skip_middlewares           True                connect middlewares skip a recove
 max_buffered_bytes         16_000_000          bytes of recoverable packets kept, all clients
 max_replay_bytes           1_000_000           bytes one client may miss and still recover
 =========================  ==================  ================================================
+
+:class:`RateLimitOptions` (:class:`sio_wsgi.RateLimit`, ``Server.rate_limit``):
+
+=========================  ==================  ================================================
+rate                       10.0                events per second a client may send, sustained
+burst                      20                  events a client may send at once (bucket size)
+per_event                  False               one bucket per event name instead of per client
+on_exceed                  'drop'              'drop' (an ``error`` event) or 'disconnect'
+max_event_buckets          32                  per_event: buckets per client; more names share one
+=========================  ==================  ================================================
+
+Dynamic namespaces (``namespace=re.compile(...)`` or a function): at most
+:data:`MAX_CHILD_NAMESPACES` concrete child namespaces are remembered; past it, the
+children without clients are forgotten, and when none can be, a new child is refused.
 """
 
 from __future__ import annotations
@@ -57,6 +71,9 @@ __all__ = [
     "DEFAULTS",
     "ServerOptions",
     "RecoveryOptions",
+    "RateLimitOptions",
+    "RATE_LIMIT_DEFAULTS",
+    "MAX_CHILD_NAMESPACES",
     "TRANSPORTS",
     "ASYNC_MODES",
     "Origins",
@@ -72,6 +89,36 @@ or a callable taking the request's origin."""
 
 Cookie = None | str | Mapping[str, object]
 """``cookie``: None (no cookie), a cookie name, or a dict with ``name`` and attributes."""
+
+MAX_CHILD_NAMESPACES = 10_000
+"""Concrete namespaces of dynamic families remembered at once (see the module docstring)."""
+
+RATE_LIMIT_ON_EXCEED = ("drop", "disconnect")
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimitOptions:
+    """The rate limiter's settings (see the module docstring for each field)."""
+
+    rate: float = 10.0
+    burst: int = 20
+    per_event: bool = False
+    on_exceed: str = "drop"
+    max_event_buckets: int = 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rate, (int, float)) or isinstance(self.rate, bool) or self.rate <= 0:
+            raise ValueError("rate must be a positive number of events per second")
+        for name in ("burst", "max_event_buckets"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        if self.on_exceed not in RATE_LIMIT_ON_EXCEED:
+            raise ValueError(f"on_exceed must be one of {RATE_LIMIT_ON_EXCEED}")
+        object.__setattr__(self, "rate", float(self.rate))
+
+
+RATE_LIMIT_DEFAULTS = RateLimitOptions()
 
 
 @dataclasses.dataclass(frozen=True)

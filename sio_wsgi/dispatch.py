@@ -34,7 +34,8 @@ from sio_wsgi.clients import CallLater, Client, Environ, Run, SerialQueue
 from sio_wsgi.config import RecoveryOptions, ServerOptions
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason
-from sio_wsgi.exceptions import ConnectionRefusedError, RemoteProtocolError
+from sio_wsgi.exceptions import ConnectionRefusedError, EventRejected, RemoteProtocolError
+from sio_wsgi.hooks import Hooks
 from sio_wsgi.manager import Manager
 from sio_wsgi.namespace import CATCH_ALL, ROOT_NAMESPACE, HandlerRegistry
 from sio_wsgi.protocol import sio as sio_codec
@@ -52,6 +53,8 @@ __all__ = ["Dispatcher", "Send", "Close", "CallLater", "Run"]
 
 _REFUSED = {"message": "Connection rejected by server"}
 _INVALID_NAMESPACE = {"message": "Invalid namespace"}
+_ERROR_EVENT = "error"
+"""The event an event middleware's refusal reaches the client as."""
 
 Messages = Outgoing
 
@@ -82,6 +85,7 @@ class Dispatcher:
     :param serializer: encodes and decodes packet payloads.
     :param logger: the server's logger.
     :param lock: makes the lock of each new client.
+    :param hooks: the middlewares and observers (none when omitted).
     """
 
     def __init__(
@@ -92,8 +96,11 @@ class Dispatcher:
         serializer: Serializer,
         logger: logging.Logger,
         lock: Callable[[], Lock],
+        hooks: Hooks | None = None,
     ) -> None:
         self.options = options
+        #: connect / event middlewares, on_any and outgoing observers
+        self.hooks = hooks if hooks is not None else Hooks(handlers)
         self.always_connect = options.always_connect
         self.handlers = handlers
         self.manager = manager
@@ -120,6 +127,8 @@ class Dispatcher:
                 recovery, shared_lock
             )
             self.recovering = SessionRecovery(self.recovery, manager, logger, self.clients)
+        #: a recovered connection skips the connect middlewares
+        self._skip_recovered = isinstance(recovery, RecoveryOptions) and recovery.skip_middlewares
         manager.recovery = self.recovery
         self.queue = SerialQueue(
             _unattached,
@@ -298,7 +307,13 @@ class Dispatcher:
 
     # ------------------------------------------------------------- CONNECT
 
-    def _namespace_allowed(self, namespace: str) -> bool:
+    def _in_use(self, namespace: str) -> bool:
+        return any(True for _ in self.manager.get_participants(namespace, None))
+
+    def _namespace_allowed(self, namespace: str, auth: Any) -> bool:
+        handlers = self.handlers
+        if handlers.families and handlers.admit(namespace, auth, self._in_use):
+            return True
         allowed = self.options.namespaces
         if allowed == CATCH_ALL:
             return True
@@ -309,7 +324,7 @@ class Dispatcher:
 
     def _on_connect_packet(self, client: Client, packet: Packet) -> None:
         ns = packet.namespace
-        if not self._namespace_allowed(ns):
+        if not self._namespace_allowed(ns, packet.data):
             self._send_packet(client, Packet(PacketType.CONNECT_ERROR, ns, _INVALID_NAMESPACE))
             return
         recovering = self.recovering
@@ -356,7 +371,13 @@ class Dispatcher:
     def _call_connect_handler(
         self, client: Client, sid: str, ns: str, auth: Any
     ) -> dict[str, Any] | None:
-        """Run the connect handler; the CONNECT_ERROR payload when it refuses."""
+        """Run the connect middlewares and the connect handler; the CONNECT_ERROR
+        payload when one refuses."""
+        hooks = self.hooks
+        if hooks.connect and not (self._skip_recovered and sid in client.recovered):
+            refusal = hooks.run_connect(sid, ns, client.environ, auth)
+            if refusal is not None:
+                return refusal
         handler = self.handlers.resolve(ns, "connect")
         if handler is None:
             return None
@@ -437,6 +458,8 @@ class Dispatcher:
             if handler is not None:
                 handler(sid, reason)
         finally:
+            if self.hooks.forgetting:
+                self.hooks.forget(sid, ns)
             if self.recovering is not None:
                 self.recovering.ended(client, sid, ns, recoverable)
             else:
@@ -458,6 +481,12 @@ class Dispatcher:
         if not self.manager.is_connected(sid, ns):
             return
         event, *args = packet.data
+        if self.hooks.incoming:
+            try:
+                event, args = self.hooks.run_event(sid, ns, event, args)
+            except EventRejected as exc:  # dropped: no handler, no ack (as in Node)
+                self._reject_event(sid, ns, exc)
+                return
         handler = self.handlers.resolve(ns, event)
         if handler is None:
             self.logger.debug("no handler for event %s [%s]", event, ns)
@@ -469,6 +498,14 @@ class Dispatcher:
         ack = Packet(PacketType.ACK, ns, as_args(result), packet.id)
         if client.namespaces.get(ns) == sid:  # still connected: straight to its client
             self.deliver(client.eio_sid, sid, self.encode(ack), False)
+
+    def _reject_event(self, sid: str, ns: str, exc: EventRejected) -> None:
+        """An event middleware dropped an event of ``sid``: an ``error`` event tells
+        the client, and it is disconnected when the refusal asks for it."""
+        self.logger.info("event of %s rejected [%s]: %s", sid, ns, exc.message)
+        self.manager.emit_local(_ERROR_EVENT, [exc.payload], ns, to=sid)
+        if exc.disconnect:
+            self.disconnect(sid, ns)
 
     def _on_ack_packet(self, client: Client, packet: Packet) -> None:
         sid = client.namespaces.get(packet.namespace)

@@ -7,6 +7,7 @@
      |    +-- LocalProtocolError       we were asked to produce something invalid
      |    +-- RemoteProtocolError      the peer sent something invalid (has ``close_code``)
      +-- ConnectionRefusedError        raised by a connect handler to refuse a client
+     +-- EventRejected                 raised by an event middleware to drop an event
      +-- TimeoutError                  ``call()`` got no ack in time (also a builtin TimeoutError)
      +-- DisconnectedError             the client left while we waited on it
      +-- BusError                      a message queue publish failed (also a ConnectionError)
@@ -24,6 +25,7 @@ __all__ = [
     "LocalProtocolError",
     "RemoteProtocolError",
     "ConnectionRefusedError",
+    "EventRejected",
     "TimeoutError",
     "DisconnectedError",
     "ConfigError",
@@ -79,6 +81,31 @@ class ConnectionRefusedError(SioError, builtins.ConnectionRefusedError):
                 self.error_args["data"] = args[1]
             elif len(args) > 2:
                 self.error_args["data"] = list(args[1:])
+
+
+class EventRejected(SioError):
+    """Raise from an event middleware (:meth:`Server.use_event`) to drop the event.
+
+    The client gets an ``error`` event with ``{"message": message, "data": data}``
+    and the event's acknowledgement, if it asked for one, is never sent (as with
+    the Node server's ``socket.use``).
+
+    :param message: the ``message`` of the client's ``error`` event.
+    :param data: its ``data`` (anything JSON can carry; ``None`` by default).
+    :param disconnect: also disconnect the client from the namespace after the
+        ``error`` event (the rate limiter's ``on_exceed="disconnect"``).
+    """
+
+    def __init__(self, message: str, data: Any = None, *, disconnect: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+        self.disconnect = disconnect
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The ``error`` event's argument: ``{"message": ..., "data": ...}``."""
+        return {"message": self.message, "data": self.data}
 
 
 class TimeoutError(SioError, builtins.TimeoutError):

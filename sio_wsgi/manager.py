@@ -26,7 +26,15 @@ from sio_wsgi.engine.ports import RelayBus
 from sio_wsgi.protocol.sio import Packet, PacketType
 from sio_wsgi.recovery import RecoveryLog, RecoveryStore, Room
 
-__all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
+__all__ = [
+    "Manager",
+    "Deliver",
+    "Encode",
+    "AckCallback",
+    "DisconnectHook",
+    "ServerEventHook",
+    "OutgoingHook",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,9 @@ DisconnectHook = Callable[[str, str], None]
 
 ServerEventHook = Callable[[str, Sequence[Any], str], None]
 """``server_event(event, args, namespace)``: the server runs a server-to-server handler."""
+
+OutgoingHook = Callable[[str, str, str, Sequence[Any]], None]
+"""``outgoing(sid, namespace, event, args)``: an event was handed over for a local client."""
 
 Rooms = dict[str | None, dict[str, str]]
 
@@ -124,6 +135,9 @@ class Manager:
         self.driver: Any = None
         #: connection state recovery's store (set by the server when it is on)
         self.recovery: RecoveryStore | None = None
+        #: told of every event delivered to a local client (None: nobody listens;
+        #: set by the server when an outgoing hook is registered)
+        self.outgoing: OutgoingHook | None = None
 
     # ---------------------------------------------------------------- wiring
 
@@ -416,6 +430,7 @@ class Manager:
             recipients = self.get_recipients(namespace, to, skip_sid)
         payload = [event, *args]
         sent = 0
+        outgoing = self.outgoing
         for sid, eio_sid in recipients:
             if callback is None:
                 if shared is None:
@@ -427,6 +442,8 @@ class Manager:
                 message = encode(Packet(PacketType.EVENT, namespace, payload, ack_id))
                 message.compress = compress
             sent += bool(deliver(eio_sid, sid, message, volatile))
+            if outgoing is not None:
+                outgoing(sid, namespace, event, args)
         return sent
 
     def send_packet(self, sid: str, namespace: str, packet: Packet) -> bool:

@@ -13,6 +13,15 @@ registration                 call
 ``Namespace('*')``           ``ns.trigger_event('ev', namespace, sid, *args)``
 ===========================  =============================================
 
+A *dynamic namespace family* (Node's ``io.of(/regex/)`` / ``io.of(fn)``) is a
+``namespace=`` given as a compiled regular expression (searched in the name, as a
+JavaScript ``RegExp.test``: anchor it with ``^`` and ``$``) or a function
+``(name, auth) -> bool``; its handlers get the arguments of the ``'*'`` rows (the
+concrete namespace first). A client's CONNECT to a namespace no exact registration
+names is offered to each family in registration order; the first that accepts it
+makes it one of its *children* for as long as it has clients (rooms and sessions
+are the child's own).
+
 ``connect`` receives ``(sid, environ, auth)`` and ``disconnect`` ``(sid, reason)``;
 the trailing arguments a handler does not declare are left out. The number of
 positional parameters is read once with :func:`inspect.signature` when the handler
@@ -25,10 +34,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from sio_wsgi.config import MAX_CHILD_NAMESPACES
 from sio_wsgi.protocol.serializers import Payload
 
 if TYPE_CHECKING:
@@ -41,6 +53,8 @@ __all__ = [
     "positional_capacity",
     "CATCH_ALL",
     "ROOT_NAMESPACE",
+    "NamespaceSpec",
+    "Family",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +68,36 @@ ROOT_NAMESPACE = "/"
 _FIXED_ARITY_EVENTS = frozenset({"connect", "disconnect"})
 
 Handler = Callable[..., Any]
+
+NamespaceSpec = str | re.Pattern[str] | Callable[[str, Any], bool] | None
+"""What ``namespace=`` accepts: a name, ``'*'``, ``None`` (``'/'``), or a dynamic
+namespace family (a compiled regular expression or a ``(name, auth) -> bool`` function)."""
+
+_FAMILY_KEY = "~family:"
+"""The registry key of a family is this and a number (never a namespace: those start with '/')."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A dynamic namespace family.
+
+    :param key: its key in the registry (``'~family:<n>'``).
+    :param matcher: a compiled regular expression or a ``(name, auth) -> bool`` function.
+    """
+
+    key: str
+    matcher: re.Pattern[str] | Callable[[str, Any], bool]
+
+    def accepts(self, name: str, auth: Any) -> bool:
+        """Whether ``name`` belongs to the family (a failing function says no, logged)."""
+        matcher = self.matcher
+        if isinstance(matcher, re.Pattern):
+            return matcher.search(name) is not None
+        try:
+            return bool(matcher(name, auth))
+        except Exception:
+            logger.exception("the namespace function of %s failed for %r", self.key, name)
+            return False
 
 
 def positional_capacity(fn: Callable[..., object]) -> int | None:
@@ -118,11 +162,14 @@ class Namespace:
 
         sio.register_namespace(Chat("/chat"))
 
-    :param namespace: the namespace handled, ``'/'`` by default, ``'*'`` for any.
+    :param namespace: the namespace handled, ``'/'`` by default, ``'*'`` for any, or a
+        dynamic namespace family (a compiled regular expression or a function; see the
+        module docstring): its methods then get the concrete namespace first, and the
+        helpers below need ``namespace=``.
     """
 
-    def __init__(self, namespace: str | None = None) -> None:
-        self.namespace = namespace or "/"
+    def __init__(self, namespace: NamespaceSpec = None) -> None:
+        self.namespace: NamespaceSpec = namespace or "/"
         self.server: Server | None = None
 
     def _set_server(self, server: Server) -> None:
@@ -153,7 +200,11 @@ class Namespace:
         return handler(*args)
 
     def _ns(self, namespace: str | None) -> str:
-        return namespace or self.namespace
+        if namespace:
+            return namespace
+        if not isinstance(self.namespace, str):
+            raise ValueError("a dynamic namespace family needs namespace= (the concrete one)")
+        return self.namespace
 
     def emit(
         self,
@@ -276,15 +327,73 @@ class HandlerRegistry:
         self._functions: dict[str, dict[str, _Entry]] = {}
         self._classes: dict[str, Namespace] = {}
         self._class_capacity: dict[tuple[str, str], int | None] = {}
+        #: dynamic namespace families, by matcher (the same pattern or function: one family)
+        self.families: dict[object, Family] = {}
+        #: concrete namespace -> the key of the family that accepted it
+        self._children: dict[str, str] = {}
+        self._children_lock = threading.Lock()
+        #: called with no argument when a child is added (the hooks' caches)
+        self.on_child: Callable[[], None] | None = None
 
-    def on(self, event: str, handler: Handler, namespace: str | None = None) -> None:
+    def key(self, namespace: NamespaceSpec) -> str:
+        """The registry key of a ``namespace=`` argument (a family is created on first use).
+
+        :raises TypeError: for anything but a name, a compiled pattern or a function.
+        """
+        if namespace is None or namespace == "":
+            return ROOT_NAMESPACE
+        if isinstance(namespace, str):
+            return namespace
+        if isinstance(namespace, re.Pattern) or callable(namespace):
+            family = self.families.get(namespace)
+            if family is None:
+                family = Family(f"{_FAMILY_KEY}{len(self.families)}", namespace)
+                self.families[namespace] = family
+            return family.key
+        raise TypeError(f"namespace must be a str, a compiled pattern or a function: {namespace!r}")
+
+    def family_of(self, namespace: str) -> str | None:
+        """The key of the family ``namespace`` is a child of, or None."""
+        return self._children.get(namespace) if self._children else None
+
+    def admit(self, namespace: str, auth: Any, in_use: Callable[[str], bool]) -> bool:
+        """Whether a family takes ``namespace`` (a CONNECT to it); the first that accepts
+        it makes it its child. Names with an exact registration, and ``'/'``, are never
+        children.
+
+        :param auth: the CONNECT's auth (for family functions).
+        :param in_use: whether a namespace has clients (children without any are
+            forgotten when :data:`~sio_wsgi.config.MAX_CHILD_NAMESPACES` are known).
+        """
+        if namespace in self._children:
+            return True
+        if namespace == ROOT_NAMESPACE or namespace in self._functions:
+            return False
+        if namespace in self._classes:
+            return False
+        for family in list(self.families.values()):
+            if family.accepts(namespace, auth):
+                with self._children_lock:
+                    if len(self._children) >= MAX_CHILD_NAMESPACES:
+                        for name in [n for n in self._children if not in_use(n)]:
+                            del self._children[name]
+                        if len(self._children) >= MAX_CHILD_NAMESPACES:
+                            logger.warning("too many dynamic namespaces: %r refused", namespace)
+                            return False
+                    self._children.setdefault(namespace, family.key)
+                if self.on_child is not None:
+                    self.on_child()
+                return True
+        return False
+
+    def on(self, event: str, handler: Handler, namespace: NamespaceSpec = None) -> None:
         """Register a function handler.
 
         :param event: the event name, or ``'*'``.
-        :param namespace: the namespace, ``'/'`` when ``None``, or ``'*'``.
+        :param namespace: the namespace, ``'/'`` when ``None``, ``'*'``, or a family.
         """
         entry = _Entry(handler, positional_capacity(handler))
-        self._functions.setdefault(namespace or "/", {})[event] = entry
+        self._functions.setdefault(self.key(namespace), {})[event] = entry
 
     def register_namespace(self, namespace_handler: Namespace) -> None:
         """Register a class-based namespace.
@@ -293,7 +402,7 @@ class HandlerRegistry:
         """
         if not isinstance(namespace_handler, Namespace):
             raise ValueError("not a Namespace instance")
-        name = namespace_handler.namespace
+        name = self.key(namespace_handler.namespace)
         self._classes[name] = namespace_handler
         for event in _FIXED_ARITY_EVENTS:
             method = namespace_handler.handler_for(event)
@@ -312,12 +421,17 @@ class HandlerRegistry:
         """Choose the handler for ``event`` in ``namespace``.
 
         Order: exact function handler, ``'*'`` event function, class-based
-        namespace, then the same three under the ``'*'`` namespace.
+        namespace, then the same three under the namespace's family (if it is a
+        child of one) and under the ``'*'`` namespace.
 
         :param namespace: the namespace of the packet.
         :returns: the handler with its leading arguments, or ``None``.
         """
         found = self._resolve_in(namespace, event, ())
+        if found is None and self._children:
+            family = self._children.get(namespace)
+            if family is not None:
+                found = self._resolve_in(family, event, (namespace,))
         if found is None and namespace != CATCH_ALL:
             found = self._resolve_in(CATCH_ALL, event, (namespace,))
         return found

@@ -205,6 +205,7 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
             self.serializer,
             self.logger,
             self.driver.lock,
+            self.hooks,
         )
         self.limits: sio_codec.Limits = self._dispatcher.limits
         #: eio_sid -> client state (read by diagnostics: len(server._clients))
@@ -235,6 +236,11 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         if relay_bus is not None:
             eio.enable_relay(relay_bus)
         self._dispatcher.start(self.driver)
+
+    def _hooks_changed(self) -> None:
+        """Hand the outgoing observers to the manager once there are some (None
+        keeps its delivery loop free of them)."""
+        self.manager.outgoing = self.hooks.run_outgoing if self.hooks.outgoing else None
 
     @property
     def async_handlers(self) -> bool:

@@ -28,10 +28,12 @@ PUBLIC = [
     "SioError",
     "ProtocolError",
     "ConnectionRefusedError",
+    "EventRejected",
     "TimeoutError",
     "DisconnectedError",
     "ConfigError",
     "BusError",
+    "RateLimit",
 ]
 
 
