@@ -97,6 +97,8 @@ class Dispatcher:
         self.always_connect = options.always_connect
         self.handlers = handlers
         self.manager = manager
+        #: instrumentation (the Admin UI), shared with the manager
+        self.observers = manager.observers
         self.logger = logger
         #: eio_sid -> the state of each connection, from on_connect until its
         #: disconnect handlers ran
@@ -171,6 +173,7 @@ class Dispatcher:
         """A new Engine.IO connection: it has ``connect_timeout`` to join a namespace."""
         client = Client(eio_sid, environ, self._new_lock())
         self.clients[eio_sid] = client
+        self.observers.engine_connected(eio_sid)  # observers: engine "connection" hook
         client.timer = self._call_later(self.options.connect_timeout, self._check_connected, client)
         return True
 
@@ -180,6 +183,7 @@ class Dispatcher:
         if client is None or client.closed:
             return
         client.rx_unqueued += len(data)
+        self.observers.packet_in(len(data))  # observers: engine "packet" hook
         try:
             packet = self._parse(client, data)
             if packet is not None:
@@ -194,6 +198,7 @@ class Dispatcher:
         client = self.clients.get(eio_sid)
         if client is None:
             return
+        self.observers.engine_disconnected(eio_sid, reason)  # observers: engine "close" hook
         with client.lock:
             client.closed = True
             claimed = list(client.namespaces.items())
@@ -216,6 +221,7 @@ class Dispatcher:
     def deliver(self, eio_sid: str, sid: str, messages: Messages, volatile: bool) -> bool:
         """Send to a client (the manager's ``deliver``), holding the messages back
         while the CONNECT reply of ``sid`` has not gone out."""
+        self.observers.packet_out(messages.size)  # observers: engine "packetCreate" hook
         client = self.clients.get(eio_sid)
         if client is not None:
             with client.lock:
@@ -350,6 +356,7 @@ class Dispatcher:
             client.ever_connected = True
             if not self.always_connect:
                 self._flush_connect(client, sid, reply)
+            self.observers.connected(sid, ns, client.eio_sid)  # observers: "connection" hook
         else:
             self._refuse(client, sid, ns, refusal)
 
@@ -443,6 +450,7 @@ class Dispatcher:
                 self.manager.disconnect(sid, ns)
                 with client.lock:
                     client.sessions.pop(ns, None)
+            self.observers.disconnected(sid, ns, reason)  # observers: "disconnect" hook
 
     # ------------------------------------------------------------- EVENT and ACK
 
@@ -458,6 +466,7 @@ class Dispatcher:
         if not self.manager.is_connected(sid, ns):
             return
         event, *args = packet.data
+        self.observers.event_received(sid, ns, event, args)  # observers: on_any hook
         handler = self.handlers.resolve(ns, event)
         if handler is None:
             self.logger.debug("no handler for event %s [%s]", event, ns)

@@ -23,6 +23,7 @@ from typing import Any
 from sio_wsgi.config import RecoveryOptions
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import RelayBus
+from sio_wsgi.observers import Observers
 from sio_wsgi.protocol.sio import Packet, PacketType
 from sio_wsgi.recovery import RecoveryLog, RecoveryStore, Room
 
@@ -124,6 +125,8 @@ class Manager:
         self.driver: Any = None
         #: connection state recovery's store (set by the server when it is on)
         self.recovery: RecoveryStore | None = None
+        #: instrumentation (the Admin UI): told of room changes and events sent
+        self.observers = Observers()
 
     # ---------------------------------------------------------------- wiring
 
@@ -266,6 +269,7 @@ class Manager:
             self._memberships.setdefault((namespace, sid), {}).setdefault(room, self._joined())
         if self.recovery is not None:
             self.recovery.changed(namespace, sid)
+        self.observers.room_joined(namespace, room, sid)  # observers: join-room hook
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
         """Remove a client from a room (no error if it was not in it).
@@ -278,6 +282,7 @@ class Manager:
             self._remove(namespace, room, sid)
         if self.recovery is not None:
             self.recovery.changed(namespace, sid)
+        self.observers.room_left(namespace, room, sid)  # observers: leave-room hook
 
     def close_room(self, room: str, namespace: str) -> None:
         """Remove every client from a room.
@@ -416,7 +421,10 @@ class Manager:
             recipients = self.get_recipients(namespace, to, skip_sid)
         payload = [event, *args]
         sent = 0
+        observed = bool(self.observers)  # observers: re-point at on_outgoing
         for sid, eio_sid in recipients:
+            if observed:
+                self.observers.event_sent(sid, namespace, event, args)
             if callback is None:
                 if shared is None:
                     shared = encode(Packet(PacketType.EVENT, namespace, payload))

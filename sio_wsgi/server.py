@@ -41,7 +41,15 @@ from sio_wsgi.cluster import (
     DEFAULT_FETCH_TIMEOUT,  # noqa: F401 - importable from here too
     ClusterAPI,
 )
-from sio_wsgi.config import DEFAULTS, Cookie, Origins, RecoveryOptions, ServerOptions
+from sio_wsgi.config import (
+    ADMIN_NAMESPACE,
+    ADMIN_STATS_INTERVAL,
+    DEFAULTS,
+    Cookie,
+    Origins,
+    RecoveryOptions,
+    ServerOptions,
+)
 from sio_wsgi.dispatch import Dispatcher
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason, RelayBus
@@ -262,6 +270,39 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         """
         self.handlers.register_namespace(namespace_handler)
         namespace_handler._set_server(self)
+
+    def instrument(
+        self,
+        auth: Any = None,
+        mode: str = "development",
+        read_only: bool = False,
+        server_id: str | None = None,
+        namespace: str = ADMIN_NAMESPACE,
+        server_stats_interval: float = ADMIN_STATS_INTERVAL,
+    ) -> Any:
+        """Serve the official Socket.IO Admin UI's protocol (npm ``@socket.io/admin-ui``).
+
+        :param auth: ``{"username": ..., "password": ...}`` (the password may be a
+            bcrypt hash, as with the Node server: needs ``sio-wsgi[admin]``), a list
+            of such dicts, ``fn(auth) -> bool``, or ``False`` to disable the check
+            (``None`` is refused). Compared in constant time.
+        :param mode: ``'development'`` (every socket, room change and event is
+            shown) or ``'production'`` (statistics only).
+        :param read_only: refuse the UI's actions (join, leave, disconnect, emit).
+        :param server_id: this node's name in the UI (``hostname#pid`` by default).
+        :param namespace: the admin namespace.
+        :param server_stats_interval: seconds between two ``server_stats``.
+        :returns: the :class:`~sio_wsgi.admin.AdminUI` (its ``stop()`` ends it).
+        :raises ConfigError: for an invalid option.
+
+        Example::
+
+            sio.instrument(auth={"username": "admin", "password": os.environ["ADMIN_PW"]})
+        """
+        from sio_wsgi.admin import AdminUI
+
+        admin = AdminUI(self, auth, mode, read_only, server_id, namespace, server_stats_interval)
+        return admin.start()
 
     # -------------------------------------------------------------- emitting
 

@@ -44,6 +44,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "dispatch": (4, "socketio"),
     "recovering": (4, "socketio"),
     "recovery": (4, "socketio"),
+    "observers": (4, "socketio"),
+    "admin": (4, "socketio"),
     "wsgi": (5, "app"),
     "client_js": (5, "app"),
     "engineio": (5, "app"),
