@@ -183,7 +183,8 @@ class Dispatcher:
         if client is None or client.closed:
             return
         client.rx_unqueued += len(data)
-        self.observers.packet_in(len(data))  # observers: engine "packet" hook
+        if self.observers.active:  # observers: engine "packet" hook
+            self.observers.packet_in(len(data))
         try:
             packet = self._parse(client, data)
             if packet is not None:
@@ -221,7 +222,8 @@ class Dispatcher:
     def deliver(self, eio_sid: str, sid: str, messages: Messages, volatile: bool) -> bool:
         """Send to a client (the manager's ``deliver``), holding the messages back
         while the CONNECT reply of ``sid`` has not gone out."""
-        self.observers.packet_out(messages.size)  # observers: engine "packetCreate" hook
+        if self.observers.active:  # observers: engine "packetCreate" hook
+            self.observers.packet_out(messages.size)
         client = self.clients.get(eio_sid)
         if client is not None:
             with client.lock:
@@ -466,7 +468,8 @@ class Dispatcher:
         if not self.manager.is_connected(sid, ns):
             return
         event, *args = packet.data
-        self.observers.event_received(sid, ns, event, args)  # observers: on_any hook
+        if self.observers.active:  # observers: on_any hook
+            self.observers.event_received(sid, ns, event, args)
         handler = self.handlers.resolve(ns, event)
         if handler is None:
             self.logger.debug("no handler for event %s [%s]", event, ns)

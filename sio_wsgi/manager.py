@@ -421,7 +421,7 @@ class Manager:
             recipients = self.get_recipients(namespace, to, skip_sid)
         payload = [event, *args]
         sent = 0
-        observed = bool(self.observers)  # observers: re-point at on_outgoing
+        observed = self.observers.active  # observers: re-point at on_outgoing
         for sid, eio_sid in recipients:
             if observed:
                 self.observers.event_sent(sid, namespace, event, args)
