@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from sio_wsgi.config import ADMIN_MODES, ADMIN_NAMESPACE, ADMIN_STATS_INTERVAL
-from sio_wsgi.exceptions import ConfigError, ConnectionRefusedError
+from sio_wsgi.exceptions import ConfigError, ConnectionRefusedError, LocalProtocolError
 from sio_wsgi.observers import Observer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,6 +106,16 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=repr))
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _is_name(value: Any) -> bool:
+    """A namespace or room name from the UI."""
+    return isinstance(value, str) and bool(value)
+
+
+def _is_filter(value: Any) -> bool:
+    """A target from the UI: a sid or room, or nothing (the whole namespace)."""
+    return value is None or isinstance(value, str)
 
 
 def _client_id(eio_sid: str) -> str:
@@ -200,9 +210,11 @@ class EventBuffer:
     :param clock: wall-clock seconds (``time.time``).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, lock: Callable[[], Any] = threading.Lock
+    ) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = lock()
         self._buffer: dict[tuple[int, str, str | None], int] = {}
 
     def push(self, kind: str, sub_type: str | None = None, count: int = 1) -> None:
@@ -285,13 +297,13 @@ class AdminUI(Observer):
         self.interval = float(server_stats_interval)
         self.hostname = socket.gethostname()
         self.server_id = server_id or f"{self.hostname}#{os.getpid()}"
-        self.events = EventBuffer()
+        self.events = EventBuffer(lock=server.driver.lock)
         self.features = self._features()
         self._started = time.monotonic()
         self._sessions: set[str] = set()  # ids given with the ``session`` event
         self._issued: dict[str, float] = {}  # eio_sid -> wall-clock time of its handshake
         self._transports: dict[tuple[str, str], str] = {}  # (ns, sid) -> last transport sent
-        self._lock = threading.Lock()
+        self._lock = server.driver.lock()  # held for dict changes only
         self._stop = server.driver.event()
         self._task: Any = None
 
@@ -446,20 +458,61 @@ class AdminUI(Observer):
         ``None``: the whole namespace)."""
         return self.server.fetch_sids(room or None, namespace)
 
-    def _on_emit(self, sid: str, nsp: str, room: str | None, event: str, *args: Any) -> None:
-        self.server.emit(event, args, to=room or None, namespace=nsp)
+    def _refuse(self, action: str, args: tuple[Any, ...]) -> None:
+        self.server.logger.warning("admin: ignored malformed %s%r", action, args)
 
-    def _on_join(self, sid: str, nsp: str, room: str, target: str | None = None) -> None:
-        for member in self._targets(nsp, target):
+    def _on_emit(self, sid: str, *args: Any) -> None:
+        """``emit(nsp, filter, event, *args)``: emit to a namespace, or a room of it."""
+        if len(args) < 3 or not _is_name(args[0]) or not _is_filter(args[1]):
+            self._refuse(ACTION_EMIT, args)
+            return
+        nsp, room, event, *values = args
+        try:
+            self.server.emit(event, tuple(values), to=room or None, namespace=nsp)
+        except (LocalProtocolError, TypeError, ValueError) as exc:  # reserved or bad event
+            self.server.logger.warning("admin: emit refused: %s", exc)
+
+    def _room_action(self, action: str, args: tuple[Any, ...]) -> tuple[str, str, list[str]]:
+        """``(nsp, room, filter?)`` checked; the namespace, the room and the target sids."""
+        if not 2 <= len(args) <= 3 or not _is_name(args[0]) or not _is_name(args[1]):
+            raise ValueError(action)
+        target = args[2] if len(args) == 3 else None
+        if not _is_filter(target):
+            raise ValueError(action)
+        return args[0], args[1], self._targets(args[0], target)
+
+    def _on_join(self, sid: str, *args: Any) -> None:
+        """``join(nsp, room, filter?)``: the sockets of ``filter`` (a sid or a room;
+        the namespace without one), on any node, join ``room``."""
+        try:
+            nsp, room, members = self._room_action("join", args)
+        except ValueError:
+            self._refuse("join", args)
+            return
+        for member in members:
             self.server.enter_room(member, room, namespace=nsp)
 
-    def _on_leave(self, sid: str, nsp: str, room: str, target: str | None = None) -> None:
-        for member in self._targets(nsp, target):
+    def _on_leave(self, sid: str, *args: Any) -> None:
+        """``leave(nsp, room, filter?)``: as ``join``, leaving ``room``."""
+        try:
+            nsp, room, members = self._room_action("leave", args)
+        except ValueError:
+            self._refuse("leave", args)
+            return
+        for member in members:
             self.server.leave_room(member, room, namespace=nsp)
 
-    def _on_disconnect_action(
-        self, sid: str, nsp: str, close: bool = False, target: str | None = None
-    ) -> None:
+    def _on_disconnect_action(self, sid: str, *args: Any) -> None:
+        """``_disconnect(nsp, close, filter?)``: disconnect the sockets of ``filter``
+        on any node; ``close``: the whole connection of a local one."""
+        if not 1 <= len(args) <= 3 or not _is_name(args[0]):
+            self._refuse(ACTION_DISCONNECT, args)
+            return
+        nsp, close = args[0], bool(args[1]) if len(args) > 1 else False
+        target = args[2] if len(args) == 3 else None
+        if not _is_filter(target):
+            self._refuse(ACTION_DISCONNECT, args)
+            return
         sio = self.server
         for member in self._targets(nsp, target):
             eio_sid = sio.manager.eio_sid_from_sid(member, nsp) if close else None

@@ -220,6 +220,8 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         engine_logger = _resolve_logger(engineio_logger, "sio_wsgi.engine")
         make_engine = engine_factory or EngineServer
         self.eio: Engine = make_engine(self.options, self._dispatcher, self.driver, engine_logger)
+        #: the Admin UI instrumentations (:meth:`instrument`), stopped at shutdown
+        self._admin_uis: list[Any] = []
         self._wire()
 
     def _wire(self) -> None:
@@ -302,6 +304,7 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         from sio_wsgi.admin import AdminUI
 
         admin = AdminUI(self, auth, mode, read_only, server_id, namespace, server_stats_interval)
+        self._admin_uis.append(admin)
         return admin.start()
 
     # -------------------------------------------------------------- emitting
@@ -457,6 +460,8 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         client can only finish after it returns, so the wait ends at the timeout.
         """
         self.logger.info("socket.io server shutting down")
+        for admin in self._admin_uis:
+            admin.stop()
         self.eio.shutdown()
         deadline = self.driver.monotonic() + self.options.shutdown_timeout
         pause = time.sleep if self.driver.in_foreign_thread() else self.driver.sleep

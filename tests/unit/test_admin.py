@@ -267,6 +267,46 @@ def test_actions_join_leave_disconnect(sio: sio_wsgi.Server) -> None:
             client.close()
 
 
+@pytest.mark.parametrize(
+    ("event", "args"),
+    [
+        ("join", ()),
+        ("join", ("/",)),
+        ("join", ("/", 5)),
+        ("join", ("/", "room", 7)),
+        ("leave", ("/", "", None)),
+        ("_disconnect", ()),
+        ("_disconnect", (None, True)),
+        ("_disconnect", ("/", False, ["a"])),
+        ("emit", ("/",)),
+        ("emit", ("/", None, "connect")),  # a reserved event name
+        ("emit", (5, None, "news")),
+    ],
+)
+def test_malformed_actions_are_ignored(
+    sio: sio_wsgi.Server, event: str, args: tuple[Any, ...]
+) -> None:
+    sio.instrument(auth=False, mode="production")
+    alice = SocketIOTestClient(sio)
+    admin = admin_client(sio, auth=None)
+    try:
+        admin.emit(event, *args, namespace=ADMIN)
+        admin.emit("join", "/", "after", alice.sid(), namespace=ADMIN)  # still served
+        wait_until(lambda: "after" in sio.rooms(alice.sid()), what="the next action")
+        assert alice.is_connected() and admin.is_connected(ADMIN)
+        assert sorted(sio.rooms(alice.sid())) == sorted([alice.sid(), "lobby", "after"])
+    finally:
+        admin.close()
+        alice.close()
+
+
+def test_shutdown_stops_the_stats_task() -> None:
+    server = make_server()
+    ui = server.instrument(auth=False, server_stats_interval=0.05)
+    server.shutdown()
+    assert ui._stop.is_set()
+
+
 def test_read_only_refuses_actions_and_production_sends_no_sockets(
     sio: sio_wsgi.Server,
 ) -> None:
