@@ -289,6 +289,13 @@ class AdminUI(Observer):
             raise ConfigError("instrument(namespace=...) must start with '/'")
         if server_stats_interval <= 0:
             raise ConfigError("instrument(server_stats_interval=...) must be positive")
+        allowed = server.options.namespaces
+        if allowed is not None and allowed != "*":
+            names = (allowed,) if isinstance(allowed, str) else tuple(allowed)
+            if namespace not in names:
+                raise ConfigError(
+                    f"the server's namespaces={list(names)} refuse the admin namespace {namespace}"
+                )
         self.server = server
         self.credentials = Credentials(auth)
         self.development = mode == "development"

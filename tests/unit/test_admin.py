@@ -104,6 +104,13 @@ def test_instrument_validates_its_options(sio: sio_wsgi.Server) -> None:
         sio.instrument(auth=False, mode="debug")
     with pytest.raises(ConfigError, match="namespace"):
         sio.instrument(auth=False, namespace="admin")
+    only_root = sio_wsgi.Server(async_mode="threading", namespaces=["/"])
+    with pytest.raises(ConfigError, match="refuse the admin namespace /admin"):
+        only_root.instrument(auth=False)
+    with_admin = sio_wsgi.Server(async_mode="threading", namespaces=["/", "/admin"])
+    with_admin.instrument(auth=False)
+    for server in (only_root, with_admin):
+        server.shutdown()
 
 
 # ------------------------------------------------------------------ pieces
