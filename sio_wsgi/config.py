@@ -78,6 +78,9 @@ __all__ = [
     "ASYNC_MODES",
     "Origins",
     "Cookie",
+    "ADMIN_NAMESPACE",
+    "ADMIN_STATS_INTERVAL",
+    "ADMIN_MODES",
 ]
 
 TRANSPORTS = ("polling", "websocket")
@@ -251,3 +254,12 @@ class ServerOptions:
 
 
 DEFAULTS = ServerOptions()
+
+ADMIN_NAMESPACE = "/admin"
+"""The namespace :meth:`Server.instrument` serves the Admin UI on (Node's ``namespaceName``)."""
+
+ADMIN_STATS_INTERVAL = 2.0
+"""Seconds between two ``server_stats`` messages of :meth:`Server.instrument`."""
+
+ADMIN_MODES = ("development", "production")
+"""``mode`` of :meth:`Server.instrument`: development sends every socket and event."""

@@ -104,6 +104,8 @@ class Dispatcher:
         self.always_connect = options.always_connect
         self.handlers = handlers
         self.manager = manager
+        #: instrumentation (the Admin UI), shared with the manager
+        self.observers = manager.observers
         self.logger = logger
         #: eio_sid -> the state of each connection, from on_connect until its
         #: disconnect handlers ran
@@ -180,6 +182,7 @@ class Dispatcher:
         """A new Engine.IO connection: it has ``connect_timeout`` to join a namespace."""
         client = Client(eio_sid, environ, self._new_lock())
         self.clients[eio_sid] = client
+        self.observers.engine_connected(eio_sid)  # observers: engine "connection" hook
         client.timer = self._call_later(self.options.connect_timeout, self._check_connected, client)
         return True
 
@@ -189,6 +192,8 @@ class Dispatcher:
         if client is None or client.closed:
             return
         client.rx_unqueued += len(data)
+        if self.observers.active:  # observers: engine "packet" hook
+            self.observers.packet_in(len(data))
         try:
             packet = self._parse(client, data)
             if packet is not None:
@@ -203,6 +208,7 @@ class Dispatcher:
         client = self.clients.get(eio_sid)
         if client is None:
             return
+        self.observers.engine_disconnected(eio_sid, reason)  # observers: engine "close" hook
         with client.lock:
             client.closed = True
             claimed = list(client.namespaces.items())
@@ -225,6 +231,8 @@ class Dispatcher:
     def deliver(self, eio_sid: str, sid: str, messages: Messages, volatile: bool) -> bool:
         """Send to a client (the manager's ``deliver``), holding the messages back
         while the CONNECT reply of ``sid`` has not gone out."""
+        if self.observers.active:  # observers: engine "packetCreate" hook
+            self.observers.packet_out(messages.size)
         client = self.clients.get(eio_sid)
         if client is not None:
             with client.lock:
@@ -365,6 +373,7 @@ class Dispatcher:
             client.ever_connected = True
             if not self.always_connect:
                 self._flush_connect(client, sid, reply)
+            self.observers.connected(sid, ns, client.eio_sid)  # observers: "connection" hook
         else:
             self._refuse(client, sid, ns, refusal)
 
@@ -466,6 +475,7 @@ class Dispatcher:
                 self.manager.disconnect(sid, ns)
                 with client.lock:
                     client.sessions.pop(ns, None)
+            self.observers.disconnected(sid, ns, reason)  # observers: "disconnect" hook
 
     # ------------------------------------------------------------- EVENT and ACK
 
@@ -487,6 +497,8 @@ class Dispatcher:
             except EventRejected as exc:  # dropped: no handler, no ack (as in Node)
                 self._reject_event(sid, ns, exc)
                 return
+        if self.observers.active:  # observers: events received (after the middlewares)
+            self.observers.event_received(sid, ns, event, args)
         handler = self.handlers.resolve(ns, event)
         if handler is None:
             self.logger.debug("no handler for event %s [%s]", event, ns)

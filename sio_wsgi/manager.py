@@ -23,6 +23,7 @@ from typing import Any
 from sio_wsgi.config import RecoveryOptions
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import RelayBus
+from sio_wsgi.observers import Observers
 from sio_wsgi.protocol.sio import Packet, PacketType
 from sio_wsgi.recovery import RecoveryLog, RecoveryStore, Room
 
@@ -138,6 +139,8 @@ class Manager:
         #: told of every event delivered to a local client (None: nobody listens;
         #: set by the server when an outgoing hook is registered)
         self.outgoing: OutgoingHook | None = None
+        #: instrumentation (the Admin UI): told of room changes and events sent
+        self.observers = Observers()
 
     # ---------------------------------------------------------------- wiring
 
@@ -280,6 +283,7 @@ class Manager:
             self._memberships.setdefault((namespace, sid), {}).setdefault(room, self._joined())
         if self.recovery is not None:
             self.recovery.changed(namespace, sid)
+        self.observers.room_joined(namespace, room, sid)  # observers: join-room hook
 
     def leave_room(self, sid: str, namespace: str, room: str) -> None:
         """Remove a client from a room (no error if it was not in it).
@@ -292,6 +296,7 @@ class Manager:
             self._remove(namespace, room, sid)
         if self.recovery is not None:
             self.recovery.changed(namespace, sid)
+        self.observers.room_left(namespace, room, sid)  # observers: leave-room hook
 
     def close_room(self, room: str, namespace: str) -> None:
         """Remove every client from a room.
@@ -431,7 +436,10 @@ class Manager:
         payload = [event, *args]
         sent = 0
         outgoing = self.outgoing
+        observed = self.observers.active  # observers: events handed to local clients
         for sid, eio_sid in recipients:
+            if observed:
+                self.observers.event_sent(sid, namespace, event, args)
             if callback is None:
                 if shared is None:
                     shared = encode(Packet(PacketType.EVENT, namespace, payload))

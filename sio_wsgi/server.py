@@ -41,7 +41,15 @@ from sio_wsgi.cluster import (
     DEFAULT_FETCH_TIMEOUT,  # noqa: F401 - importable from here too
     ClusterAPI,
 )
-from sio_wsgi.config import DEFAULTS, Cookie, Origins, RecoveryOptions, ServerOptions
+from sio_wsgi.config import (
+    ADMIN_NAMESPACE,
+    ADMIN_STATS_INTERVAL,
+    DEFAULTS,
+    Cookie,
+    Origins,
+    RecoveryOptions,
+    ServerOptions,
+)
 from sio_wsgi.dispatch import Dispatcher
 from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import DisconnectReason, RelayBus
@@ -213,6 +221,8 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         engine_logger = _resolve_logger(engineio_logger, "sio_wsgi.engine")
         make_engine = engine_factory or EngineServer
         self.eio: Engine = make_engine(self.options, self._dispatcher, self.driver, engine_logger)
+        #: the Admin UI instrumentations (:meth:`instrument`), stopped at shutdown
+        self._admin_uis: list[Any] = []
         self._wire()
 
     def _wire(self) -> None:
@@ -268,6 +278,40 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         """
         self.handlers.register_namespace(namespace_handler)
         namespace_handler._set_server(self)
+
+    def instrument(
+        self,
+        auth: Any = None,
+        mode: str = "development",
+        read_only: bool = False,
+        server_id: str | None = None,
+        namespace: str = ADMIN_NAMESPACE,
+        server_stats_interval: float = ADMIN_STATS_INTERVAL,
+    ) -> Any:
+        """Serve the official Socket.IO Admin UI's protocol (npm ``@socket.io/admin-ui``).
+
+        :param auth: ``{"username": ..., "password": ...}`` (the password may be a
+            bcrypt hash, as with the Node server: needs ``sio-wsgi[admin]``), a list
+            of such dicts, ``fn(auth) -> bool``, or ``False`` to disable the check
+            (``None`` is refused). Compared in constant time.
+        :param mode: ``'development'`` (every socket, room change and event is
+            shown) or ``'production'`` (statistics only).
+        :param read_only: refuse the UI's actions (join, leave, disconnect, emit).
+        :param server_id: this node's name in the UI (``hostname#pid`` by default).
+        :param namespace: the admin namespace.
+        :param server_stats_interval: seconds between two ``server_stats``.
+        :returns: the :class:`~sio_wsgi.admin.AdminUI` (its ``stop()`` ends it).
+        :raises ConfigError: for an invalid option.
+
+        Example::
+
+            sio.instrument(auth={"username": "admin", "password": os.environ["ADMIN_PW"]})
+        """
+        from sio_wsgi.admin import AdminUI
+
+        admin = AdminUI(self, auth, mode, read_only, server_id, namespace, server_stats_interval)
+        self._admin_uis.append(admin)
+        return admin.start()
 
     # -------------------------------------------------------------- emitting
 
@@ -422,6 +466,8 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         client can only finish after it returns, so the wait ends at the timeout.
         """
         self.logger.info("socket.io server shutting down")
+        for admin in self._admin_uis:
+            admin.stop()
         self.eio.shutdown()
         deadline = self.driver.monotonic() + self.options.shutdown_timeout
         pause = time.sleep if self.driver.in_foreign_thread() else self.driver.sleep

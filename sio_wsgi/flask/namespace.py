@@ -70,8 +70,8 @@ class Namespace(BaseNamespace):
         if not callable(method):
             return None
         namespace = self.namespace
-        if namespace == CATCH_ALL:
-            namespace, *rest = args
+        if not isinstance(namespace, str) or namespace == CATCH_ALL:
+            namespace, *rest = args  # '*' or a dynamic family: the concrete namespace first
             args = tuple(rest)
         sid, *rest = args
         return self._socketio()._handle_event(method, event, namespace, sid, *rest)
@@ -94,7 +94,7 @@ class Namespace(BaseNamespace):
         self._socketio().emit(
             event,
             *(() if data is None else (data,)),
-            namespace=namespace or self.namespace,
+            namespace=self._ns(namespace),
             to=to if to is not None else room,
             include_self=include_self,
             skip_sid=skip_sid,
@@ -119,7 +119,7 @@ class Namespace(BaseNamespace):
         """:meth:`SocketIO.send` defaulting to this namespace."""
         self._socketio().send(
             data,
-            namespace=namespace or self.namespace,
+            namespace=self._ns(namespace),
             to=to if to is not None else room,
             callback=callback,
             include_self=include_self,

@@ -192,13 +192,18 @@ class ExampleServer(ServerProcess):
 
 
 def run_scenario(
-    node: str, scenario: dict[str, Any], timeout: float = 180.0
+    node: str,
+    scenario: dict[str, Any],
+    timeout: float = 180.0,
+    script: str = "chat_scenario.js",
 ) -> list[dict[str, Any]]:
-    """Run ``tests/browser/chat_scenario.js``; kill it by PID on timeout.
+    """Run a driver of ``tests/browser/`` (``chat_scenario.js`` by default); kill it
+    by PID on timeout.
 
     :param node: node executable.
     :param scenario: the scenario (see the script).
     :param timeout: seconds.
+    :param script: the driver's file name in tests/browser/.
     :returns: the JSON lines it printed.
     """
     scenario = {
@@ -207,7 +212,7 @@ def run_scenario(
         **scenario,
     }
     proc = subprocess.Popen(
-        [node, str(BROWSER_DIR / "chat_scenario.js")],
+        [node, str(BROWSER_DIR / script)],
         cwd=str(BROWSER_DIR),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

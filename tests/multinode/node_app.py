@@ -8,7 +8,8 @@ Configured by environment variables (the test harness sets them):
   ``MN_ORIGINS``: comma-separated CORS origins (default ``*``);
   ``MN_BODY_TIMEOUT``: the server's ``http_body_timeout`` (default 10 s);
   ``MN_PING``: ``interval,timeout`` in seconds (default ``5,5``);
-  ``MN_RELAY_ADDRESS``: the manager's ``relay_address`` (``none``: None).
+  ``MN_RELAY_ADDRESS``: the manager's ``relay_address`` (``none``: None);
+  ``MN_ADMIN``: ``user:password``: ``sio.instrument()`` with these credentials.
 
 Socket.IO events (each acks its result):
 
@@ -80,6 +81,16 @@ sio = sio_wsgi.Server(
     ping_timeout=float(os.environ.get("MN_PING", "5,5").split(",")[1]),
     http_body_timeout=float(os.environ.get("MN_BODY_TIMEOUT", "10")),
 )
+
+
+# MN_ADMIN=user:password: the Admin UI's protocol on /admin (tests/multinode/test_admin_cluster.py)
+if os.environ.get("MN_ADMIN"):
+    _user, _password = os.environ["MN_ADMIN"].split(":", 1)
+    sio.instrument(
+        auth={"username": _user, "password": _password},
+        server_id=NAME,
+        server_stats_interval=0.5,
+    )
 
 
 @sio.event

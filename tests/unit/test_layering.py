@@ -46,6 +46,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "recovery": (4, "socketio"),
     "hooks": (4, "socketio"),
     "ratelimit": (4, "socketio"),
+    "observers": (4, "socketio"),
+    "admin": (4, "socketio"),
     "wsgi": (5, "app"),
     "client_js": (5, "app"),
     "engineio": (5, "app"),
