@@ -110,7 +110,14 @@ def _top_level_data() -> list[tuple[str, str]]:
 # modules the names, so their signatures link to sio_wsgi's (not "which Server?").
 # (Members are what each module's __all__ lists, so these are not documented twice.)
 for _name in REFERENCE_MODULES:
-    _module = importlib.import_module(_name)
+    importlib.import_module(_name)
+for _name, _module in list(sys.modules.items()):  # their submodules too (sio_wsgi.flask.*)
+    if (
+        _module is None
+        or not _name.startswith("sio_wsgi.")
+        or _name.startswith("sio_wsgi.engineio")
+    ):
+        continue
     for _shared in ("Server", "WSGIApp"):
         if not hasattr(_module, _shared):
             setattr(_module, _shared, getattr(sio_wsgi, _shared))
