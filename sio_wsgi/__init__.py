@@ -7,6 +7,8 @@ Migrating from python-socketio is an import change::
     sio = socketio.Server(cors_allowed_origins="*")
     app = socketio.WSGIApp(sio, flask_app)
 
+and ``sio_wsgi.run(app)`` (or ``python -m sio_wsgi module:app``) serves it.
+
 Names are loaded on first use, so ``import sio_wsgi`` stays cheap.
 """
 
@@ -22,6 +24,7 @@ __all__ = [
     "Server",
     "WSGIApp",
     "Middleware",
+    "run",
     "Namespace",
     "Manager",
     "PubSubManager",
@@ -42,6 +45,7 @@ _LAZY = {
     "Server": ".server",
     "WSGIApp": ".wsgi",
     "Middleware": ".wsgi",
+    "run": ".run",
     "Namespace": ".namespace",
     "Manager": ".manager",
     "PubSubManager": ".managers.pubsub",
@@ -74,6 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .managers.pubsub import PubSubManager
     from .managers.redis import RedisManager
     from .namespace import Namespace
+    from .run import run
     from .server import Server
     from .wsgi import Middleware, WSGIApp
 
