@@ -157,8 +157,8 @@ def patch(async_mode: str | None) -> None:
 
             monkey.patch_all()
         else:
-            with warnings.catch_warnings():  # "Eventlet is deprecated", on import
-                warnings.simplefilter("ignore", DeprecationWarning)
+            with warnings.catch_warnings():  # its import warns "Eventlet is deprecated"
+                warnings.filterwarnings("ignore", r"\s*Eventlet is deprecated")
                 import eventlet
             eventlet.monkey_patch()
     except ImportError as exc:
@@ -443,8 +443,8 @@ def serve(
 
 def _run_with_reloader(main: Callable[[], None]) -> None:
     """Run ``main`` under werkzeug's reloader (a child process, restarted on changes)."""
-    try:
-        from werkzeug.serving import run_with_reloader  # type: ignore[attr-defined]
+    try:  # werkzeug's run_simple(use_reloader=True) runs this one (no public name since 2.1)
+        from werkzeug._reloader import run_with_reloader
     except ImportError as exc:
         raise ConfigError(
             "reloader=True (--reload) uses werkzeug's reloader: pip install werkzeug"

@@ -51,6 +51,9 @@ LAYERS: dict[str, tuple[int, str]] = {
     "testing": (5, "app"),
     "polling_client": (5, "app"),
     "gunicorn": (5, "app"),
+    "run": (5, "app"),
+    "django": (5, "app"),
+    "__main__": (6, "package"),
     "__init__": (6, "package"),
 }
 
