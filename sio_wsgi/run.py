@@ -394,6 +394,11 @@ def _configure_logging(log_level: str | None) -> None:
     logger.setLevel(level)
 
 
+def _version() -> str:
+    """sio_wsgi's version (the package is imported before any of its modules)."""
+    return str(getattr(sys.modules[__package__ or "sio_wsgi"], "__version__", "?"))
+
+
 def _url(address: tuple[str, int]) -> str:
     host, port = address[0], address[1]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -410,14 +415,12 @@ def serve(
     :param options: keyword arguments of the WSGI server.
     :param grace: seconds in-flight requests get after the Server's shutdown.
     """
-    from . import __version__
-
     http = _SERVERS[served.async_mode](host, port, served.app, options)
     stop = _StopSignal()
     caught = stop.install()
     logger.info(
         "sio_wsgi %s serving on %s (%s, async mode %s%s)",
-        __version__,
+        _version(),
         _url(http.address),
         http.name,
         served.async_mode,
@@ -541,7 +544,6 @@ def _hand_over_to_gunicorn(
     options: Mapping[str, Any],
 ) -> None:
     """Check for a client manager, then replace this process with gunicorn."""
-    from . import __version__
     from .managers.pubsub import PubSubManager
 
     if served.sio is None:
@@ -561,7 +563,7 @@ def _hand_over_to_gunicorn(
     argv = gunicorn_argv(target, served.async_mode, workers, host, port, log_level, options)
     logger.info(
         "sio_wsgi %s serving on %s (gunicorn, %d workers of class %s, async mode %s)",
-        __version__,
+        _version(),
         _url((host, port)),
         workers,
         GUNICORN_WORKER_CLASS[served.async_mode],
