@@ -29,6 +29,9 @@ pytestmark = [pytest.mark.timeout(120)]
 APP = "tests.runner.echo_app:app"
 HERE = Path(__file__).resolve().parent
 
+#: the WebSocket of each client (python-socketio leaves it open when the server ends it)
+WEBSOCKETS: dict[int, list[Any]] = {}
+
 #: the first log line, per async mode: the WSGI server chosen
 SERVER_NAMES = {
     "threading": "werkzeug, threaded",
@@ -70,9 +73,8 @@ def close_client(sio: socketio.Client) -> None:
     """Disconnect; python-socketio leaves its WebSocket open when the server ended it."""
     if sio.connected:
         sio.disconnect()
-    ws = getattr(sio.eio, "ws", None)
-    if ws is not None:
-        ws.close()
+    while WEBSOCKETS.get(id(sio)):
+        WEBSOCKETS[id(sio)].pop().shutdown()  # close() skips a socket the server closed
 
 
 def echo_over_websocket(client: socketio.Client, url: str) -> None:
@@ -81,6 +83,7 @@ def echo_over_websocket(client: socketio.Client, url: str) -> None:
     client.on("echo", echoed.append)
     client.connect(url, transports=["websocket"], wait_timeout=10)
     assert client.transport() == "websocket"
+    WEBSOCKETS.setdefault(id(client), []).append(client.eio.ws)
     assert client.call("echo", {"n": 1}, timeout=10) == {"n": 1}
     wait_until(lambda: echoed == [{"n": 1}], timeout=10, what="the echo event")
 
