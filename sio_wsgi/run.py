@@ -151,6 +151,10 @@ def patch(async_mode: str | None) -> None:
     """
     if async_mode not in ("gevent", "eventlet"):
         return
+    from .runtime.select import detect_async_mode
+
+    if detect_async_mode() == async_mode:
+        return  # patched already (by the application, or by the reloader's parent)
     try:
         if async_mode == "gevent":
             from gevent import monkey
@@ -611,6 +615,12 @@ def run(
     _configure_logging(log_level)
     if workers < 1:
         raise ConfigError(f"workers={workers}: at least 1")
+    reloader_parent = reloader and workers == 1 and os.environ.get(_RELOADER_CHILD) != "true"
+    if (isinstance(app, str) or isinstance(server, str)) and not reloader_parent:
+        # before the import, and before the reloader's child starts its thread; never in
+        # the reloader's parent, which only restarts the child (and must stay unpatched
+        # for SIGTERM to end the child with it)
+        patch(async_mode)
     if reloader and workers == 1:
 
         def main() -> None:
@@ -626,8 +636,6 @@ def run(
 
         _run_with_reloader(main)
         return
-    if isinstance(app, str) or isinstance(server, str):
-        patch(async_mode)
     app_obj = load(app) if isinstance(app, str) else app
     server_obj = load(server) if isinstance(server, str) else server
     served = resolve(app_obj, server_obj, async_mode)
