@@ -200,7 +200,7 @@ def test_the_reloader_restarts_on_a_change(tmp_path: Path, client: socketio.Clie
 
 @pytest.mark.redis
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["threading", "gevent"])
+@pytest.mark.parametrize("mode", ["threading", "gevent", "eventlet"])
 def test_workers_with_redis_run_gunicorn(mode: str, tmp_path: Path) -> None:
     from tests.multinode.mn_support import RedisServer
 
@@ -218,7 +218,11 @@ def test_workers_with_redis_run_gunicorn(mode: str, tmp_path: Path) -> None:
             start_timeout=30,
         )
         with server:
-            worker_class = {"threading": "gthread", "gevent": "gevent"}[mode]
+            worker_class = {
+                "threading": "gthread",
+                "gevent": "gevent",
+                "eventlet": "sio_wsgi.gunicorn.EventletWorker",
+            }[mode]
             log = server.log_text()
             assert f"(gunicorn, 2 workers of class {worker_class}, async mode {mode})" in log
             wait_until(
