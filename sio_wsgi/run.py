@@ -184,7 +184,15 @@ def load(spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     if not module_name:
         raise ConfigError(f"{spec!r} is not module:attr")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise  # a module the application imports is missing: its own traceback
+        raise ConfigError(
+            f"no module named {exc.name!r} (from {spec!r}): run from the directory that "
+            "holds it, or put that directory on PYTHONPATH"
+        ) from exc
     names = [attr] if attr else ["app", "application", "sio"]
     for name in names:
         obj: Any = module

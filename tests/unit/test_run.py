@@ -96,8 +96,10 @@ def test_load_and_the_gunicorn_factory() -> None:
         load("tests.unit.test_run:nothing")
     with pytest.raises(ConfigError, match="not module:attr"):
         load(":app")
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(ConfigError, match="no module named 'no_such_module_here'"):
         load("no_such_module_here:app")
+    with pytest.raises(ConfigError, match=r"no module named 'tests\.nothing'"):
+        load("tests.nothing.here:app")
     app = wsgi_app("tests.runner.echo_app:plain", "tests.runner.echo_app:sio")
     assert isinstance(app, sio_wsgi.WSGIApp)
 
