@@ -14,7 +14,7 @@ import socketio
 from tests.examples import test_django_chat_browser as django_example
 from tests.examples.examples_support import ExampleServer
 from tests.runner.test_python_m import WEBSOCKETS, close_client, serving_lines
-from tests.support import HOST, wait_until
+from tests.support import HOST, port_open, wait_until
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -29,8 +29,9 @@ django_env = django_example.django_env
     [
         (["--noreload"], "(werkzeug, threaded, async mode threading)"),
         (["--noreload", "--async-mode", "gevent"], "(gevent.pywsgi, async mode gevent)"),
+        (["--noreload", "--async-mode", "eventlet"], "(eventlet.wsgi, async mode eventlet)"),
     ],
-    ids=["threading", "gevent"],
+    ids=["threading", "gevent", "eventlet"],
 )
 def test_runsio_serves_the_example_with_websocket(
     django_env: dict[str, str], tmp_path: Path, options: list[str], expected: str
@@ -60,3 +61,25 @@ def test_runsio_serves_the_example_with_websocket(
         finally:
             close_client(client)
     assert server.log_text().rstrip().endswith("sio_wsgi stopped"), server.log_tail()
+
+
+def test_runsio_with_djangos_autoreloader(django_env: dict[str, str], tmp_path: Path) -> None:
+    """The default: Django's autoreloader runs the server in a child process (as runserver)."""
+    argv = [sys.executable, "manage.py", "runsio", f"{HOST}:{{port}}"]
+    server = ExampleServer(argv, EXAMPLE, tmp_path / "runsio.log", env=django_env)
+    client = socketio.Client(reconnection=False)
+    with server:
+        assert "Watching for file changes" in server.log_text(), server.log_text()
+        assert f"serving on {server.url} (werkzeug, threaded" in server.log_text()
+        client.connect(
+            server.url,
+            headers={"Cookie": login_cookie(server.url, "bob")},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        WEBSOCKETS.setdefault(id(client), []).append(client.eio.ws)
+        try:
+            assert client.transport() == "websocket"
+        finally:
+            close_client(client)
+    assert not port_open(server.port), "still served after the stop"
