@@ -13,7 +13,7 @@ import socketio
 
 from tests.examples import test_django_chat_browser as django_example
 from tests.examples.examples_support import ExampleServer
-from tests.runner.test_python_m import WEBSOCKETS, close_client, serving_lines
+from tests.runner.test_python_m import STOP_TIMEOUT, WEBSOCKETS, close_client, serving_lines
 from tests.support import HOST, port_open, wait_until
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -38,6 +38,7 @@ def test_runsio_serves_the_example_with_websocket(
 ) -> None:
     argv = [sys.executable, "manage.py", "runsio", f"{HOST}:{{port}}", *options]
     server = ExampleServer(argv, EXAMPLE, tmp_path / "runsio.log", env=django_env)
+    server.stop_timeout = STOP_TIMEOUT
     client = socketio.Client(reconnection=False)
     with server:
         first = serving_lines(server)[0]
@@ -67,6 +68,7 @@ def test_runsio_with_djangos_autoreloader(django_env: dict[str, str], tmp_path: 
     """The default: Django's autoreloader runs the server in a child process (as runserver)."""
     argv = [sys.executable, "manage.py", "runsio", f"{HOST}:{{port}}"]
     server = ExampleServer(argv, EXAMPLE, tmp_path / "runsio.log", env=django_env)
+    server.stop_timeout = STOP_TIMEOUT
     client = socketio.Client(reconnection=False)
     with server:
         assert "Watching for file changes" in server.log_text(), server.log_text()

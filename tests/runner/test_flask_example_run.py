@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from tests.examples.examples_support import ExampleServer, need_client_js
-from tests.runner.test_python_m import WEBSOCKETS, close_client, serving_lines
+from tests.runner.test_python_m import STOP_TIMEOUT, WEBSOCKETS, close_client, serving_lines
 from tests.support import ROOT, wait_until
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -31,6 +31,7 @@ def test_python_m_sio_wsgi_serves_the_flask_chat(mode: str, tmp_path: Path) -> N
     if mode != "threading":
         argv += ["--async-mode", mode]
     server = ExampleServer(argv, EXAMPLE, tmp_path / "flask_chat.log")
+    server.stop_timeout = STOP_TIMEOUT
     client = socketio.Client(reconnection=False)
     welcome: list[dict[str, object]] = []
     client.on("welcome", welcome.append)

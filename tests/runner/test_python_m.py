@@ -29,6 +29,9 @@ pytestmark = [pytest.mark.timeout(120)]
 APP = "tests.runner.echo_app:app"
 HERE = Path(__file__).resolve().parent
 
+#: seconds a graceful stop may take before SIGKILL (a loaded CI host is slow)
+STOP_TIMEOUT = 20.0
+
 #: the WebSocket of each client (python-socketio leaves it open when the server ends it)
 WEBSOCKETS: dict[int, list[Any]] = {}
 
@@ -94,7 +97,9 @@ def test_each_mode_gets_its_server_and_a_graceful_sigterm(
 ) -> None:
     # threading: no --async-mode (the Server's own, detected: nothing patched)
     args = [APP] if mode == "threading" else [APP, "--async-mode", mode]
-    server = ServerProcess(sio_wsgi_argv(*args), tmp_path / f"{mode}.log", name=mode)
+    server = ServerProcess(
+        sio_wsgi_argv(*args), tmp_path / f"{mode}.log", name=mode, stop_timeout=STOP_TIMEOUT
+    )
     with server:
         first = serving_lines(server)[0]
         expected = (
@@ -124,7 +129,8 @@ def test_each_mode_gets_its_server_and_a_graceful_sigterm(
 def test_a_server_alone_or_a_wsgi_app_with_a_server(
     args: list[str], tmp_path: Path, client: socketio.Client
 ) -> None:
-    with ServerProcess(sio_wsgi_argv(*args), tmp_path / "run.log", name="sio_wsgi") as server:
+    argv = sio_wsgi_argv(*args)
+    with ServerProcess(argv, tmp_path / "run.log", stop_timeout=STOP_TIMEOUT) as server:
         echo_over_websocket(client, server.url)
         client.disconnect()
         assert server.stop() == 0, server.log_tail()
@@ -216,6 +222,7 @@ def test_workers_with_redis_run_gunicorn(mode: str, tmp_path: Path) -> None:
             env={"RUNNER_MANAGER_URL": redis.url},
             name="gunicorn",
             start_timeout=30,
+            stop_timeout=STOP_TIMEOUT,
         )
         with server:
             worker_class = {
