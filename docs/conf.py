@@ -111,6 +111,8 @@ def _top_level_data() -> list[tuple[str, str]]:
 # (Members are what each module's __all__ lists, so these are not documented twice.)
 for _name in REFERENCE_MODULES:
     importlib.import_module(_name)
+for _name in sio_wsgi.__all__:  # the lazily imported homes of the top-level names too
+    getattr(sio_wsgi, _name)
 for _name, _module in list(sys.modules.items()):  # their submodules too (sio_wsgi.flask.*)
     if (
         _module is None

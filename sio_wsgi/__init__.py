@@ -7,6 +7,8 @@ Migrating from python-socketio is an import change::
     sio = socketio.Server(cors_allowed_origins="*")
     app = socketio.WSGIApp(sio, flask_app)
 
+and ``sio_wsgi.run(app)`` (or ``python -m sio_wsgi module:app``) serves it.
+
 Names are loaded on first use, so ``import sio_wsgi`` stays cheap.
 """
 
@@ -22,6 +24,7 @@ __all__ = [
     "Server",
     "WSGIApp",
     "Middleware",
+    "run",
     "Namespace",
     "Manager",
     "PubSubManager",
@@ -44,6 +47,7 @@ _LAZY = {
     "Server": ".server",
     "WSGIApp": ".wsgi",
     "Middleware": ".wsgi",
+    "run": ".runner",
     "Namespace": ".namespace",
     "Manager": ".manager",
     "PubSubManager": ".managers.pubsub",
@@ -80,6 +84,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .managers.redis import RedisManager
     from .namespace import Namespace
     from .ratelimit import RateLimit
+    from .runner import run
     from .server import Server
     from .wsgi import Middleware, WSGIApp
 

@@ -86,6 +86,25 @@ __all__ = [
 TRANSPORTS = ("polling", "websocket")
 ASYNC_MODES = ("threading", "eventlet", "gevent")
 
+# ``sio_wsgi.run`` / ``python -m sio_wsgi`` (the runner, see sio_wsgi/runner.py)
+#: address and port served by default
+RUN_HOST = "127.0.0.1"
+RUN_PORT = 5000
+#: seconds the runner gives in-flight requests after ``Server.shutdown()``
+RUN_GRACE = 5.0
+#: how often (seconds) the runner's main loop looks for a stop signal
+RUN_POLL = 0.1
+#: seconds between the development reloader's scans for changed files
+RUN_RELOAD_INTERVAL = 1.0
+#: gunicorn worker class per async mode (``--workers N``)
+GUNICORN_WORKER_CLASS = {
+    "gevent": "gevent",
+    "eventlet": "sio_wsgi.gunicorn.EventletWorker",
+    "threading": "gthread",
+}
+#: threads per gunicorn ``gthread`` worker (each WebSocket holds one)
+GUNICORN_THREADS = 100
+
 Origins = None | str | Sequence[str] | Callable[[str], bool]
 """``cors_allowed_origins``: None (same origin only), ``'*'``, one origin, a list,
 or a callable taking the request's origin."""

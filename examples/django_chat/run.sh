@@ -6,4 +6,4 @@ python -m pip install -q -e ../.. django
 npm install --no-audit --no-fund --loglevel=error
 python manage.py migrate -v0
 python manage.py create_demo_users
-exec python manage.py runchat "$@"
+exec python manage.py runsio "$@"

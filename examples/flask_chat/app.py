@@ -3,6 +3,7 @@
 Run it from this directory (see README.md)::
 
     npm install && python app.py                 # http://127.0.0.1:5000
+    python -m sio_wsgi app:app --async-mode gevent   # the same, on gevent
     gunicorn -k gevent -w 1 -b 127.0.0.1:5000 app:app
 
 What it shows:
@@ -22,7 +23,6 @@ What it shows:
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import sys
@@ -156,20 +156,17 @@ def health() -> dict[str, Any]:
 
 
 def main() -> None:
-    """Run the app on werkzeug's threaded development server."""
+    """Serve the app with :func:`sio_wsgi.run` (threads here; see the README for more)."""
     parser = argparse.ArgumentParser(description="sio_wsgi Flask chat example")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--debug", action="store_true", help="log every Socket.IO event")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
-    from werkzeug.serving import run_simple
-
     print(
         f"Flask chat on http://{args.host}:{args.port}  (open it in two tabs; Ctrl-C to stop)",
         flush=True,
     )
-    run_simple(args.host, args.port, app, threaded=True)
+    sio_wsgi.run(app, args.host, args.port, log_level="debug" if args.debug else "info")
 
 
 if __name__ == "__main__":

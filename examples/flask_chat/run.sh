@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python -m pip install -q -e ../.. flask
 npm install --no-audit --no-fund --loglevel=error
-exec python app.py "$@"
+exec python -m sio_wsgi app:app "$@"

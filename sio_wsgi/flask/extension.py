@@ -438,7 +438,7 @@ class SocketIO:
     def run(
         self, app: flask.Flask, host: str | None = None, port: int | None = None, **kwargs: Any
     ) -> Any:
-        """Serve ``app`` with :func:`sio_wsgi.run.run` (blocks until stopped); it gets a
+        """Serve ``app`` with :func:`sio_wsgi.run` (blocks until stopped); it gets a
         :class:`~sio_wsgi.flask.wiring.RunTarget`, the app with the server in sight.
 
         :param host: ``'127.0.0.1'`` by default.
@@ -447,10 +447,10 @@ class SocketIO:
             ``debug``), ``log_output`` (default ``debug``: request logs at
             ``info``, else ``warning``); ``allow_unsafe_werkzeug``, ``extra_files``
             and ``reloader_options`` are accepted and ignored; the rest goes to
-            :func:`sio_wsgi.run.run` (``workers``, ``server``...).
-        :returns: what :func:`sio_wsgi.run.run` returns.
+            :func:`sio_wsgi.run` (``workers``, ``server``...).
+        :returns: what :func:`sio_wsgi.run` returns.
         """
-        run_server = importlib.import_module("sio_wsgi.run").run  # imported on first use
+        run_server = importlib.import_module("sio_wsgi.runner").run  # imported on first use
         server = self._server()
         options = run_options(app, host, port, server.async_mode, kwargs)
         return run_server(RunTarget(server, app), **options)

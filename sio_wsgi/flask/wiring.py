@@ -3,7 +3,7 @@
 Pure functions and small classes, no server state: the constructor options become
 :class:`sio_wsgi.Server` keyword arguments (:func:`server_options`), a
 ``message_queue`` URL a client manager (:func:`queue_manager`), and
-``socketio.run``'s options :func:`sio_wsgi.run.run`'s (:func:`run_options`).
+``socketio.run``'s options :func:`sio_wsgi.run`'s (:func:`run_options`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Middleware(WSGIApp):
 
 
 class RunTarget(WSGIApp):
-    """The Flask app as ``socketio.run`` hands it to :func:`sio_wsgi.run.run`: every
+    """The Flask app as ``socketio.run`` hands it to :func:`sio_wsgi.run`: every
     request goes through the app (and what wraps its ``wsgi_app``), and the server is
     in sight (``.server``) so that it is shut down gracefully."""
 
@@ -192,7 +192,7 @@ def server_options(
 def run_options(
     app: flask.Flask, host: str | None, port: int | None, async_mode: str, given: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``socketio.run(app, host, port, **given)`` as :func:`sio_wsgi.run.run`'s keywords.
+    """``socketio.run(app, host, port, **given)`` as :func:`sio_wsgi.run`'s keywords.
 
     ``debug`` (default ``app.debug``) is set on the app and gives the ``debug`` log
     level; ``use_reloader`` (default ``debug``) is ``reloader``; ``log_output``

@@ -64,16 +64,15 @@ def django_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def django_chat(
     django_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ExampleServer]:
-    """``manage.py runchat`` (the README command) on a free port.
+    """``manage.py runsio`` (the README command, sio_wsgi.django's) on a free port.
 
     :param django_env: the database settings.
     :param tmp_path_factory: for the log.
     :returns: the running server.
     """
-    log = tmp_path_factory.mktemp("runchat") / "runchat.log"
-    with ExampleServer(
-        [sys.executable, "manage.py", "runchat", "127.0.0.1:{port}"], EXAMPLE, log, env=django_env
-    ) as server:
+    log = tmp_path_factory.mktemp("runsio") / "runsio.log"
+    argv = [sys.executable, "manage.py", "runsio", "127.0.0.1:{port}", "--noreload"]
+    with ExampleServer(argv, EXAMPLE, log, env=django_env) as server:
         yield server
 
 

@@ -162,9 +162,9 @@ def test_namespace_catch_all_and_flask_json() -> None:
 
 def test_run_maps_flask_socketio_options(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, dict[str, Any]]] = []
-    fake = types.ModuleType("sio_wsgi.run")
+    fake = types.ModuleType("sio_wsgi.runner")
     fake.run = lambda app, **kw: calls.append((app, kw)) or "served"  # type: ignore[attr-defined]
-    monkeypatch.setitem(__import__("sys").modules, "sio_wsgi.run", fake)
+    monkeypatch.setitem(__import__("sys").modules, "sio_wsgi.runner", fake)
     app = make_app()
     sio = SocketIO(app)
     assert sio.run(app) == "served"

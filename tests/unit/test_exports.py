@@ -18,6 +18,7 @@ PUBLIC = [
     "Server",
     "WSGIApp",
     "Middleware",
+    "run",
     "Namespace",
     "Manager",
     "PubSubManager",

@@ -55,6 +55,9 @@ LAYERS: dict[str, tuple[int, str]] = {
     "testing": (5, "app"),
     "polling_client": (5, "app"),
     "gunicorn": (5, "app"),
+    "runner": (5, "app"),
+    "django": (5, "app"),
+    "__main__": (6, "package"),
     "__init__": (6, "package"),
 }
 

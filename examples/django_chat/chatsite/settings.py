@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "sio_wsgi.django",  # python manage.py runsio, and the SIO_WSGI_* settings below
     "chat",
 ]
 
@@ -43,8 +44,16 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "chatsite.urls"
-# runserver and gunicorn both load this: Django wrapped by sio_wsgi.
+# runsio and gunicorn both load this: Django wrapped by sio_wsgi.
 WSGI_APPLICATION = "chatsite.wsgi.application"
+
+# sio_wsgi.django: the Server that chatsite/wsgi.py (sio_wsgi.django.get_wsgi_application)
+# wraps Django with, and what that WSGIApp serves besides: /static/ (chat_core's files, the
+# one STATICFILES_DIRS entry, so no collectstatic is needed, under gunicorn too) and the
+# official JavaScript client, installed by `npm install` in this directory.
+SIO_WSGI_SERVER = "chat.sockets.sio"
+SIO_WSGI_STATIC_FILES = {"/static/": CHAT_CORE / "static"}
+SIO_WSGI_CLIENT_JS = BASE_DIR / "node_modules" / "socket.io-client" / "dist"
 
 TEMPLATES = [
     {
@@ -87,9 +96,6 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # When set, POST /announce needs "Authorization: Bearer <token>" (staff users never do).
 ANNOUNCE_TOKEN = os.environ.get("CHAT_ANNOUNCE_TOKEN", "")
-
-# The official JavaScript client, installed by `npm install` in this directory.
-SOCKETIO_CLIENT_JS = BASE_DIR / "node_modules" / "socket.io-client" / "dist"
 
 LOGGING = {
     "version": 1,
