@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError
 from ..runner import load
+from ..wsgi import WSGIApp, WSGIApplication
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..server import Server
-    from ..wsgi import WSGIApp, WSGIApplication
 
 __all__ = ["get_wsgi_application", "get_server", "wrap", "server_path"]
 
@@ -102,8 +102,6 @@ def wrap(django_app: WSGIApplication) -> WSGIApp:
     :param django_app: Django's WSGI handler.
     :returns: the ``WSGIApp``.
     """
-    from ..wsgi import WSGIApp
-
     settings = _settings()
     client_js = getattr(settings, "SIO_WSGI_CLIENT_JS", None)
     return WSGIApp(
