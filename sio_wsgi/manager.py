@@ -25,6 +25,7 @@ from sio_wsgi.engine.outgoing import Outgoing
 from sio_wsgi.engine.ports import RelayBus
 from sio_wsgi.protocol.sio import Packet, PacketType
 from sio_wsgi.recovery import RecoveryLog, RecoveryStore, Room
+from sio_wsgi.stats import Stats
 
 __all__ = ["Manager", "Deliver", "Encode", "AckCallback", "DisconnectHook", "ServerEventHook"]
 
@@ -124,6 +125,8 @@ class Manager:
         self.driver: Any = None
         #: connection state recovery's store (set by the server when it is on)
         self.recovery: RecoveryStore | None = None
+        #: the counters (sio_wsgi.stats) when metrics are on
+        self.metrics: Stats | None = None
 
     # ---------------------------------------------------------------- wiring
 
@@ -427,6 +430,8 @@ class Manager:
                 message = encode(Packet(PacketType.EVENT, namespace, payload, ack_id))
                 message.compress = compress
             sent += bool(deliver(eio_sid, sid, message, volatile))
+        if self.metrics is not None:
+            self.metrics.events_sent(namespace, sent)
         return sent
 
     def send_packet(self, sid: str, namespace: str, packet: Packet) -> bool:
@@ -450,6 +455,8 @@ class Manager:
         :param callback: called with the ack arguments.
         :returns: the ack id to put in the packet.
         """
+        if self.metrics is not None:
+            callback = self.metrics.timed_ack(callback)
         with self._lock:
             ack_id = next(self._ack_ids)
             self._callbacks.setdefault(sid, {})[ack_id] = callback
