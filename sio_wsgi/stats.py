@@ -148,7 +148,10 @@ class Stats:
 
     def event_in(self, namespace: str) -> None:
         """An EVENT packet arrived for ``namespace``."""
-        self.events_in[namespace].n += 1
+        count = self.events_in.get(namespace)
+        if count is None:
+            count = self.events_in[namespace]
+        count.n += 1
 
     def events_sent(self, namespace: str, n: int) -> None:
         """An emit was handed to ``n`` local clients of ``namespace``."""
@@ -168,7 +171,12 @@ class Stats:
             self.handler_errors[namespace].n += 1
             raise
         finally:
-            self.handler_seconds[namespace].observe(_clock() - start)
+            elapsed = _clock() - start
+            histogram = self.handler_seconds.get(namespace)
+            if histogram is None:
+                histogram = self.handler_seconds[namespace]
+            histogram.counts[bisect_left(histogram.bounds, elapsed)] += 1
+            histogram.sum += elapsed
 
     def timed_ack(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """``callback`` that first records the time since this call (an ack's round trip)."""
