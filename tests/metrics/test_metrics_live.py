@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(90)
 WORKERS = {
     "gthread": ["-k", "gthread", "--threads", "20"],
     "gevent": ["-k", "gevent"],
+    "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
 }
 
 
