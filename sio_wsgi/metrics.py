@@ -352,6 +352,8 @@ class MetricsApp:
     def __init__(
         self, server: _Monitored, *, auth: Auth | None = None, per_process: bool = False
     ) -> None:
+        if not callable(getattr(server, "enable_metrics", None)):
+            raise TypeError(f"metrics need a sio_wsgi.Server, not {type(server).__name__}")
         self.server = server
         self.auth: Auth = auth or _loopback
         self.per_process = per_process

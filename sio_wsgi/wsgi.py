@@ -10,11 +10,13 @@ from __future__ import annotations
 import mimetypes
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .client_js import ClientFiles
 from .engine.ports import Environ, StartResponse
-from .metrics import Auth, MetricsApp
+
+if TYPE_CHECKING:
+    from .metrics import Auth
 
 __all__ = ["WSGIApp", "Middleware", "StaticFiles"]
 
@@ -140,7 +142,12 @@ class WSGIApp:
     ) -> None:
         self.server = socketio_app
         self.metrics_path = metrics_path
-        self.metrics = None if metrics_path is None else MetricsApp(socketio_app, auth=metrics_auth)  # type: ignore[arg-type]
+        self.metrics: WSGIApplication | None = None
+        if metrics_path is not None:  # imported here: prometheus-client only when asked for
+            from .metrics import MetricsApp
+
+            server: Any = socketio_app
+            self.metrics = MetricsApp(server, auth=metrics_auth)
         self.client = ClientFiles(client_js_path) if serve_client else None
         self.wsgi_app = wsgi_app
         self.static = StaticFiles(static_files) if static_files else None

@@ -248,6 +248,11 @@ def test_endpoint_auth_callable_decides(sio: sio_wsgi.Server) -> None:
     assert _get(sio_wsgi.WSGIApp(sio), "/metrics")[0].startswith("404")
 
 
+def test_metrics_need_a_socketio_server() -> None:
+    with pytest.raises(TypeError, match=r"sio_wsgi\.Server"):
+        sio_wsgi.WSGIApp(object(), metrics_path="/metrics")  # type: ignore[arg-type]
+
+
 def test_without_prometheus_client_json_is_served(
     sio: sio_wsgi.Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
