@@ -128,6 +128,9 @@ def build_app(
         extra["client_manager"] = mod.RedisManager(redis_url, channel=redis_channel)
     if impl == "sio_wsgi" and os.environ.get("BENCH_RECOVERY") == "1":
         extra["connection_state_recovery"] = True  # the +csr servers (bench/run.py)
+    metrics = impl == "sio_wsgi" and os.environ.get("BENCH_METRICS") == "1"
+    if metrics:
+        extra["metrics"] = True  # the +metrics servers (bench/run.py)
     if impl == "sio_wsgi":
         # negotiated only with clients that offer it (echo50_4k_deflate): nothing changes for
         # the others; python-socketio has no such option (its WebSocket layer decides)
@@ -152,7 +155,9 @@ def build_app(
         sio.emit("fan", data)
 
     logger.info("bench app: %s in %s mode, Redis channel %s", impl, async_mode, redis_channel)
-    wsgi = mod.WSGIApp(sio, _plain)
+    wsgi = (
+        mod.WSGIApp(sio, _plain, metrics_path="/metrics") if metrics else mod.WSGIApp(sio, _plain)
+    )
     if not redis_channel:
         return wsgi
     return _Counted(wsgi, sio, extra["client_manager"])

@@ -273,6 +273,7 @@ class ServerSpec:
     :param worker: gunicorn worker class (``-k``), or ``node``.
     :param async_mode: the Socket.IO server's async mode.
     :param recovery: connection state recovery on (``BENCH_RECOVERY=1``; sio_wsgi and Node).
+    :param metrics: metrics on and served at ``/metrics`` (``BENCH_METRICS=1``; sio_wsgi).
     """
 
     name: str
@@ -280,6 +281,7 @@ class ServerSpec:
     worker: str
     async_mode: str
     recovery: bool = False
+    metrics: bool = False
 
     @property
     def family(self) -> str:
@@ -310,6 +312,20 @@ RECOVERY_SERVERS = [
     ),
     ServerSpec("sio_wsgi+csr-gthread", "sio_wsgi", "gthread", "threading", recovery=True),
     ServerSpec("node+csr-node", "node", "node", "node", recovery=True),
+]
+
+#: the sio_wsgi servers with metrics on (not run unless named in --servers): what counting
+#: costs (see metrics_section)
+METRICS_SERVERS = [
+    ServerSpec("sio_wsgi+metrics-gevent", "sio_wsgi", "gevent", "gevent", metrics=True),
+    ServerSpec(
+        "sio_wsgi+metrics-eventlet",
+        "sio_wsgi",
+        "sio_wsgi.gunicorn.EventletWorker",
+        "eventlet",
+        metrics=True,
+    ),
+    ServerSpec("sio_wsgi+metrics-gthread", "sio_wsgi", "gthread", "threading", metrics=True),
 ]
 
 
@@ -403,6 +419,7 @@ def start_server(
     env = dict(os.environ, BENCH_IMPL=spec.impl, BENCH_ASYNC=spec.async_mode, PYTHONPATH=str(ROOT))
     env.pop("BENCH_REDIS_CHANNEL", None)  # single nodes never share a bus by accident
     env["BENCH_RECOVERY"] = "1" if spec.recovery else "0"
+    env["BENCH_METRICS"] = "1" if spec.metrics else "0"
     env.update(extra_env or {})
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{log_name or spec.name}.log"
@@ -1269,6 +1286,8 @@ def write_markdown(
         lines += ["", *relay_section(cells, relay, servers, meta)]
     if any(s.recovery for s in servers):
         lines += ["", *recovery_section(cells, scenarios, servers)]
+    if any(s.metrics for s in servers):
+        lines += ["", *metrics_section(cells, scenarios, servers)]
     lines += [
         "",
         "## Load generator ceiling",
@@ -1403,6 +1422,43 @@ def recovery_section(
             if not spec.recovery:
                 continue
             plain = spec.name.replace("+csr", "")
+            a, b = cells.get((plain, sc.name)), cells.get((spec.name, sc.name))
+            lines.append(
+                f"| {sc.title} ({sc.unit}) | {plain} | {_fmt(a, kind)} | {_fmt(b, kind)} | "
+                f"{_cost(a, b, kind)} |"
+            )
+    return lines
+
+
+def metrics_section(
+    cells: dict[tuple[str, str], dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+) -> list[str]:
+    """The cost of metrics: each sio_wsgi server with ``metrics=True`` against the same
+    server without, same run.
+
+    :param cells: the aggregates.
+    :param scenarios: the scenarios that ran.
+    :param servers: the servers (those with ``metrics`` and their plain twins).
+    :returns: Markdown lines.
+    """
+    lines = [
+        "## Metrics: what they cost",
+        "",
+        "Each sio_wsgi server with `Server(metrics=True)` (served at `/metrics`) against "
+        "itself without, in the same run. Cell: median [min-max] (server CPU per message); "
+        "cost = with / without (CPU per message, or fanout p50).",
+        "",
+        "| scenario | server | without | with metrics | cost |",
+        "|---|---|---|---|---|",
+    ]
+    for sc in scenarios:
+        kind = sc.args["scenario"]
+        for spec in servers:
+            if not spec.metrics:
+                continue
+            plain = spec.name.replace("+metrics", "")
             a, b = cells.get((plain, sc.name)), cells.get((spec.name, sc.name))
             lines.append(
                 f"| {sc.title} ({sc.unit}) | {plain} | {_fmt(a, kind)} | {_fmt(b, kind)} | "
@@ -1674,7 +1730,9 @@ def main(argv: list[str] | None = None) -> int:
     check_tools()
     wanted_sc = opts.scenarios.split(",")
     scenarios = [s for s in _scenarios(opts.duration, opts.quick) if s.name in wanted_sc]
-    servers = [s for s in SERVERS + RECOVERY_SERVERS if s.name in opts.servers.split(",")]
+    servers = [
+        s for s in SERVERS + RECOVERY_SERVERS + METRICS_SERVERS if s.name in opts.servers.split(",")
+    ]
     log_dir = ROOT / "bench" / "logs"
     results: list[Result] = []
     meta: dict[str, Any] = {

@@ -282,3 +282,53 @@ ADMIN_STATS_INTERVAL = 2.0
 
 ADMIN_MODES = ("development", "production")
 """``mode`` of :meth:`Server.instrument`: development sends every socket and event."""
+# ------------------------------------------------------------------ metrics (sio_wsgi.metrics)
+
+METRICS_HANDLER_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Upper bounds (seconds) of the handler duration histogram's buckets."""
+
+METRICS_ACK_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+"""Upper bounds (seconds) of the ack round-trip histogram's buckets."""
+
+METRICS_MAX_LABEL_VALUES = 100
+"""Distinct namespaces the metrics keep apart; the others are counted as ``other``."""
+
+METRICS_OTHER_LABEL = "other"
+"""The namespace label of everything past :data:`METRICS_MAX_LABEL_VALUES`."""
+
+METRICS_PATH = "/metrics"
+"""Where ``WSGIApp(sio, metrics_path=True)`` serves the metrics."""

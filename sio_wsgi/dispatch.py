@@ -48,6 +48,7 @@ from sio_wsgi.recovery import (
     RecoveryStore,
 )
 from sio_wsgi.runtime.base import Driver, Lock
+from sio_wsgi.stats import Stats
 
 __all__ = ["Dispatcher", "Send", "Close", "CallLater", "Run"]
 
@@ -115,6 +116,8 @@ class Dispatcher:
         self._new_lock = lock
         #: the ``call()`` waiters, failed when their client leaves
         self.waiters = Waiters(lock())
+        #: the counters (sio_wsgi.stats) when metrics are on
+        self.metrics: Stats | None = None
         self._send: Send = _unattached
         self._close: Close = _unattached
         self._call_later: CallLater = _unattached
@@ -194,6 +197,8 @@ class Dispatcher:
         client.rx_unqueued += len(data)
         if self.observers.active:  # observers: engine "packet" hook
             self.observers.packet_in(len(data))
+        if self.metrics is not None:
+            self.metrics.received(data)
         try:
             packet = self._parse(client, data)
             if packet is not None:
@@ -462,6 +467,8 @@ class Dispatcher:
         (or keep it for the client's recovery: ``recoverable``, the connection dropped)."""
         if not self.manager.is_connected(sid, ns):
             return
+        if self.metrics is not None:
+            self.metrics.disconnected(ns, reason)
         try:
             handler = self.handlers.resolve(ns, "disconnect")
             if handler is not None:
@@ -484,6 +491,8 @@ class Dispatcher:
         if sid is None:
             self.logger.debug("event for unconnected namespace %s ignored", packet.namespace)
             return
+        if self.metrics is not None:
+            self.metrics.event_in(packet.namespace)
         self._submit_event(client, self._run_event_fn, sid, packet, client)
 
     def _run_event(self, sid: str, packet: Packet, client: Client) -> None:
@@ -504,7 +513,11 @@ class Dispatcher:
             self.logger.debug("no handler for event %s [%s]", event, ns)
             return
         self.logger.info("received event %s from %s [%s]", event, sid, ns)
-        result = handler(sid, *args)
+        metrics = self.metrics
+        if metrics is None:
+            result = handler(sid, *args)
+        else:
+            result = metrics.run_handler(ns, handler, sid, *args)
         if packet.id is None:
             return
         ack = Packet(PacketType.ACK, ns, as_args(result), packet.id)

@@ -26,6 +26,7 @@ from sio_wsgi.engine.ports import RelayBus
 from sio_wsgi.observers import Observers
 from sio_wsgi.protocol.sio import Packet, PacketType
 from sio_wsgi.recovery import RecoveryLog, RecoveryStore, Room
+from sio_wsgi.stats import Stats
 
 __all__ = [
     "Manager",
@@ -141,6 +142,8 @@ class Manager:
         self.outgoing: OutgoingHook | None = None
         #: instrumentation (the Admin UI): told of room changes and events sent
         self.observers = Observers()
+        #: the counters (sio_wsgi.stats) when metrics are on
+        self.metrics: Stats | None = None
 
     # ---------------------------------------------------------------- wiring
 
@@ -452,6 +455,8 @@ class Manager:
             sent += bool(deliver(eio_sid, sid, message, volatile))
             if outgoing is not None:
                 outgoing(sid, namespace, event, args)
+        if self.metrics is not None:
+            self.metrics.events_sent(namespace, sent)
         return sent
 
     def send_packet(self, sid: str, namespace: str, packet: Packet) -> bool:
@@ -475,6 +480,8 @@ class Manager:
         :param callback: called with the ack arguments.
         :returns: the ack id to put in the packet.
         """
+        if self.metrics is not None:
+            callback = self.metrics.timed_ack(callback)
         with self._lock:
             ack_id = next(self._ack_ids)
             self._callbacks.setdefault(sid, {})[ack_id] = callback

@@ -63,6 +63,7 @@ from sio_wsgi.registration import RegistrationAPI
 from sio_wsgi.rooms import RoomsAPI
 from sio_wsgi.runtime import select as runtime_select
 from sio_wsgi.runtime.base import Driver, Task
+from sio_wsgi.stats import Stats
 
 __all__ = ["Server", "Engine", "EngineFactory", "DEFAULT_CALL_TIMEOUT"]
 
@@ -95,6 +96,8 @@ class Engine(Protocol):
     def dispatch(self, sid: str, fn: Callable[..., Any], *args: Any) -> None: ...
     def release_reader(self) -> None: ...
     def enable_relay(self, bus: RelayBus) -> None: ...
+
+    metrics: Stats | None
 
 
 EngineFactory = Callable[[ServerOptions, EngineHandler, Driver, logging.Logger], Engine]
@@ -147,6 +150,8 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
     :param engine_factory: for tests and embedding: builds the Engine.IO server
         (an :data:`EngineFactory`; :class:`~sio_wsgi.engine.server.EngineServer`
         by default).
+    :param metrics: count connections, events, bytes, handler and ack times for
+        :mod:`sio_wsgi.metrics` (see :meth:`enable_metrics`); off by default.
     """
 
     reason = DisconnectReason
@@ -191,6 +196,7 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         | None = DEFAULTS.connection_state_recovery,
         driver: Driver | None = None,
         engine_factory: EngineFactory | None = None,
+        metrics: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(namespaces, list):
@@ -224,6 +230,10 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         #: the Admin UI instrumentations (:meth:`instrument`), stopped at shutdown
         self._admin_uis: list[Any] = []
         self._wire()
+        #: the counters read by sio_wsgi.metrics (None: metrics off, see enable_metrics)
+        self.metrics: Stats | None = None
+        if metrics:
+            self.enable_metrics()
 
     def _wire(self) -> None:
         """Connect the dispatcher and the manager to the engine and to each other.
@@ -251,6 +261,17 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         """Hand the outgoing observers to the manager once there are some (None
         keeps its delivery loop free of them)."""
         self.manager.outgoing = self.hooks.run_outgoing if self.hooks.outgoing else None
+
+    def enable_metrics(self) -> Stats:
+        """Start counting what :mod:`sio_wsgi.metrics` reports (``Server(metrics=True)``
+        does it); serve them with ``WSGIApp(sio, app, metrics_path="/metrics")``.
+
+        :returns: the counters (the same object when called again).
+        """
+        if self.metrics is None:
+            self.metrics = Stats()
+            self.eio.metrics = self._dispatcher.metrics = self.manager.metrics = self.metrics
+        return self.metrics
 
     @property
     def async_handlers(self) -> bool:

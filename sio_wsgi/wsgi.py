@@ -10,10 +10,13 @@ from __future__ import annotations
 import mimetypes
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .client_js import ClientFiles
 from .engine.ports import Environ, StartResponse
+
+if TYPE_CHECKING:
+    from .metrics import Auth
 
 __all__ = ["WSGIApp", "Middleware", "StaticFiles"]
 
@@ -121,6 +124,9 @@ class WSGIApp:
     :param client_js_path: where the ``socket.io-client`` ``dist`` files are
         (default: searched in ``node_modules`` from the working directory up).
     :param serve_client: serve ``/<socketio_path>/socket.io.js`` (default True).
+    :param metrics_path: serve the server's metrics there (e.g. ``"/metrics"``, see
+        :mod:`sio_wsgi.metrics`; enables them); off when None.
+    :param metrics_auth: ``auth(environ) -> bool`` for the metrics (default: loopback only).
     """
 
     def __init__(
@@ -131,8 +137,17 @@ class WSGIApp:
         socketio_path: str = "socket.io",
         client_js_path: str | None = None,
         serve_client: bool = True,
+        metrics_path: str | None = None,
+        metrics_auth: Auth | None = None,
     ) -> None:
         self.server = socketio_app
+        self.metrics_path = metrics_path
+        self.metrics: WSGIApplication | None = None
+        if metrics_path is not None:  # imported here: prometheus-client only when asked for
+            from .metrics import MetricsApp
+
+            server: Any = socketio_app
+            self.metrics = MetricsApp(server, auth=metrics_auth)
         self.client = ClientFiles(client_js_path) if serve_client else None
         self.wsgi_app = wsgi_app
         self.static = StaticFiles(static_files) if static_files else None
@@ -142,6 +157,8 @@ class WSGIApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        if path == self.metrics_path and self.metrics is not None:
+            return self.metrics(environ, start_response)
         if path.startswith(self.mount) or path == self._mount_bare:
             name = path[len(self.mount) :]
             if self.client is not None and ClientFiles.handles(name):

@@ -18,7 +18,7 @@
 # share a basename: tests.unit.transports.test_websocket, tests.hostile.test_websocket),
 # and setup.cfg's pytest `pythonpath = .` puts the checkout's root first on sys.path.
 # Folders by kind: unit, integration, e2e, conformance, hostile, multinode, deploy,
-# examples, fuzz, bench (smoke runs of bench/). What every folder shares --
+# examples, fuzz, bench (smoke runs of bench/), metrics. What every folder shares --
 # HOST, free_port, in_ci/skip_or_fail, wait_until, ServerProcess (a server command
 # on a free port, ready once its health URL or port answers, stopped by PID) -- is in
 # tests/support (`from tests.support import ...`); fixtures are in the conftest.py

@@ -19,6 +19,7 @@ from ..exceptions import RemoteProtocolError
 from ..protocol.eio import PROTOCOL_VERSION, Packet, PacketType, Wire, decode_text, encode_packet
 from ..runtime.base import Driver
 from ..runtime.scheduler import Scheduler, TimerHandle
+from ..stats import Stats
 from ..transports.polling import PollingTransport
 from ..transports.websocket import WebSocketTransport
 from .http import (
@@ -88,6 +89,8 @@ class EngineServer:
         self.relay: Relay | None = None
         #: this process's host id when relaying: the start of its session ids
         self.sid_prefix = ""
+        #: the counters (sio_wsgi.stats) when metrics are on
+        self.metrics: Stats | None = None
         self._shutting_down = False
         self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
         self._polling = PollingTransport(self)
@@ -326,6 +329,8 @@ class EngineServer:
             session.transition(Transition.REFUSE)
             return None
         session.transition(Transition.ACCEPT)
+        if self.metrics is not None:
+            self.metrics.opened(transport)
         self._schedule_ping(session)
         return session
 
@@ -339,6 +344,8 @@ class EngineServer:
         """Close ``session`` once: drop it from the table and tell the handler."""
         if not session.close(reason):
             return
+        if self.metrics is not None:
+            self.metrics.closed(reason)
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
         conn = session.connection
@@ -377,6 +384,8 @@ class EngineServer:
         return Response(200, headers, self.open_packet(session.sid, "polling").encode())
 
     def _push(self, session: EngineSession, out: Outgoing, volatile: bool) -> bool:
+        if self.metrics is not None:
+            self.metrics.sent(len(out.items), out.size)
         conn = session.connection
         if conn is not None and conn.write(out):
             return True  # written now: nobody was writing and nothing was queued

@@ -400,3 +400,24 @@ def test_relay_ratio_within_repetitions() -> None:
     # per repetition 0.5, 0.9, 0.3 (not 600 / 1000 from the medians) and 2.0, 1.2, 2.0
     assert run._relay_ratio(a, b) == "0.50x rate [0.30-0.90], 2.00x CPU/ack [1.20-2.00]"
     assert run._pct(a) == "50% [50-50]" and run._pct(b) == "0% [0-0]"
+
+
+def test_metrics_servers_get_their_cost_section(tmp_path: Path) -> None:
+    results = [
+        run.Result("sio_wsgi-gevent", "echo50", 0, True, rate=1000.0, cpu_us=50.0),
+        run.Result("sio_wsgi+metrics-gevent", "echo50", 0, True, rate=1000.0, cpu_us=51.0),
+    ]
+    servers = [run.SERVERS[0], run.METRICS_SERVERS[0]]
+    assert servers[1].metrics and servers[1].family == "gevent"
+    md = tmp_path / "b.md"
+    scs = [s for s in run.SCENARIOS if s.name == "echo50"]
+    run.write_markdown(
+        md,
+        run.aggregate(results),
+        scs,
+        servers,
+        {"date": "now", "cpus": 2, "reps": 1, "duration": 1},
+    )
+    text = md.read_text()
+    assert "## Metrics: what they cost" in text
+    assert "| sio_wsgi-gevent | 1.0k [1.0k-1.0k] (50 µs)" in text and "1.02x CPU/message" in text

@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "config": (-1, "foundation"),
     "exceptions": (-1, "foundation"),
     "protocol": (0, "protocol"),
+    "stats": (0, "stats"),  # the metrics' counters, incremented by every layer
     "runtime.base": (0, "interfaces"),  # the Driver protocols only: no I/O
     "engine.ports": (1, "engine-core"),
     "engine.session": (1, "engine-core"),
@@ -49,6 +50,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "observers": (4, "socketio"),
     "admin": (4, "socketio"),
     "wsgi": (5, "app"),
+    "metrics": (5, "app"),
     "client_js": (5, "app"),
     "engineio": (5, "app"),
     "flask": (5, "app"),
