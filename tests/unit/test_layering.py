@@ -39,6 +39,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "cluster": (4, "socketio"),
     "namespace": (4, "socketio"),
     "manager": (4, "socketio"),
+    "membership": (4, "socketio"),
+    "connecting": (4, "socketio"),
     "managers": (4, "socketio"),
     "clients": (4, "socketio"),
     "acks": (4, "socketio"),
@@ -72,6 +74,7 @@ FORBIDDEN = {
     ("transports", "engine.relay"),
     ("managers", "server"),
     ("manager", "server"),
+    ("membership", "server"),
     # the Server's bases are the Server too
     ("managers", "rooms"),
     ("managers", "cluster"),
