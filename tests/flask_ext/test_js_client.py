@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from sio_wsgi.flask import SocketIO
 from tests.e2e.e2e_support import scenario
 from tests.examples.examples_support import gunicorn_argv
-from tests.support import ROOT, ServerProcess, port_open, skip_or_fail
+from tests.support import ROOT, ServerProcess, port_open, skip_or_fail, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -178,6 +179,17 @@ def test_emit_from_an_external_process(tmp_path: Path, node_client: Any) -> None
         ]
         proc = node_client.spawn(scenario(srv, "websocket", steps))
         proc.wait_for(10, type="mark", name="ready")
+        # the worker's listener subscribes in a task of its own: published before that, the
+        # event would reach nobody (pub/sub keeps nothing)
+        probe = redis.Redis.from_url(REDIS_URL)
+        try:
+            wait_until(
+                lambda: dict(probe.pubsub_numsub(channel)).get(channel.encode(), 0) > 0,
+                timeout=10,
+                what="the worker subscribed to the channel",
+            )
+        finally:
+            probe.close()
         emitter.emit("from_outside", {"n": 1})
         res = proc.finish(20)
         assert res.ok, f"{res.dump()}\n--- server log ---\n{srv.log_tail()}"
