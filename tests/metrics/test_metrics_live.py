@@ -4,7 +4,6 @@ python-socketio ``Client`` (WebSocket and long-polling) and the official JS clie
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,32 +13,15 @@ import requests
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.examples.examples_support import gunicorn_argv
 from tests.support import ServerProcess, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
-WORKERS = {
-    "gthread": ["-k", "gthread", "--threads", "20"],
-    "gevent": ["-k", "gevent"],
-    "eventlet": ["-k", "sio_wsgi.gunicorn.EventletWorker"],
-}
 
-
-@pytest.fixture(params=tuple(WORKERS))
+@pytest.fixture(params=("gthread", "gevent", "eventlet"))
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "1",
-        "--graceful-timeout",
-        "2",
-        "-b",
-        "127.0.0.1:{port}",
-        *WORKERS[request.param],
-        "tests.metrics.metrics_app:app",
-    ]
+    argv = gunicorn_argv(request.param, "tests.metrics.metrics_app:app")
     with ServerProcess(argv, tmp_path / "server.log", name=f"gunicorn-{request.param}") as srv:
         yield srv
 
