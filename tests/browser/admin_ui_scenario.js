@@ -12,25 +12,8 @@
 "use strict";
 
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
-const { chromium } = require("playwright-core");
-
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--disable-dev-shm-usage",
-];
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  const extra = (await fn()) || {};
-  out({ step: name, ok: true, ms: Date.now() - t0, ...extra });
-}
+const { out, step, readScenario, runInChromium } = require("./harness");
 
 async function newPage(browser, sc, name) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -129,34 +112,8 @@ async function run(sc, browser) {
 }
 
 async function main() {
-  const sc = JSON.parse(fs.readFileSync(0, "utf8"));
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "sio-admin-chromium-"));
-  let browser;
-  let failed = null;
-  try {
-    browser = await chromium.launch({
-      executablePath: sc.chromium, headless: true, args: ARGS, timeout: 30000,
-      env: { ...process.env, HOME: profile },
-    });
-    await run(sc, browser);
-  } catch (err) {
-    failed = String((err && err.stack) || err);
-    if (browser) {
-      const shots = [];
-      for (const [i, ctx] of browser.contexts().entries()) {
-        for (const [j, page] of ctx.pages().entries()) {
-          const file = sc.screenshot.replace(/\.png$/, `-failure-${i}-${j}.png`);
-          try { await page.screenshot({ path: file }); shots.push(file); } catch (_) { /* closed */ }
-        }
-      }
-      out({ type: "failure-screenshots", paths: shots });
-    }
-  } finally {
-    if (browser) await browser.close().catch(() => {});
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  out({ done: true, ok: failed === null, error: failed });
-  process.exit(failed === null ? 0 : 1);
+  const sc = readScenario();
+  await runInChromium(sc, "sio-admin-chromium-", (browser) => run(sc, browser));
 }
 
 main();

@@ -8,29 +8,8 @@
 "use strict";
 
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
-const { chromium } = require("playwright-core");
-
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--disable-dev-shm-usage",
-];
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  const extra = (await fn()) || {};
-  out({ step: name, ok: true, ms: Date.now() - t0, ...extra });
-}
-
-function readScenario() {
-  return JSON.parse(fs.readFileSync(0, "utf8"));
-}
+const { out, step, readScenario, runInChromium } = require("./harness");
 
 // ---------------------------------------------------------------- page helpers
 async function login(browser, sc, name, transport) {
@@ -254,16 +233,7 @@ async function anonymous(sc, browser) {
 async function main() {
   const sc = readScenario();
   const timeout = sc.timeout_ms || 15000;
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "sio-chat-chromium-"));
-  let browser;
-  let failed = null;
-  try {
-    // launch() gives Chromium a fresh, temporary --user-data-dir of its own;
-    // HOME points at another fresh directory so nothing is read from the real one.
-    browser = await chromium.launch({
-      executablePath: sc.chromium, headless: true, args: ARGS, timeout: 30000,
-      env: { ...process.env, HOME: profile },
-    });
+  await runInChromium(sc, "sio-chat-chromium-", async (browser) => {
     const origNewContext = browser.newContext.bind(browser);
     browser.newContext = async (opts) => {
       const ctx = await origNewContext(opts);
@@ -272,24 +242,7 @@ async function main() {
     };
     if (sc.kind === "django") await anonymous(sc, browser);
     await run(sc, browser);
-  } catch (err) {
-    failed = String((err && err.stack) || err);
-    if (browser) {
-      const shots = [];
-      for (const [i, ctx] of browser.contexts().entries()) {
-        for (const [j, page] of ctx.pages().entries()) {
-          const file = sc.screenshot.replace(/\.png$/, `-failure-${i}-${j}.png`);
-          try { await page.screenshot({ path: file }); shots.push(file); } catch (_) { /* closed */ }
-        }
-      }
-      out({ type: "failure-screenshots", paths: shots });
-    }
-  } finally {
-    if (browser) await browser.close().catch(() => {});
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  out({ done: true, ok: failed === null, error: failed });
-  process.exit(failed === null ? 0 : 1);
+  });
 }
 
 main();
