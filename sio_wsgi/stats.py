@@ -163,20 +163,28 @@ class Stats:
         counts[reason] = counts.get(reason, 0) + 1
 
     def run_handler(self, namespace: str, handler: Callable[..., Any], *args: Any) -> Any:
-        """Run an event handler, timing it (an exception is counted, then raised)."""
+        """Run an event handler, timing it (an exception is counted, then raised); the
+        dispatcher times its handlers inline with :meth:`handler_took` instead."""
         start = _clock()
         try:
             return handler(*args)
         except BaseException:
-            self.handler_errors[namespace].n += 1
+            self.handler_failed(namespace)
             raise
         finally:
-            elapsed = _clock() - start
-            histogram = self.handler_seconds.get(namespace)
-            if histogram is None:
-                histogram = self.handler_seconds[namespace]
-            histogram.counts[bisect_left(histogram.bounds, elapsed)] += 1
-            histogram.sum += elapsed
+            self.handler_took(namespace, _clock() - start)
+
+    def handler_failed(self, namespace: str) -> None:
+        """An event handler of ``namespace`` raised an exception."""
+        self.handler_errors[namespace].n += 1
+
+    def handler_took(self, namespace: str, seconds: float) -> None:
+        """An event handler of ``namespace`` ran for ``seconds``."""
+        histogram = self.handler_seconds.get(namespace)
+        if histogram is None:
+            histogram = self.handler_seconds[namespace]
+        histogram.counts[bisect_left(histogram.bounds, seconds)] += 1
+        histogram.sum += seconds
 
     def timed_ack(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """``callback`` that first records the time since this call (an ack's round trip)."""
