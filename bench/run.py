@@ -1416,18 +1416,7 @@ def recovery_section(
         "| scenario | server | without | with recovery | cost |",
         "|---|---|---|---|---|",
     ]
-    for sc in scenarios:
-        kind = sc.args["scenario"]
-        for spec in servers:
-            if not spec.recovery:
-                continue
-            plain = spec.name.replace("+csr", "")
-            a, b = cells.get((plain, sc.name)), cells.get((spec.name, sc.name))
-            lines.append(
-                f"| {sc.title} ({sc.unit}) | {plain} | {_fmt(a, kind)} | {_fmt(b, kind)} | "
-                f"{_cost(a, b, kind)} |"
-            )
-    return lines
+    return lines + _twin_rows(cells, scenarios, [s for s in servers if s.recovery], "+csr")
 
 
 def metrics_section(
@@ -1453,18 +1442,31 @@ def metrics_section(
         "| scenario | server | without | with metrics | cost |",
         "|---|---|---|---|---|",
     ]
+    return lines + _twin_rows(cells, scenarios, [s for s in servers if s.metrics], "+metrics")
+
+
+def _twin_rows(
+    cells: dict[tuple[str, str], dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    variants: Sequence[ServerSpec],
+    suffix: str,
+) -> list[str]:
+    """One table row per scenario and variant server: the plain twin (the variant's name
+    without ``suffix``), the variant, and the cost of the difference.
+
+    :returns: Markdown table rows.
+    """
+    rows = []
     for sc in scenarios:
         kind = sc.args["scenario"]
-        for spec in servers:
-            if not spec.metrics:
-                continue
-            plain = spec.name.replace("+metrics", "")
+        for spec in variants:
+            plain = spec.name.replace(suffix, "")
             a, b = cells.get((plain, sc.name)), cells.get((spec.name, sc.name))
-            lines.append(
+            rows.append(
                 f"| {sc.title} ({sc.unit}) | {plain} | {_fmt(a, kind)} | {_fmt(b, kind)} | "
                 f"{_cost(a, b, kind)} |"
             )
-    return lines
+    return rows
 
 
 def _cost(a: dict[str, Any] | None, b: dict[str, Any] | None, kind: str) -> str:
