@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 from sio_wsgi.config import DEFAULTS, ServerOptions
@@ -129,6 +130,22 @@ def _deconstruct(value: Payload, buffers: list[bytes]) -> Payload:
     return value
 
 
+#: the types :func:`_is_flat` accepts in a payload list (exact types: no subclass)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+#: each packet type's code as text
+_TYPE_TEXT = {packet_type: str(int(packet_type)) for packet_type in PacketType}
+
+
+def _is_flat(value: Payload) -> bool:
+    """Whether ``value`` is None or a list of scalars: JSON as it is, nothing to
+    replace nor copy (the arguments of most events and acks)."""
+    if value is None:
+        return True
+    if type(value) is not list:
+        return False
+    return all(type(item) in _SCALARS for item in value)
+
+
 def _plain(value: Payload) -> Payload:
     """Copy ``value`` with tuples turned into lists and buffers into bytes."""
     if isinstance(value, (bytearray, memoryview)):
@@ -169,6 +186,13 @@ def encode(packet: Packet, serializer: Serializer) -> list[str | bytes]:
     _check_outgoing(packet)
     if serializer.whole_packet:
         return _encode_whole(packet, serializer)
+    data = packet.data
+    # the common case, an event or ack of scalars on the main namespace: no walk, no copy
+    if packet.namespace == "/" and packet.type not in _BINARY_TYPES and _is_flat(data):
+        head = _TYPE_TEXT[packet.type]
+        if packet.id is not None:
+            head += str(packet.id)
+        return [head if data is None else head + str(serializer.dumps(data))]
     buffers: list[bytes] = []
     data = packet.data if packet.data is None else _deconstruct(packet.data, buffers)
     packet_type = packet.type
@@ -326,7 +350,35 @@ def _read_attachments(cursor: _Cursor, limits: Limits) -> int:
     return attachments
 
 
+#: the head of the packets clients send most, an EVENT or ACK on the main namespace
+#: with its JSON array right after the type and ack id: ``2["chat",...]``, ``212[...]``
+_PLAIN_HEAD = re.compile(f"([23])([0-9]{{0,{MAX_ACK_ID_DIGITS}}})(?=\\[)")
+_PLAIN_CHECKS: dict[str, tuple[PacketType, Callable[[Packet], None]]] = {
+    "2": (PacketType.EVENT, _check_event),
+    "3": (PacketType.ACK, _check_ack),
+}
+
+
+def _decode_plain(text: str, serializer: Serializer, limits: Limits) -> Packet | None:
+    """The fast path of :func:`_decode_text` for what :data:`_PLAIN_HEAD` matches
+    (no cursor object, none of the checks it makes certain); None otherwise."""
+    head = _PLAIN_HEAD.match(text)
+    if head is None:
+        return None
+    packet_type, check = _PLAIN_CHECKS[head[1]]
+    digits = head[2]
+    body = text[head.end() :]
+    packet = Packet(packet_type, "/", serializer.loads(body), int(digits) if digits else None)
+    if _too_deep(packet.data, limits, body):
+        raise _fail("payload nested too deeply")
+    check(packet)
+    return packet
+
+
 def _decode_text(text: str, serializer: Serializer, limits: Limits) -> Packet:
+    plain = _decode_plain(text, serializer, limits)
+    if plain is not None:
+        return plain
     if not text or text[0] not in _DIGITS:
         raise _fail("missing packet type")
     packet_type = _packet_type(int(text[0]))

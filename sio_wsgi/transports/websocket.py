@@ -341,7 +341,23 @@ class _WebSocketWriter:
             if self._write_state != _IDLE or session.outbox or self._control or session.closed:
                 return False
             self._write_state = _DIRECT
-        self._flush_direct(session, self._framer(out))
+        data = self._framer(out)
+        if self._fast and not self._closed:
+            # the usual case, inline: the kernel takes the frames whole and nothing
+            # was queued meanwhile; anything else goes on in _flush_direct
+            try:
+                sent = self._raw.send(data, socket.MSG_DONTWAIT)
+            except OSError:  # full (EAGAIN) or broken: _flush_direct tells which
+                sent = 0
+            if sent == len(data):
+                with session.lock:
+                    if not session.outbox and not self._control and not self._closing:
+                        self._write_state = _IDLE
+                        return True
+                data = b""
+            elif sent:
+                data = data[sent:]
+        self._flush_direct(session, data)
         return True
 
     def writable(self) -> bool:
