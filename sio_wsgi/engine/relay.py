@@ -479,7 +479,7 @@ class Relay:
         self, start_response: StartResponse, response: Response, cors: list[tuple[str, str]]
     ) -> Iterable[bytes]:
         self.stats["failed"] += 1
-        start_response(response.status_line, response.headers + cors)
+        start_response(response.status_line, response.wsgi_headers() + cors)
         return [response.body]
 
 

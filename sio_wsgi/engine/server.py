@@ -193,7 +193,7 @@ class EngineServer:
             self.logger.exception("internal error handling %s", environ.get("QUERY_STRING"))
             result = error_response(ErrorCode.BAD_REQUEST, status=500, message="Internal error")
         if isinstance(result, Response):
-            start_response(result.status_line, result.headers)
+            start_response(result.status_line, result.wsgi_headers())
             return [result.body]
         return result
 
