@@ -59,18 +59,26 @@ _marked: list[tracemalloc.Snapshot] = []
 
 
 def _memory(query: str) -> bytes:
-    """``mark``: remember a snapshot; otherwise the growth since the mark, by file (JSON)."""
+    """``mark``: remember a snapshot; otherwise the growth since the mark, by file (JSON),
+    or by source line with ``lines``."""
     gc.collect()
     snapshot = tracemalloc.take_snapshot()
     if query == "mark" or not _marked:
         _marked[:] = [snapshot]
         return b"{}"
-    diffs = snapshot.compare_to(_marked[0], "filename")
+    by_line = query == "lines"
+    diffs = snapshot.compare_to(_marked[0], "lineno" if by_line else "filename")
     return json.dumps(
         {
             "traced_growth": sum(d.size_diff for d in diffs),
             "by_file": [
-                [d.traceback[0].filename, d.size_diff, d.count_diff]
+                [
+                    f"{d.traceback[0].filename}:{d.traceback[0].lineno}"
+                    if by_line
+                    else d.traceback[0].filename,
+                    d.size_diff,
+                    d.count_diff,
+                ]
                 for d in diffs[:40]
                 if d.size_diff
             ],

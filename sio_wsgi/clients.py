@@ -106,12 +106,13 @@ class Client:
         #: namespace -> private session id (connection state recovery)
         self.pids: dict[str, str] = {}
         #: sids of this connection that were recovered
-        self.recovered: set[str] = set()
+        self.recovered: dict[str, None] = {}  # a dict: 64 bytes empty, a set 216
         #: sid -> a recovered session's missed packets, sent just before its CONNECT reply
         self.missed: dict[str, list[Outgoing]] = {}
         #: the binary packet whose attachments are arriving
         self.assembler: AttachmentAssembler | None = None
-        # created at the first queued task (an empty deque is 600 bytes per idle connection)
+        # created when a task is queued, dropped when the drain emptied it (an empty
+        # deque is 760 bytes, per idle connection)
         self.tasks: deque[Task] | None = None
         self.draining = False
         #: which drain is the current one; a drain left behind by a slow handler is stale
@@ -250,6 +251,7 @@ class SerialQueue:
                 client.busy_since = 0.0  # the previous task returned in time
                 if not client.tasks:
                     client.draining = False
+                    client.tasks = None  # 760 bytes an idle connection need not keep
                     if watched:
                         self._busy.pop(client, None)
                     return

@@ -154,7 +154,7 @@ class ConnectPhase:
             client.pending.pop(sid, None)
             client.missed.pop(sid, None)
             client.pids.pop(ns, None)
-            client.recovered.discard(sid)
+            client.recovered.pop(sid, None)
             if client.namespaces.get(ns) == sid:
                 del client.namespaces[ns]
         self.manager.disconnect(sid, ns)
@@ -176,6 +176,8 @@ class ConnectPhase:
                     return
                 if not queued and not batch:
                     del client.pending[sid]
+                    if not client.pending:
+                        client.pending = {}  # an emptied dict keeps its table (184 bytes)
                     return
                 client.pending[sid] = []
             batch.extend(queued)

@@ -46,7 +46,7 @@ class SessionRecovery:
         with client.lock:
             data = client.sessions.pop(ns, None)
             pid = client.pids.pop(ns, None)
-            client.recovered.discard(sid)
+            client.recovered.pop(sid, None)
         if pid is not None:
             if rooms:  # kept after the manager forgot it: a restore can only follow
                 self.store.save(Saved(pid, sid, ns, rooms, data))
@@ -94,7 +94,7 @@ class SessionRecovery:
         with client.lock:
             client.missed[sid] = missed
             client.pids[ns] = saved.pid
-            client.recovered.add(sid)
+            client.recovered[sid] = None
             if isinstance(saved.data, dict):
                 client.sessions[ns] = saved.data
         store.changed(ns, sid)  # a shared store keeps the live state again

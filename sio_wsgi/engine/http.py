@@ -134,6 +134,11 @@ class Query:
     repeated: frozenset[str]
 
 
+#: the usual ``Query.repeated``, shared (an empty frozenset is 216 bytes, and a WebSocket
+#: request's query stays with its connection)
+_NONE_REPEATED: frozenset[str] = frozenset()
+
+
 def parse_query(query_string: str) -> Query:
     """Read ``EIO``, ``transport`` and ``sid`` from a query string (others are ignored)."""
     values: dict[str, str] = {}
@@ -145,7 +150,12 @@ def parse_query(query_string: str) -> Query:
             values[name] = value
     for name in repeated:
         del values[name]
-    return Query(values.get("EIO"), values.get("transport"), values.get("sid"), frozenset(repeated))
+    return Query(
+        values.get("EIO"),
+        values.get("transport"),
+        values.get("sid"),
+        frozenset(repeated) if repeated else _NONE_REPEATED,
+    )
 
 
 def check_query(
