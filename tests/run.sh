@@ -6,12 +6,16 @@
 # First the static checks CI runs too: `ruff check`, `ruff format --check` and
 # `mypy` (strict, configured in setup.cfg), and the documentation site built with
 # warnings as errors (`sphinx-build -W`, docs/conf.py, into a temporary folder).
-# Then, as eventlet and gevent monkey-patching is process-wide, the suite runs as
-# groups, one pytest process each:
+# Then, as eventlet and gevent monkey-patching is process-wide, and so is the choice
+# between the compiled and the pure-Python protocol modules, the suite runs as groups,
+# one pytest process each:
 #   main      everything not marked eventlet/gevent (servers under test that need
 #             patching run in their own subprocesses anyway)
 #   eventlet  modules marked `pytest.mark.eventlet`, in a process patched by eventlet
 #   gevent    modules marked `pytest.mark.gevent`, in a process patched by gevent
+#   pure      the protocol-level tests again with SIO_WSGI_PURE_PYTHON=1: `main` runs
+#             what `pip install -e .` built (sio_wsgi/protocol's websocket, sio and eio
+#             compiled by mypyc where it could), this group the .py sources of the three
 # The exit status is non-zero if any group failed.
 #
 # Layout: tests/ and every test folder are Python packages (so test modules may
@@ -91,6 +95,13 @@ for mode in eventlet gevent; do
     # exit 5 = nothing selected, fine for these groups
     run_group "$mode" "0 5" "$PYTHON" -c "$(patched_pytest "$mode")" -q -m "$mode" "${modules[@]}" "$@"
 done
+
+# the codec tests (tests/unit/protocol, tests/fuzz, and the unit tests that drive the
+# WebSocket and Engine.IO codecs directly) on the pure-Python modules
+pure_tests=(tests/unit/protocol tests/fuzz
+    tests/unit/engine/test_outgoing.py tests/unit/transports/test_websocket.py)
+# exit 5 = extra arguments selected nothing here
+run_group pure "0 5" env SIO_WSGI_PURE_PYTHON=1 "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "${pure_tests[@]}" "$@"
 
 if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED groups: ${failed[*]}"
