@@ -274,6 +274,8 @@ class ServerSpec:
     :param async_mode: the Socket.IO server's async mode.
     :param recovery: connection state recovery on (``BENCH_RECOVERY=1``; sio_wsgi and Node).
     :param metrics: metrics on and served at ``/metrics`` (``BENCH_METRICS=1``; sio_wsgi).
+    :param pure: sio_wsgi's pure-Python protocol modules even where the mypyc build is
+        present (``SIO_WSGI_PURE_PYTHON=1``).
     """
 
     name: str
@@ -282,6 +284,7 @@ class ServerSpec:
     async_mode: str
     recovery: bool = False
     metrics: bool = False
+    pure: bool = False
 
     @property
     def family(self) -> str:
@@ -326,6 +329,21 @@ METRICS_SERVERS = [
         metrics=True,
     ),
     ServerSpec("sio_wsgi+metrics-gthread", "sio_wsgi", "gthread", "threading", metrics=True),
+]
+
+
+#: the sio_wsgi servers on their pure-Python protocol modules (not run unless named in
+#: --servers): what the mypyc build saves (see build_section)
+PURE_SERVERS = [
+    ServerSpec("sio_wsgi+pure-gevent", "sio_wsgi", "gevent", "gevent", pure=True),
+    ServerSpec(
+        "sio_wsgi+pure-eventlet",
+        "sio_wsgi",
+        "sio_wsgi.gunicorn.EventletWorker",
+        "eventlet",
+        pure=True,
+    ),
+    ServerSpec("sio_wsgi+pure-gthread", "sio_wsgi", "gthread", "threading", pure=True),
 ]
 
 
@@ -420,6 +438,10 @@ def start_server(
     env.pop("BENCH_REDIS_CHANNEL", None)  # single nodes never share a bus by accident
     env["BENCH_RECOVERY"] = "1" if spec.recovery else "0"
     env["BENCH_METRICS"] = "1" if spec.metrics else "0"
+    if spec.pure:
+        env["SIO_WSGI_PURE_PYTHON"] = "1"
+    else:
+        env.pop("SIO_WSGI_PURE_PYTHON", None)
     env.update(extra_env or {})
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{log_name or spec.name}.log"
@@ -1288,6 +1310,8 @@ def write_markdown(
         lines += ["", *recovery_section(cells, scenarios, servers)]
     if any(s.metrics for s in servers):
         lines += ["", *metrics_section(cells, scenarios, servers)]
+    if any(s.pure for s in servers):
+        lines += ["", *build_section(cells, scenarios, servers)]
     lines += [
         "",
         "## Load generator ceiling",
@@ -1443,6 +1467,34 @@ def metrics_section(
         "|---|---|---|---|---|",
     ]
     return lines + _twin_rows(cells, scenarios, [s for s in servers if s.metrics], "+metrics")
+
+
+def build_section(
+    cells: dict[tuple[str, str], dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+) -> list[str]:
+    """What the mypyc build of the protocol modules saves: each sio_wsgi server on its
+    pure-Python modules against the same server compiled, same run.
+
+    :param cells: the aggregates.
+    :param scenarios: the scenarios that ran.
+    :param servers: the servers (those with ``pure`` and their compiled twins).
+    :returns: Markdown lines.
+    """
+    lines = [
+        "## The compiled protocol modules: what they save",
+        "",
+        "Each sio_wsgi server on its pure-Python protocol modules (`SIO_WSGI_PURE_PYTHON=1`) "
+        "against itself running the mypyc build of `sio_wsgi/protocol/websocket.py`, `sio.py` "
+        "and `eio.py` (the default after `pip install`), in the same run. Cell: median "
+        "[min-max] (server CPU per message); cost = pure / compiled (CPU per message, or "
+        "fanout p50): above 1, the build saves that much.",
+        "",
+        "| scenario | server | compiled | pure Python | cost |",
+        "|---|---|---|---|---|",
+    ]
+    return lines + _twin_rows(cells, scenarios, [s for s in servers if s.pure], "+pure")
 
 
 def _twin_rows(
@@ -1733,7 +1785,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted_sc = opts.scenarios.split(",")
     scenarios = [s for s in _scenarios(opts.duration, opts.quick) if s.name in wanted_sc]
     servers = [
-        s for s in SERVERS + RECOVERY_SERVERS + METRICS_SERVERS if s.name in opts.servers.split(",")
+        s
+        for s in SERVERS + RECOVERY_SERVERS + METRICS_SERVERS + PURE_SERVERS
+        if s.name in opts.servers.split(",")
     ]
     log_dir = ROOT / "bench" / "logs"
     results: list[Result] = []
@@ -1742,7 +1796,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "reps": opts.reps,
         "duration": opts.duration,
-        "notes": NOTES,
+        "notes": [*NOTES, _build_note()],
     }
     if not opts.no_ceiling:
         ceiling = measure_ceiling(opts.duration)
@@ -1759,7 +1813,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = aggregate(results)
     note = deflate_note(results)
     if note:
-        meta["notes"] = [*NOTES, note]
+        meta["notes"] = [*meta["notes"], note]
     Path(opts.json).write_text(
         json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1, default=str)
     )
@@ -1767,6 +1821,22 @@ def main(argv: list[str] | None = None) -> int:
     write_chart(Path(opts.chart), cells, scenarios, servers)
     logger.info("wrote %s and %s", opts.out, opts.chart)
     return 0
+
+
+def _build_note() -> str:
+    """Which build of sio_wsgi's protocol modules the servers ran (they import this checkout).
+
+    :returns: the note.
+    """
+    from sio_wsgi.protocol import compiled
+
+    if compiled():
+        return (
+            "sio_wsgi ran its protocol modules compiled with mypyc (`pip install -e .` builds "
+            "them; `sio_wsgi.protocol.compiled()` was true); with `SIO_WSGI_PURE_PYTHON=1` the "
+            "pure-Python sources run instead."
+        )
+    return "sio_wsgi ran its pure-Python protocol modules (no mypyc build, or one disabled)."
 
 
 def _relay_latency(spec: ServerSpec, log_dir: Path, pairs: int, meta: dict[str, Any]) -> None:
