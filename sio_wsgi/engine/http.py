@@ -70,6 +70,10 @@ _REASONS = {
 }
 
 
+#: statuses whose answer has no body, so no ``Content-Length`` either (1xx aside)
+_NO_BODY = frozenset({204, 304})
+
+
 @dataclasses.dataclass
 class Response:
     """An HTTP response to hand to ``start_response``."""
@@ -89,7 +93,7 @@ class Response:
         With the length known the WSGI server sends the body as it is, not chunked:
         under gunicorn one ``send()`` less per response and no chunk framing."""
         status = self.status
-        if status < 200 or status == 204 or status == 304:
+        if status < 200 or status in _NO_BODY:
             return self.headers
         return [*self.headers, ("Content-Length", str(len(self.body)))]
 
