@@ -177,8 +177,13 @@ class RelayBus(Protocol):
         :raises BusError: when the bus is unreachable.
         """
 
+    def ready(self, timeout: float) -> bool:
+        """Whether the bus works now, waiting up to ``timeout`` seconds for a
+        process that has not subscribed yet (it is starting)."""
+
     def knows_host(self, host: str) -> bool:
-        """Whether process ``host`` was heard from recently (no broker round trip)."""
+        """Whether process ``host`` was heard from recently (no broker round trip,
+        except while this process may not have heard everyone yet: it just started)."""
 
     def host_alive(self, host: str) -> bool:
         """Whether process ``host`` still listens on the bus (asks the broker)."""

@@ -76,6 +76,9 @@ ACK_TIMEOUT = 3.0
 ACK_AFTER = 0.5
 #: while waiting for a long-poll answer, how often the front checks the owner lives
 LIVENESS_EVERY = 1.0
+#: how long a request reaching a process whose bus is not subscribed yet (it just
+#: started) waits for it, instead of a 503
+BUS_START_WAIT = 2.0
 #: request environ keys carried to the owner besides the HTTP_* headers
 _CARRIED = ("REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "SCRIPT_NAME", "CONTENT_TYPE")
 _CARRIED_OPTIONAL = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL")
@@ -171,11 +174,12 @@ class Relay:
         :param cors: the CORS headers of an answer made here (the owner's answers
             carry its own).
         """
-        if not self.bus.healthy:
+        if not self.bus.ready(BUS_START_WAIT):
             return self._answer(start_response, _unavailable(), cors)
         if not self.bus.knows_host(owner):
             # no such process on the bus lately (gone a while ago, or an id made up by the
-            # client): answered here, no broker round trip and no wait
+            # client): answered here and at once (a process that just started asks the
+            # broker first: its older peers may not have answered its hello yet)
             return self._answer(start_response, _gone(owner), cors)
         upgrade = "websocket" in str(environ.get("HTTP_UPGRADE", "")).lower()
         header: dict[str, Any] = {k: environ[k] for k in _CARRIED if k in environ}

@@ -45,6 +45,8 @@ __all__ = ["BusLink", "BusHealth"]
 
 #: the bus's logger, named after the public module (docs/multinode.md)
 logger = logging.getLogger("sio_wsgi.managers.pubsub")
+#: how often :meth:`BusLink.ready` looks whether the first subscription is live
+_READY_POLL = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,8 +193,33 @@ class BusLink(BrokerClient, Manager):
 
     def knows_host(self, host: str) -> bool:
         """Whether process ``host`` was heard from recently (its heartbeats; right after
-        this node subscribed again, any host heard from before the loss)."""
-        return self._nodes.knows(host)
+        this node subscribed again, any host heard from before the loss).
+
+        While this node's table settles (it just started, or came back from an
+        outage: the other nodes' replies to its hello may still be on the way), a
+        host it has not heard from is asked about on the broker (one round trip):
+        a worker that just started must not take its older peers for gone.
+        """
+        if self._nodes.knows(host):
+            return True
+        return self._nodes.settling() and self.host_alive(host)
+
+    def ready(self, timeout: float) -> bool:
+        """Whether the bus works now; a node that has never subscribed yet (it is
+        starting) waits up to ``timeout`` seconds for its first subscription.
+
+        A broker outage later is not waited for: it answers False at once.
+        """
+        deadline = time.monotonic() + timeout
+        while (
+            not self._connected
+            and not self._ever_subscribed
+            and not self._closed
+            and not self.write_only
+            and time.monotonic() < deadline
+        ):
+            self.driver.sleep(min(_READY_POLL, max(0.0, deadline - time.monotonic())))
+        return self._connected
 
     # ------------------------------------------------------------ publishing
 

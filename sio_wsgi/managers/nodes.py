@@ -6,6 +6,10 @@ says goodbye (:class:`~sio_wsgi.managers.messages.Bye`) when it shuts down. A no
 not heard from for :data:`MISSED_HEARTBEATS` intervals counts as gone. Right after
 this node subscribed again (after a broker outage), the others have not had time
 to speak yet, so hosts heard from before the loss stay known until they have.
+For one heartbeat interval after any subscription (a start, or after an outage)
+the table is *settling*: a host it does not know may be one whose reply to this
+node's hello is still on the way, so the bus asks the broker about it instead of
+taking it for gone.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ class NodeTable:
         horizon = self._horizon(time.monotonic())
         with self._lock:
             return sorted(h for h, seen in self.seen.items() if seen >= horizon)
+
+    def settling(self) -> bool:
+        """Whether this node may not have heard every live node yet: it never
+        subscribed, or it did less than one heartbeat interval ago."""
+        if self.subscribed_at == 0.0:
+            return True
+        return time.monotonic() - self.subscribed_at < self.heartbeat_interval
 
     def knows(self, host: str) -> bool:
         """Whether ``host`` was heard from recently (right after this node subscribed

@@ -489,6 +489,27 @@ def test_broker_restart_503_then_relaying_resumes(
         local.disconnect()
 
 
+@pytest.mark.parametrize("worker", ["gevent", "threading"])
+def test_a_process_that_just_started_relays_at_once(
+    workers_factory: Any, worker: str, tmp_path: Path
+) -> None:
+    # a new worker (a start, a recycle, a scale-up) gets requests for older sessions
+    # before the older processes' replies to its hello arrive: it must relay them, not
+    # answer "Session ID unknown" (a 400 the client takes as a failed connection)
+    old = workers_factory(worker, count=1)
+    sids = [str(json.loads(request(old.port, "GET")[1][1:])["sid"]) for _ in range(3)]
+    late = Node("late", "redis", old.bus_url, old.channel, worker, tmp_path)
+    try:
+        late.start()  # returns as soon as it answers
+        for sid in sids:
+            assert request(late.port, "POST", f"&sid={sid}", b"40") == (200, b"ok")
+        for sid in sids:
+            status, body = request(late.port, "GET", f"&sid={sid}")
+            assert status == 200 and body.startswith(b"40{"), (status, body)
+    finally:
+        late.stop()
+
+
 def test_recycled_worker_loses_only_its_own_sessions(workers_factory: Any) -> None:
     node = workers_factory("gevent", count=2, extra=("--max-requests", "50", "--keep-alive", "10"))
     clients: list[tuple[socketio.Client, int]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -322,3 +323,51 @@ def test_namespaced_emit_crosses_nodes(nodes: tuple[Node, Node]) -> None:
     a.server.emit("msg", "hey", namespace="/chat")
     packet = cb.next_packet()
     assert packet == Packet(PacketType.EVENT, "/chat", ["msg", "hey"])
+
+
+def test_a_node_that_just_subscribed_asks_the_broker_about_unknown_hosts(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker that just started has not heard its older peers' replies to its hello
+    # yet: a session of theirs must not be taken for gone (issue 16's CI failure)
+    a, b = nodes
+    asked: list[str] = []
+    alive = "00112233aabbccdd"
+
+    def host_alive(host: str) -> bool:
+        asked.append(host)
+        return host == alive
+
+    monkeypatch.setattr(b.manager, "_host_alive", host_alive)
+    table = b.manager._nodes
+    table.subscribed_at = time.monotonic()  # as if b had just subscribed
+    assert table.settling()
+    assert b.manager.knows_host(a.manager.host_id) and asked == []  # heard: no question
+    assert b.manager.knows_host(alive) and asked == [alive]
+    assert not b.manager.knows_host("ffeeddccbbaa9988")
+    # settled: a host not heard from is gone, without a broker round trip
+    table.subscribed_at = time.monotonic() - 2 * table.heartbeat_interval
+    asked.clear()
+    assert not table.settling()
+    assert not b.manager.knows_host(alive) and asked == []
+
+
+def test_ready_waits_for_the_first_subscription_only(fake_bus: InMemoryBus) -> None:
+    fake_bus.down = True
+    manager = BusManager(fake_bus, heartbeat_interval=0.2)
+    FakeServer(client_manager=manager)
+    try:
+        started = time.monotonic()
+        assert not manager.ready(0.2)  # starting: waited, in vain
+        assert time.monotonic() - started >= 0.2
+        assert manager._nodes.settling()  # never subscribed: nobody heard yet
+        fake_bus.down = False
+        assert manager.ready(5.0)
+        fake_bus.down = True
+        wait_until(lambda: not manager.healthy)
+        started = time.monotonic()
+        assert not manager.ready(5.0)  # an outage later: no wait
+        assert time.monotonic() - started < 1.0
+    finally:
+        fake_bus.down = False
+        manager.shutdown()

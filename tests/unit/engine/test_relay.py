@@ -75,6 +75,9 @@ class Link:
     def healthy(self) -> bool:
         return not self.bus.down
 
+    def ready(self, timeout: float) -> bool:
+        return self.healthy
+
     def publish_direct(self, host: str, data: bytes) -> bool:
         if self.bus.down:
             raise BusError("down")
