@@ -113,6 +113,7 @@ class LiveServer(ServerProcess):
     :param ping_timeout: seconds.
     :param per_message_deflate: offer WebSocket compression (sio_wsgi only).
     :param serial_handlers: a client's handlers strictly one at a time (sio_wsgi only).
+    :param env: more environment for the server process.
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class LiveServer(ServerProcess):
         ping_timeout: float = 20.0,
         per_message_deflate: bool = False,
         serial_handlers: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         argv = [
             sys.executable,
@@ -149,7 +151,7 @@ class LiveServer(ServerProcess):
         if serial_handlers:
             argv.append("--serial-handlers")
         # three tries: the port may still be held right after a restart
-        super().__init__(argv, log_path, name=f"server {impl}/{async_mode}", attempts=3)
+        super().__init__(argv, log_path, name=f"server {impl}/{async_mode}", attempts=3, env=env)
         self.impl = impl
         self.async_mode = async_mode
         self.transports = transports

@@ -61,6 +61,8 @@ class Driver(Protocol):
     """Concurrency primitives of one library (threading, eventlet or gevent)."""
 
     name: str
+    #: whether :meth:`when_readable` works (an idle WebSocket can then park)
+    can_park: bool
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         """Run ``fn(*args, **kwargs)`` concurrently."""
@@ -98,6 +100,14 @@ class Driver(Protocol):
         that fails with EAGAIN before the green library waits anyway. None when
         a blocking ``recv()`` already waits in the kernel (OS threads) or the
         library's socket does not offer it.
+        """
+
+    def when_readable(self, sock: Any, fn: Callable[[], None]) -> bool:
+        """Run ``fn()`` once in a pooled task when ``sock`` becomes readable, with
+        no task waiting meanwhile (an idle connection then holds no green thread
+        and no stack); the caller's task goes on at once.
+
+        :returns: False when the driver cannot (then the caller waits itself).
         """
 
     def raw_socket(self, sock: Any) -> Any:

@@ -38,6 +38,7 @@ class EventletDriver(GreenDriverBase):
     """Tasks are green threads of the eventlet hub running in the creating OS thread."""
 
     name = "eventlet"
+    can_park = False
 
     def __init__(self) -> None:
         super().__init__(
@@ -66,6 +67,9 @@ class EventletDriver(GreenDriverBase):
 
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)
+
+    def when_readable(self, sock: object, fn: Callable[[], None]) -> bool:
+        return False  # the reader green thread waits (eventlet.wsgi keeps the request's)
 
     def event(self) -> Event:
         event: Event = green_threading.Event()

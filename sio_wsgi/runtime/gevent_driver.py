@@ -22,10 +22,21 @@ class _GreenletTask:
         self._greenlet.join(timeout)
 
 
+def _readable(watcher: Any, pool: GreenWorkerPool, fn: Callable[[], None]) -> None:
+    """A parked socket's read watcher fired (in the hub): stop it, run ``fn`` in a
+    pooled greenlet at once.
+
+    A module function, not a bound method: gevent's close throws into
+    ``callback.__self__`` when there is one."""
+    watcher.stop()
+    pool.run_from_hub(fn, ())
+
+
 class GeventDriver(GreenDriverBase):
     """Tasks are greenlets of the hub running in the creating OS thread."""
 
     name = "gevent"
+    can_park = True
 
     def __init__(self) -> None:
         super().__init__(
@@ -62,6 +73,19 @@ class GeventDriver(GreenDriverBase):
                 sock._wait(watcher)
 
         return wait
+
+    def when_readable(self, sock: Any, fn: Callable[[], None]) -> bool:
+        """Start ``sock``'s own read watcher with a callback that stops it and
+        submits ``fn`` to the pool: a parked connection costs no greenlet.
+
+        Closing the socket cancels the watcher (gevent's close does), so ``fn``
+        then never runs; whoever closes the connection ends it.
+        """
+        watcher = getattr(sock, "_read_event", None)  # None once closed
+        if watcher is None or watcher.active:
+            return False
+        watcher.start(_readable, watcher, self._pool, fn)
+        return True
 
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         if not self.in_foreign_thread():

@@ -62,6 +62,15 @@ class GreenWorkerPool:
         # that the worker empties, so the job can be freed once done
         self._schedule(worker.switch, [(fn, args)])
 
+    def run_from_hub(self, fn: Callable[..., object], args: tuple[object, ...]) -> None:
+        """Run ``fn(*args)`` in a worker now, switching to it directly: call it only
+        in the hub greenlet itself (a watcher's callback), which the worker switches
+        back to when it parks or waits. Saves :meth:`submit`'s hub callback."""
+        if self._idle:
+            self._idle.pop().switch((fn, args))
+            return
+        greenlet.greenlet(self._work, parent=self._hub_greenlet()).switch([(fn, args)])
+
     def _work(self, box: list[Job]) -> None:
         me = greenlet.getcurrent()
         job = box.pop()

@@ -76,6 +76,7 @@ class ThreadingDriver:
     """Every task is a daemon OS thread; primitives come from :mod:`threading`."""
 
     name = "threading"
+    can_park = False
 
     def __init__(self) -> None:
         self._pool = _WorkerPool()
@@ -108,6 +109,9 @@ class ThreadingDriver:
 
     def readable_waiter(self, sock: object) -> None:
         return None  # a blocking recv() waits in the kernel
+
+    def when_readable(self, sock: object, fn: Callable[[], None]) -> bool:
+        return False  # a thread per reader: it waits in recv()
 
     def raw_socket(self, sock: _S) -> _S:
         return sock

@@ -28,6 +28,12 @@ client simply went away: reads see EOF, writes see ``EPIPE``, and every server
 treats that as an ordinary disconnect. TLS sockets cannot be duplicated; they
 are handed over as they are.
 
+With ``detach=True`` (gevent: the transport parks idle WebSockets, see
+:mod:`sio_wsgi.transports.websocket`), gunicorn's socket gives its descriptor up
+instead (``socket.detach()``): the transport's socket is then the only one, the
+request can end while the WebSocket goes on, and gunicorn frees what it holds
+for the request (its greenlet, parser and buffers).
+
 The gunicorn ``sync`` worker is refused (``None``): one WebSocket would hold
 its only thread past the worker timeout.
 """
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import socket
 import ssl
 import sys
@@ -69,6 +76,10 @@ class Hijacked:
     buffered: bytes = b""
     _release: Callable[[], Iterable[bytes]] = field(default=list, repr=False)
     _finished: bool = field(default=False, repr=False)
+    #: ``sock`` is the connection's only descriptor (taken from the server, not
+    #: duplicated): :meth:`finish` may come before the WebSocket is over, and the
+    #: server then forgets the connection without touching it (see :func:`hijack`)
+    detached: bool = False
 
     def finish(self) -> Iterable[bytes]:
         """End the hijack; return what the application hands back to its server.
@@ -76,13 +87,16 @@ class Hijacked:
         Call it from the request's own thread or greenlet once the WebSocket is
         over (``sock`` closed or not: it is closed here if still open). The
         server then writes nothing more, logs no error and closes the connection.
+        When :attr:`detached`, it may be called while the WebSocket goes on: the
+        server's request ends, and ``sock`` stays the caller's to close.
 
         :returns: the WSGI response iterable (empty).
         """
         if self._finished:
             return []
         self._finished = True
-        return self._release()
+        release, self._release = self._release, list  # it holds the server's request
+        return release()
 
 
 @dataclass(frozen=True)
@@ -395,6 +409,35 @@ def _own_copy(raw: socket.socket) -> tuple[socket.socket, bool]:
     return sock, duplicated
 
 
+def _detachable(raw: socket.socket, start_response: StartResponse) -> bool:
+    """Whether gunicorn would leave this connection alone once forgotten: a plain
+    socket of gunicorn's async worker whose 101 head went out without chunked
+    framing (an older gunicorn would write a last chunk at the end of the request)."""
+    if isinstance(raw, ssl.SSLSocket) or not callable(getattr(raw, "detach", None)):
+        return False
+    response = _handler_of(start_response)
+    return getattr(response, "chunked", True) is False and callable(
+        getattr(response, "force_close", None)
+    )
+
+
+def _take_descriptor(raw: socket.socket) -> socket.socket | None:
+    """A socket object of the same class over ``raw``'s descriptor, which ``raw``
+    gives up (closing ``raw`` is then a no-op); None when that fails."""
+    try:
+        fd = raw.detach()
+    except OSError as exc:
+        logger.debug("cannot detach the client socket: %s", exc)
+        return None
+    try:
+        sock = type(raw)(fileno=fd)
+    except OSError:
+        os.close(fd)
+        raise
+    sock.settimeout(None)
+    return sock
+
+
 def _close_quietly(sock: socket.socket, how: int | None) -> None:
     try:
         if how is not None:
@@ -449,7 +492,7 @@ def request_socket(environ: Environ, start_response: StartResponse) -> socket.so
 
 
 def hijack(
-    environ: Environ, start_response: StartResponse, response_head: bytes
+    environ: Environ, start_response: StartResponse, response_head: bytes, detach: bool = False
 ) -> Hijacked | None:
     """Send ``response_head`` and take the client connection away from the WSGI server.
 
@@ -458,6 +501,11 @@ def hijack(
         send the head; werkzeug, gevent and wsgiref to be told to stop).
     :param response_head: the complete ``HTTP/1.1 101 Switching Protocols`` head,
         ending with an empty line.
+    :param detach: take the server's own descriptor instead of a duplicate, where
+        the server can then forget the connection without closing it (gunicorn's
+        async workers, plain sockets, a 101 answer gunicorn sends without chunked
+        framing): the result is :attr:`Hijacked.detached`, and its request may end
+        before the WebSocket does. Elsewhere the usual duplicate.
     :returns: the connection, or None when this server exposes no raw socket
         (unknown server, HTTP/2, gunicorn's sync worker); nothing was sent then.
     :raises OSError: if writing the head fails (the client went away).
@@ -481,6 +529,16 @@ def hijack(
     take_buffered = adapter.take_buffered or _peek_buffered
     buffered = take_buffered(adapter.reader(environ, start_response), raw)
     adapter.send_head(raw, start_response, response_head)
+    if detach and adapter is _GUNICORN and _detachable(raw, start_response):
+        taken = _take_descriptor(raw)
+        if taken is not None:
+            logger.debug("took a gunicorn connection (%d bytes read ahead)", len(buffered))
+            return Hijacked(
+                sock=taken,
+                buffered=buffered,
+                _release=lambda: adapter.release(environ, start_response),
+                detached=True,
+            )
     sock, duplicated = _own_copy(raw)
     logger.debug("hijacked a %s connection (%d bytes read ahead)", adapter.name, len(buffered))
     release = _make_release(adapter, raw, sock, duplicated, environ, start_response)

@@ -6,12 +6,20 @@ ones; each socket is a :class:`WebSocketConnection`, the session's
 :class:`~sio_wsgi.engine.ports.Connection` once attached. In threading mode a
 handler runs inline on its client's reader thread; :class:`ReaderHandover`
 moves the reading to a new thread when such a handler holds on.
+
+Under gevent with gunicorn (:attr:`Hijacked.detached`), an idle connection is
+*parked*: once its socket is drained the reader returns, the request ends
+(gunicorn frees its greenlet and request objects), and the driver's
+:meth:`~sio_wsgi.runtime.base.Driver.when_readable` resumes the reading in a
+pooled greenlet when bytes arrive. The reading keeps its place in one generator
+(:meth:`WebSocketConnection._events`), so nothing else changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import socket
 import threading
 import time
@@ -45,6 +53,21 @@ _NORMAL_CLOSE = ws.encode_close(ws.CloseCode.NORMAL)
 
 #: who writes to a connection now (``WebSocketConnection._write_state``)
 _IDLE, _DIRECT, _WRITER = 0, 1, 2
+
+#: how a reading run ended (``WebSocketConnection._read``): the connection is over;
+#: a handler holds this thread and another one reads now; the reader parked
+_ENDED, _HANDED_OVER, _PARKED = 0, 1, 2
+
+
+class _Park:
+    """What :meth:`WebSocketConnection._events` yields when the socket is drained
+    and the connection may park (the reading resumes right after the yield)."""
+
+
+_PARK = _Park()
+
+#: the request body of a parked connection's environ (the server's own is freed)
+_NO_BODY = io.BytesIO(b"")
 
 
 def _nonblocking_send(raw: Any, data: bytes) -> int:
@@ -89,8 +112,8 @@ class WebSocketTransport:
             return hijacked
         conn = WebSocketConnection(host, hijacked, self.handover, accept.deflate)
         conn.send_direct(host.open_packet(session.sid, "websocket"))
-        if conn.attach(session):
-            conn.read_loop(session)
+        if conn.attach(session) and not conn.read_loop(session):
+            return conn.parked(environ)
         return conn.finish(session)
 
     def upgrade(
@@ -118,7 +141,8 @@ class WebSocketTransport:
         conn = WebSocketConnection(host, hijacked, self.handover, accept.deflate)
         session.upgrade_timer = host.call_later(host.options.upgrade_timeout, conn.abort)
         if conn.probe(session):
-            conn.read_loop(session)
+            if not conn.read_loop(session):
+                return conn.parked(environ)
             return conn.finish(session)
         session.transition(Transition.CANCEL_UPGRADE)
         conn.close_socket()
@@ -149,7 +173,7 @@ class WebSocketTransport:
         self, environ: Environ, start_response: StartResponse, accept: _Handshake
     ) -> Hijacked | Response:
         head = ws.handshake_response(accept.accept, accept.headers)
-        hijacked = hijack(environ, start_response, head)
+        hijacked = hijack(environ, start_response, head, detach=self.host.driver.can_park)
         if hijacked is None:
             self.host.logger.warning(
                 "this WSGI server does not expose the raw socket: no WebSocket"
@@ -510,6 +534,10 @@ class _WebSocketWriter:
             self.sock.close()
         except OSError:
             pass
+        self._closed_while_parked()
+
+    def _closed_while_parked(self) -> None:
+        """Closing cancels a parked reader's readiness callback: wake it another way."""
 
     def finish(self, session: EngineSession) -> Iterable[bytes]:
         """Wait for whoever writes (a direct flush in another task, or the writer
@@ -544,6 +572,8 @@ class WebSocketConnection(_WebSocketWriter):
         "_ended",
         "_probing",
         "_unread",
+        "_parkable",
+        "_parked",
     )
 
     def __init__(
@@ -568,6 +598,9 @@ class WebSocketConnection(_WebSocketWriter):
         # takes bytes until their frames are handled: see input_pending()
         self._probing = False
         self._unread = False
+        # gevent under gunicorn: the reader may park once the socket is drained
+        self._parkable = hijacked.detached and self._fast
+        self._parked = False
         # one iterator for the whole connection: frames parsed from the same
         # recv() as the upgrade's "5" must reach read_loop()
         self._stream = self._events()
@@ -618,8 +651,14 @@ class WebSocketConnection(_WebSocketWriter):
                     handover.idle(self)
         return True
 
-    def _events(self) -> Iterator[ws.Event]:
-        """Yield parsed frames until the peer closes or the socket fails."""
+    def _closed_while_parked(self) -> None:
+        if self._parked:  # closed from any task (or OS thread): resume in the loop
+            driver = self.host.driver
+            driver.call_soon_threadsafe(driver.submit, self._wake)
+
+    def _events(self) -> Iterator[ws.Event | _Park]:
+        """Yield parsed frames until the peer closes or the socket fails; and
+        :data:`_PARK` when the socket is drained and the reader may park."""
         recv = self.sock.recv
         # after a short read the socket is most likely drained: park until it is
         # readable, rather than a recv() the green library sees fail with EAGAIN
@@ -639,6 +678,8 @@ class WebSocketConnection(_WebSocketWriter):
                         self._unread = False
                         recv(1, socket.MSG_PEEK)
                         self._unread = True
+                    elif drained and self._parkable:
+                        yield _PARK  # resumed here once the socket is readable
                     elif drained and wait is not None:
                         wait()
                     data = recv(_RECV_SIZE)
@@ -717,20 +758,56 @@ class WebSocketConnection(_WebSocketWriter):
         if poll is not None:
             poll.kick()
 
-    def read_loop(self, session: EngineSession) -> None:
+    def read_loop(self, session: EngineSession) -> bool:
         """Read frames and hand packets to the engine until the connection ends.
 
         In threading mode a handler may run inline on this thread and the reading
         move to a new thread meanwhile (:meth:`hand_over`); this thread then waits
         until the connection has ended, so the WSGI server gets it back last.
+
+        :returns: True once the connection is over; False when the reader parked
+            (the request may end now: see :meth:`parked`).
         """
-        if not self._read(session):
+        outcome = self._read(session)
+        if outcome == _HANDED_OVER:
             ended = self._ended
             if ended is not None:
                 ended.wait()
+        return outcome != _PARKED
 
-    def _read(self, session: EngineSession) -> bool:
-        """The reading itself; False when handed over to another thread before the end."""
+    def parked(self, environ: Environ) -> Iterable[bytes]:
+        """End the request of a parked connection (the WebSocket goes on).
+
+        The session keeps ``environ``: what the server put there for the request
+        alone (its socket, its body reader, its early hints) goes, so that the
+        server's request objects are freed.
+        """
+        for key in ("gunicorn.socket", "wsgi.early_hints"):
+            environ.pop(key, None)
+        environ["wsgi.input"] = _NO_BODY
+        return self.hijacked.finish()
+
+    def _park(self) -> bool:
+        """Arm the driver's readiness callback; False when it cannot (read on here)."""
+        self._parked = True
+        if self.host.driver.when_readable(self.sock, self._wake):
+            return True
+        self._parked = False
+        self._parkable = False
+        return False
+
+    def _wake(self) -> None:
+        """In a pooled task: the socket is readable (or closed): read on."""
+        session = self.session
+        if not self._parked or session is None:
+            return  # already woken (readiness and a close raced)
+        self._parked = False
+        if self._read(session) == _ENDED:
+            self.finish(session)
+
+    def _read(self, session: EngineSession) -> int:
+        """The reading itself: :data:`_ENDED`, :data:`_HANDED_OVER` (to another
+        thread before the end) or :data:`_PARKED`."""
         me = threading.get_ident()
         self._reader_id = me
         reason = DisconnectReason.TRANSPORT_CLOSE
@@ -749,13 +826,14 @@ class WebSocketConnection(_WebSocketWriter):
                         host.handle_text(session, data)
                 elif isinstance(event, ws.BinaryMessage):
                     on_message(sid, event.data)
-                elif isinstance(event, ws.Ping):
-                    self.send_control(ws.encode_pong(event.data))
-                elif isinstance(event, ws.CloseReceived):
-                    self._close_frame = ws.encode_close(event.code)  # echo the client's code
-                    break
+                else:
+                    outcome = self._other_event(session, event)
+                    if outcome == _PARKED:
+                        return _PARKED
+                    if outcome == _ENDED:
+                        break
                 if self._reader_id != me:
-                    return False  # a handler ran long here: another thread reads now
+                    return _HANDED_OVER  # a handler ran long here: another thread reads now
         except RemoteProtocolError as exc:
             host.logger.info("session %s: protocol error: %s", sid, exc)
             why = str(exc).encode("utf-8")[:_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
@@ -770,7 +848,19 @@ class WebSocketConnection(_WebSocketWriter):
         host.close_session(session, reason, send_close_packet=False)
         if self._ended is not None:
             self._ended.set()
-        return True
+        return _ENDED
+
+    def _other_event(self, session: EngineSession, event: ws.Event | _Park) -> int | None:
+        """A Ping, a Close, or the chance to park: :data:`_PARKED` (parked),
+        :data:`_ENDED` (stop reading), or None (read on)."""
+        if event is _PARK:
+            return _PARKED if self._park() else None
+        if isinstance(event, ws.Ping):
+            self.send_control(ws.encode_pong(event.data))
+        elif isinstance(event, ws.CloseReceived):
+            self._close_frame = ws.encode_close(event.code)  # echo the client's code
+            return _ENDED
+        return None
 
     def hand_over(self, force: bool) -> None:
         """Start a new reader thread if this connection's reader runs a handler

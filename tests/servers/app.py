@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -354,6 +355,7 @@ def _flask_app(st: State, args: argparse.Namespace) -> Any:
             async_mode=args.async_mode,
             pid=os.getpid(),
             volatile=st.volatile,
+            greenlets=_greenlets() if args.async_mode == "gevent" else None,
         )
 
     @app.get("/_log/disconnects")
@@ -391,6 +393,15 @@ def _flask_app(st: State, args: argparse.Namespace) -> Any:
     return app
 
 
+def _greenlets() -> int:
+    """Greenlets alive in this process (tests/e2e/test_parked.py: idle WebSockets park)."""
+    import gc
+
+    import greenlet
+
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet))
+
+
 def build_app(args: argparse.Namespace) -> tuple[Any, State]:
     """Build the full WSGI application (call after monkey-patching).
 
@@ -420,9 +431,42 @@ def _serve_eventlet(app: Any, args: argparse.Namespace) -> None:
 
 
 def _serve_gevent(app: Any, args: argparse.Namespace) -> None:
+    if os.environ.get(GEVENT_SERVER_ENV) == "gunicorn":
+        _serve_gunicorn_gevent(app, args)
+        return
     from gevent.pywsgi import WSGIServer
 
     WSGIServer((args.host, args.port), app, log=None).serve_forever()
+
+
+#: ``gunicorn``: the gevent mode serves on one gunicorn gevent worker instead of
+#: gevent.pywsgi (where idle WebSockets park: the ``parked`` group of tests/run.sh)
+GEVENT_SERVER_ENV = "SIO_E2E_GEVENT_SERVER"
+
+
+def _serve_gunicorn_gevent(app: Any, args: argparse.Namespace) -> None:
+    """gunicorn's gevent worker, one process, in this process's child."""
+    from gunicorn.app.base import BaseApplication
+
+    class _One(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"{args.host}:{args.port}",
+                "workers": 1,
+                "worker_class": "gevent",
+                "worker_connections": 2000,
+                "graceful_timeout": 2,
+                "loglevel": "warning",
+                "control_socket_disable": True,
+            }
+            for key, value in settings.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    _One().run()
 
 
 SERVERS = {

@@ -142,3 +142,44 @@ def test_green_pool_lets_go_of_finished_jobs(lib: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0", result.stdout
+
+
+_WHEN_READABLE_SCRIPT = """
+import greenlet
+from gevent import socket
+from sio_wsgi.runtime.gevent_driver import GeventDriver
+driver = GeventDriver()
+a, b = socket.socketpair()
+ran = []
+me = greenlet.getcurrent()
+assert driver.when_readable(a, lambda: ran.append(a.recv(10)))
+assert not driver.when_readable(a, lambda: None)  # one callback at a time
+driver.sleep(0.05)
+assert ran == [], ran  # nothing to read: nothing ran, no greenlet waits
+b.send(b"hi")
+driver.sleep(0.05)
+assert ran == [b"hi"], ran  # once, in a pooled greenlet
+b.send(b"again")
+driver.sleep(0.05)
+assert ran == [b"hi"], ran  # one shot
+c, d = socket.socketpair()
+assert driver.when_readable(c, lambda: ran.append("closed"))
+c.close()  # closing cancels it quietly (nothing thrown anywhere)
+d.send(b"x")
+driver.sleep(0.05)
+assert ran == [b"hi"], ran
+print("ok")
+"""
+
+
+def test_gevent_when_readable_runs_once_pooled_and_dies_with_the_socket() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WHEN_READABLE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(ROOT),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

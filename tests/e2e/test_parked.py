@@ -1,0 +1,154 @@
+"""Parked WebSockets: gunicorn's gevent worker, idle connections without a greenlet.
+
+Under gunicorn's gevent worker an idle WebSocket *parks*
+(:mod:`sio_wsgi.transports.websocket`): the request returns to gunicorn, and a
+pooled greenlet reads when bytes arrive. Raw WebSocket clients here check what a
+user would notice if that went wrong: events and acks after idling, emits from a
+view and from a plain OS thread, a client that goes away, and a ping timeout, all
+while parked; and that the server then holds far fewer greenlets than clients.
+(``SIO_E2E_GEVENT_SERVER=gunicorn``, the ``parked`` group of tests/run.sh, runs
+the whole e2e suite that way.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import websocket
+
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+CLIENTS = 60
+GUNICORN = {"SIO_E2E_GEVENT_SERVER": "gunicorn"}
+
+
+class RawClient:
+    """A raw Engine.IO v4 WebSocket client joined to ``/``."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = websocket.create_connection(
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=5
+        )
+        self.raw = self.ws.sock  # websocket-client may drop it without closing it
+        opened = self.ws.recv()
+        assert isinstance(opened, str) and opened.startswith("0{"), opened
+        self.ws.send("40")
+        self.sid = ""
+        while not self.sid:
+            text = self.next_text()
+            if text.startswith("40{"):
+                self.sid = json.loads(text[2:])["sid"]
+
+    def next_text(self) -> str:
+        """The next text frame that is not a ping (pings are answered)."""
+        while True:
+            text = self.ws.recv()
+            assert isinstance(text, str), text
+            if text == "2":
+                self.ws.send("3")
+                continue
+            return text
+
+    def wait_for(self, prefix: str) -> str:
+        """Skip frames until one starts with ``prefix`` (events of the ticker, say)."""
+        for _ in range(100):
+            text = self.next_text()
+            if text.startswith(prefix):
+                return text
+        raise AssertionError(f"no frame starting with {prefix!r}")
+
+    def close(self) -> None:
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            self.ws.close(timeout=0.5)
+        self.raw.close()
+
+
+def health(server: Any) -> dict[str, Any]:
+    with urllib.request.urlopen(server.url + "/health", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+@pytest.fixture
+def parked_server(live_server: Any, impl: str) -> Any:
+    if impl != "sio_wsgi":
+        pytest.skip("parking is sio_wsgi's")
+    return live_server("gevent", "websocket", fresh=True, env=GUNICORN)
+
+
+@pytest.fixture
+def clients(parked_server: Any) -> Iterator[list[RawClient]]:
+    made: list[RawClient] = []
+    try:
+        for _ in range(CLIENTS):
+            made.append(RawClient(parked_server.url))
+        yield made
+    finally:
+        for client in made:
+            client.close()
+
+
+def test_idle_websockets_hold_no_greenlet_and_still_answer(
+    parked_server: Any, clients: list[RawClient]
+) -> None:
+    time.sleep(0.3)  # idle: every reader parks
+    greenlets = health(parked_server)["greenlets"]
+    assert greenlets < CLIENTS / 2, f"{greenlets} greenlets for {CLIENTS} idle WebSockets"
+    for n, client in enumerate(clients):
+        client.ws.send(f'42{n}["echo","hi",{n}]')
+    for n, client in enumerate(clients):
+        assert json.loads(client.wait_for(f"43{n}")[2 + len(str(n)) :]) == ["hi", n]
+    time.sleep(0.3)
+    parked_server.post_json("/emit", {"event": "news", "data": "from a view"})
+    parked_server.post_json("/emit_from_thread", {"event": "news", "data": "from a thread"})
+    for client in clients:
+        assert client.wait_for('42["news"') == '42["news","from a view"]'
+        assert client.wait_for('42["news"') == '42["news","from a thread"]'
+
+
+def test_a_parked_client_that_leaves_is_disconnected(
+    parked_server: Any, clients: list[RawClient]
+) -> None:
+    time.sleep(0.3)
+    gone = clients[: CLIENTS // 2]
+    for client in gone:
+        client.raw.close()  # no Close frame: the TCP connection just ends
+    for client in gone:
+        entry = parked_server.wait_disconnect(client.sid, timeout=5)
+        assert entry is not None and entry["reason"] == "transport close", entry
+    for n, client in enumerate(clients[CLIENTS // 2 :]):
+        client.ws.send(f'42{n}["echo",{n}]')
+        assert client.wait_for(f"43{n}") == f"43{n}[{n}]"
+
+
+def test_a_parked_client_that_stops_answering_pings_times_out(live_server: Any, impl: str) -> None:
+    if impl != "sio_wsgi":
+        pytest.skip("parking is sio_wsgi's")
+    server = live_server(
+        "gevent", "websocket", fresh=True, env=GUNICORN, ping_interval=0.3, ping_timeout=0.3
+    )
+    client = RawClient(server.url)
+    try:
+        started = time.monotonic()
+        entry = server.wait_disconnect(client.sid, timeout=5)
+        assert entry is not None and entry["reason"] == "ping timeout", entry
+        assert time.monotonic() - started < 3
+        # the server closed the connection: the client sees the end of it
+        client.ws.settimeout(3)
+
+        def ended() -> bool:
+            try:
+                return client.ws.recv() in ("", b"") or False
+            except (websocket.WebSocketException, OSError):
+                return True
+
+        wait_until(ended, 5, "the connection closed by the server")
+    finally:
+        client.close()
