@@ -66,8 +66,18 @@ class _Park:
 
 _PARK = _Park()
 
-#: the request body of a parked connection's environ (the server's own is freed)
-_NO_BODY = io.BytesIO(b"")
+class _NoBody(io.RawIOBase):
+    """The request body of a parked connection's environ (the server's own is
+    freed): empty, read-only, so one instance serves every connection."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return 0
+
+
+_NO_BODY = _NoBody()
 
 
 def _nonblocking_send(raw: Any, data: bytes) -> int:
