@@ -106,7 +106,7 @@ class ThreadingDriver:
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         fn(*args)
 
-    def readable_waiter(self, sock: object) -> None:
+    def socket_reader(self, sock: object) -> None:
         return None  # a blocking recv() waits in the kernel
 
     def raw_socket(self, sock: _S) -> _S:
