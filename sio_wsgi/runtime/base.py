@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Driver", "Event", "Lock", "Task", "Timer"]
+__all__ = ["Driver", "Event", "Lock", "SocketReader", "Task", "Timer"]
 
 
 class Task(Protocol):
@@ -57,6 +57,30 @@ class Lock(Protocol):
     def __exit__(self, *args: Any) -> Any: ...
 
 
+class SocketReader(Protocol):
+    """Reads one socket for its one reader task (green drivers): the reader parks
+    in the library's hub while no bytes are there."""
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        """Up to ``size`` bytes, parking until there are some; ``b""`` at the end.
+
+        :raises OSError: the socket failed or was closed (:meth:`close` included).
+        """
+
+    def wait(self) -> None:
+        """Park until the socket is readable (a ``recv()`` may still find nothing).
+
+        :raises OSError: :meth:`close` was called.
+        """
+
+    def close(self) -> None:
+        """Let go of what the reader holds in the hub; a parked reader wakes up.
+
+        Call it before the socket is closed (its fd may be reused at once); any
+        task or OS thread may, any number of times.
+        """
+
+
 class Driver(Protocol):
     """Concurrency primitives of one library (threading, eventlet or gevent)."""
 
@@ -93,13 +117,13 @@ class Driver(Protocol):
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` soon in the driver's own context; callable from any OS thread."""
 
-    def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
-        """A call that parks the task until ``sock`` is readable, or None.
+    def socket_reader(self, sock: Any) -> SocketReader | None:
+        """A :class:`SocketReader` for the one task that reads ``sock``, or None.
 
-        A reader that expects no data yet waits first, instead of a ``recv()``
-        that fails with EAGAIN before the green library waits anyway. None when
-        a blocking ``recv()`` already waits in the kernel (OS threads) or the
-        library's socket does not offer it.
+        Its :meth:`~SocketReader.wait` lets a reader that expects no data yet park
+        first, instead of a ``recv()`` that fails with EAGAIN before the green
+        library waits anyway. None when a blocking ``recv()`` already waits in the
+        kernel (OS threads) or the library's socket does not offer it.
         """
 
     def when_readable(self, sock: Any, fn: Callable[[], None]) -> bool:

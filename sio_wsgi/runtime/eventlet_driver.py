@@ -6,13 +6,16 @@ import collections
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 import eventlet
 import eventlet.hubs
 from eventlet import patcher
 from eventlet.green import threading as green_threading
+from eventlet.greenio import GreenSocket
 
 from .base import Event
+from .eventlet_reader import EventletReader
 from .green import GreenDriverBase, GreenWorkerPool, Job
 
 __all__ = ["EventletDriver"]
@@ -75,9 +78,22 @@ class EventletDriver(GreenDriverBase):
         event: Event = green_threading.Event()
         return event
 
-    def readable_waiter(self, sock: object) -> Callable[[], None] | None:
-        wait = getattr(sock, "_read_trampoline", None)  # a GreenSocket's own wait
-        return wait if callable(wait) else None
+    def socket_reader(self, sock: object) -> EventletReader | None:
+        if not isinstance(sock, GreenSocket):
+            return None
+        hub = eventlet.hubs.get_hub()
+        return EventletReader(hub, self.raw_socket(sock), self.call_soon_threadsafe)
+
+    def raw_socket(self, sock: object) -> Any:
+        """The OS socket under a green one, however many times it is wrapped.
+
+        (A socket accepted by a listener created before monkey-patching is a
+        ``GreenSocket`` around a ``GreenSocket`` around the OS socket: the patched
+        ``socket.socket.accept`` builds a green one, which eventlet wraps again.)
+        """
+        while isinstance(sock, GreenSocket) and sock.fd is not None:
+            sock = sock.fd
+        return sock
 
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         if not self.in_foreign_thread():

@@ -32,6 +32,24 @@ def _readable(watcher: Any, pool: GreenWorkerPool, fn: Callable[[], None]) -> No
     pool.run_from_hub(fn, ())
 
 
+class _GeventReader:
+    """A gevent socket's own ``recv()``, and a wait on its read watcher."""
+
+    __slots__ = ("recv", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.recv: Callable[..., bytes] = sock.recv  # parks in the hub itself
+
+    def wait(self) -> None:
+        watcher = self._sock._read_event  # None once closed: the recv() that follows fails
+        if watcher is not None:
+            self._sock._wait(watcher)
+
+    def close(self) -> None:
+        """Nothing to let go of: closing a gevent socket wakes its waiters."""
+
+
 class GeventDriver(GreenDriverBase):
     """Tasks are greenlets of the hub running in the creating OS thread."""
 
@@ -62,17 +80,11 @@ class GeventDriver(GreenDriverBase):
     def event(self) -> gevent.event.Event:
         return gevent.event.Event()
 
-    def readable_waiter(self, sock: Any) -> Callable[[], None] | None:
+    def socket_reader(self, sock: Any) -> _GeventReader | None:
         # ``sock`` is a gevent socket (or not): its private _wait and _read_event are used
         if getattr(sock, "_wait", None) is None or getattr(sock, "_read_event", None) is None:
             return None  # not a gevent socket
-
-        def wait() -> None:
-            watcher = sock._read_event  # None once closed: the recv() that follows fails
-            if watcher is not None:
-                sock._wait(watcher)
-
-        return wait
+        return _GeventReader(sock)
 
     def when_readable(self, sock: Any, fn: Callable[[], None]) -> bool:
         """Start ``sock``'s own read watcher with a callback that stops it and

@@ -107,7 +107,7 @@ class ThreadingDriver:
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         fn(*args)
 
-    def readable_waiter(self, sock: object) -> None:
+    def socket_reader(self, sock: object) -> None:
         return None  # a blocking recv() waits in the kernel
 
     def when_readable(self, sock: object, fn: Callable[[], None]) -> bool:

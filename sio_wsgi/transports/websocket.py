@@ -66,6 +66,7 @@ class _Park:
 
 _PARK = _Park()
 
+
 class _NoBody(io.RawIOBase):
     """The request body of a parked connection's environ (the server's own is
     freed): empty, read-only, so one instance serves every connection."""
@@ -584,6 +585,7 @@ class WebSocketConnection(_WebSocketWriter):
         "_unread",
         "_parkable",
         "_parked",
+        "_reader",
     )
 
     def __init__(
@@ -611,6 +613,9 @@ class WebSocketConnection(_WebSocketWriter):
         # gevent under gunicorn: the reader may park once the socket is drained
         self._parkable = hijacked.detached and self._fast
         self._parked = False
+        # green modes: the driver's reader parks in the hub while nothing is there
+        # (not under TLS: decrypted bytes can wait in the TLS object, not the socket)
+        self._reader = host.driver.socket_reader(self.sock) if self._fast else None
         # one iterator for the whole connection: frames parsed from the same
         # recv() as the upgrade's "5" must reach read_loop()
         self._stream = self._events()
@@ -669,43 +674,53 @@ class WebSocketConnection(_WebSocketWriter):
     def _events(self) -> Iterator[ws.Event | _Park]:
         """Yield parsed frames until the peer closes or the socket fails; and
         :data:`_PARK` when the socket is drained and the reader may park."""
-        recv = self.sock.recv
+        reader = self._reader
+        recv = self.sock.recv if reader is None else reader.recv
         # after a short read the socket is most likely drained: park until it is
         # readable, rather than a recv() the green library sees fail with EAGAIN
-        # (not under TLS: decrypted bytes can wait in the TLS object, not the socket)
-        wait = self.host.driver.readable_waiter(self.sock) if self._fast else None
+        wait = None if reader is None else reader.wait
         drained = False
-        while True:
-            if self._pending:
-                self._unread = True
-                data = self._pending.pop()
-            else:
-                try:
-                    if self._probing:
-                        # asked for more: every frame read so far is handled. Park until
-                        # the client sends, leaving its bytes in the socket meanwhile, and
-                        # mark them unread before taking them (see input_pending)
-                        self._unread = False
-                        recv(1, socket.MSG_PEEK)
-                        self._unread = True
-                    elif drained and self._parkable:
-                        yield _PARK  # resumed here once the socket is readable
-                    elif drained and wait is not None:
-                        wait()
-                    data = recv(_RECV_SIZE)
-                except (OSError, EOFError, ValueError):
-                    # closed meanwhile (eventlet: EOFError, or ValueError for fd -1)
+        try:
+            while True:
+                if self._pending:
+                    self._unread = True
+                    data = self._pending.pop()
+                else:
+                    try:
+                        if self._probing:
+                            # asked for more: every frame read so far is handled. Park until
+                            # the client sends, leaving its bytes in the socket meanwhile, and
+                            # mark them unread before taking them (see input_pending)
+                            self._unread = False
+                            recv(1, socket.MSG_PEEK)
+                            self._unread = True
+                        elif drained and self._parkable:
+                            yield _PARK  # resumed here once the socket is readable
+                        elif drained and wait is not None:
+                            wait()
+                        data = recv(_RECV_SIZE)
+                    except (OSError, EOFError, ValueError):
+                        # closed meanwhile (eventlet: EOFError, or ValueError for fd -1)
+                        return
+                    drained = len(data) < _RECV_SIZE
+                if not data:
                     return
-                drained = len(data) < _RECV_SIZE
-            if not data:
-                return
-            try:
-                events = self.parser.feed(data)
-            except ws.FrameError as exc:
-                # messages completed before the bad frame in this read still count
-                yield from exc.events
-                raise
-            yield from events
+                try:
+                    events = self.parser.feed(data)
+                except ws.FrameError as exc:
+                    # messages completed before the bad frame in this read still count
+                    yield from exc.events
+                    raise
+                yield from events
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def close_socket(self) -> None:
+        """Shut down and close the socket once; the reader lets go of its fd first."""
+        if self._reader is not None:
+            self._reader.close()
+        super().close_socket()
 
     def input_pending(self) -> bool:
         """During the probe: has the client sent bytes not acted on yet (a ``5`` on
