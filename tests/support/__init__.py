@@ -5,6 +5,7 @@
 - :func:`free_port`, :func:`port_open`;
 - :func:`in_ci`, :func:`skip_or_fail` (a missing tool skips, or fails under ``CI=true``);
 - :func:`wait_until`: poll until truthy, raise ``AssertionError`` on timeout;
+- :func:`run_python`: ``python -c`` a script from the checkout's root, output captured;
 - :class:`ServerProcess`: a server command on a free port, ready once its health URL
   (or its port) answers, stopped by PID; :func:`http_answers`.
 
@@ -22,6 +23,7 @@ from tests.support.common import (
     free_port,
     in_ci,
     port_open,
+    run_python,
     skip_or_fail,
     wait_until,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "http_answers",
     "in_ci",
     "port_open",
+    "run_python",
     "skip_or_fail",
     "wait_until",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -89,3 +91,25 @@ def wait_until(
             shown = shown if len(shown) <= 300 else shown[:300] + "..."
             raise AssertionError(f"{what}: not met within {timeout:g} s (last value: {shown})")
         time.sleep(min(interval, left))
+
+
+def run_python(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c code args...`` from the checkout's root, output captured as text.
+
+    :param code: the script.
+    :param args: its ``sys.argv[1:]``.
+    :param env: the whole environment (None: this process's).
+    :param timeout: seconds before it is killed (``subprocess.TimeoutExpired``).
+    :returns: the finished process (its exit status is not checked).
+    """
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(ROOT),
+        env=env,
+        check=False,
+    )

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from sio_wsgi.runtime.scheduler import Scheduler
 from sio_wsgi.runtime.threading_driver import ThreadingDriver
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import run_python
 
 
 def test_threading_pool_reuses_workers_and_keeps_running_jobs() -> None:
@@ -91,13 +87,7 @@ print(len(done), sorted(set(range(300)) - set(done)), len(workers))
 @pytest.mark.parametrize("lib", ["gevent", "eventlet"])
 def test_green_pool_reuses_workers_and_survives_failing_jobs(lib: str) -> None:
     """Jobs run in reused greenlets; one that raises is logged and its worker lives on."""
-    result = subprocess.run(
-        [sys.executable, "-c", _GREEN_POOL_SCRIPT, lib],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(ROOT),
-    )
+    result = run_python(_GREEN_POOL_SCRIPT, lib)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("299 [7] "), result.stdout
     workers = int(result.stdout.split()[-1])
@@ -133,13 +123,7 @@ print(sum(ref() is not None for ref in refs))
 def test_green_pool_lets_go_of_finished_jobs(lib: str) -> None:
     """A parked worker keeps nothing of the jobs it ran, its first one included
     (greenlet holds a new greenlet's first arguments for its whole life)."""
-    result = subprocess.run(
-        [sys.executable, "-c", _GREEN_POOL_RELEASE_SCRIPT, lib],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(ROOT),
-    )
+    result = run_python(_GREEN_POOL_RELEASE_SCRIPT, lib)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0", result.stdout
 
@@ -173,13 +157,7 @@ print("ok")
 
 
 def test_gevent_when_readable_runs_once_pooled_and_dies_with_the_socket() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _WHEN_READABLE_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(ROOT),
-    )
+    result = run_python(_WHEN_READABLE_SCRIPT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok", result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr

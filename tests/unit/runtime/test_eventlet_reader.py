@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import run_python
 
 _SCRIPT = """
 import eventlet
@@ -114,12 +110,6 @@ print("ok")
 
 
 def test_eventlet_reader_keeps_one_listener_and_lets_go() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(ROOT),
-    )
+    result = run_python(_SCRIPT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok", result.stdout + result.stderr
