@@ -545,10 +545,6 @@ class _WebSocketWriter:
             self.sock.close()
         except OSError:
             pass
-        self._closed_while_parked()
-
-    def _closed_while_parked(self) -> None:
-        """Closing cancels a parked reader's readiness callback: wake it another way."""
 
     def finish(self, session: EngineSession) -> Iterable[bytes]:
         """Wait for whoever writes (a direct flush in another task, or the writer
@@ -666,11 +662,6 @@ class WebSocketConnection(_WebSocketWriter):
                     handover.idle(self)
         return True
 
-    def _closed_while_parked(self) -> None:
-        if self._parked:  # closed from any task (or OS thread): resume in the loop
-            driver = self.host.driver
-            driver.call_soon_threadsafe(driver.submit, self._wake)
-
     def _events(self) -> Iterator[ws.Event | _Park]:
         """Yield parsed frames until the peer closes or the socket fails; and
         :data:`_PARK` when the socket is drained and the reader may park."""
@@ -717,10 +708,16 @@ class WebSocketConnection(_WebSocketWriter):
                 reader.close()
 
     def close_socket(self) -> None:
-        """Shut down and close the socket once; the reader lets go of its fd first."""
+        """Shut down and close the socket once; the reader lets go of its fd first.
+
+        Closing cancels a parked reader's readiness callback, so a parked reader is
+        woken here (from any task or OS thread: it resumes in the loop)."""
         if self._reader is not None:
             self._reader.close()
         super().close_socket()
+        if self._parked:
+            driver = self.host.driver
+            driver.call_soon_threadsafe(driver.submit, self._wake)
 
     def input_pending(self) -> bool:
         """During the probe: has the client sent bytes not acted on yet (a ``5`` on

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,11 +70,6 @@ class RawClient:
         self.raw.close()
 
 
-def health(server: Any) -> dict[str, Any]:
-    with urllib.request.urlopen(server.url + "/health", timeout=5) as r:
-        return dict(json.loads(r.read()))
-
-
 @pytest.fixture
 def parked_server(live_server: Any, impl: str) -> Any:
     if impl != "sio_wsgi":
@@ -99,7 +93,7 @@ def test_idle_websockets_hold_no_greenlet_and_still_answer(
     parked_server: Any, clients: list[RawClient]
 ) -> None:
     time.sleep(0.3)  # idle: every reader parks
-    greenlets = health(parked_server)["greenlets"]
+    greenlets = parked_server.get_json("/health")["greenlets"]
     assert greenlets < CLIENTS / 2, f"{greenlets} greenlets for {CLIENTS} idle WebSockets"
     for n, client in enumerate(clients):
         client.ws.send(f'42{n}["echo","hi",{n}]')
