@@ -16,8 +16,9 @@
 #   pure      the protocol-level tests again with SIO_WSGI_PURE_PYTHON=1: `main` runs
 #             what `pip install -e .` built (sio_wsgi/protocol's websocket, sio and eio
 #             compiled by mypyc where it could), this group the .py sources of the three
-#   parked    tests/e2e's gevent tests again with the server on gunicorn's gevent
-#             worker instead of gevent.pywsgi (idle WebSockets park there)
+#   parked    tests/e2e's gevent and eventlet tests again with the server on gunicorn's
+#             gevent worker and sio_wsgi.gunicorn.EventletWorker instead of gevent.pywsgi
+#             and eventlet.wsgi (idle WebSockets park there)
 # The exit status is non-zero if any group failed.
 #
 # Layout: tests/ and every test folder are Python packages (so test modules may
@@ -105,9 +106,10 @@ pure_tests=(tests/unit/protocol tests/fuzz
 # exit 5 = extra arguments selected nothing here
 run_group pure "0 5" env SIO_WSGI_PURE_PYTHON=1 "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "${pure_tests[@]}" "$@"
 
-# the gevent end-to-end tests again on gunicorn's gevent worker, where idle WebSockets
-# park (no greenlet per connection; tests/servers/app.py's SIO_E2E_GEVENT_SERVER)
-run_group parked "0 5" env SIO_E2E_GEVENT_SERVER=gunicorn "$PYTHON" -m pytest -q -m "not eventlet and not gevent" --e2e-modes gevent tests/e2e "$@"
+# the gevent and eventlet end-to-end tests again on gunicorn's gevent worker and on
+# sio_wsgi.gunicorn.EventletWorker, where idle WebSockets park (no green thread per
+# connection; tests/servers/app.py's SIO_E2E_GEVENT_SERVER and SIO_E2E_EVENTLET_SERVER)
+run_group parked "0 5" env SIO_E2E_GEVENT_SERVER=gunicorn SIO_E2E_EVENTLET_SERVER=gunicorn "$PYTHON" -m pytest -q -m "not eventlet and not gevent" --e2e-modes gevent,eventlet tests/e2e "$@"
 
 if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED groups: ${failed[*]}"

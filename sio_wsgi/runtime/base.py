@@ -73,6 +73,17 @@ class SocketReader(Protocol):
         :raises OSError: :meth:`close` was called.
         """
 
+    def when_readable(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn()`` once in a pooled task when the socket becomes readable (or
+        fails), with no task waiting meanwhile: an idle connection then holds no
+        green thread and no stack. The caller's task goes on at once.
+
+        :meth:`close` cancels it: ``fn`` then never runs, and whoever closes the
+        connection ends it.
+
+        :returns: False when it cannot be armed (closed, or already armed).
+        """
+
     def close(self) -> None:
         """Let go of what the reader holds in the hub; a parked reader wakes up.
 
@@ -85,7 +96,8 @@ class Driver(Protocol):
     """Concurrency primitives of one library (threading, eventlet or gevent)."""
 
     name: str
-    #: whether :meth:`when_readable` works (an idle WebSocket can then park)
+    #: whether :meth:`SocketReader.when_readable` works: an idle WebSocket can
+    #: then park, its request ending while the connection goes on
     can_park: bool
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
@@ -124,14 +136,6 @@ class Driver(Protocol):
         first, instead of a ``recv()`` that fails with EAGAIN before the green
         library waits anyway. None when a blocking ``recv()`` already waits in the
         kernel (OS threads) or the library's socket does not offer it.
-        """
-
-    def when_readable(self, sock: Any, fn: Callable[[], None]) -> bool:
-        """Run ``fn()`` once in a pooled task when ``sock`` becomes readable, with
-        no task waiting meanwhile (an idle connection then holds no green thread
-        and no stack); the caller's task goes on at once.
-
-        :returns: False when the driver cannot (then the caller waits itself).
         """
 
     def raw_socket(self, sock: Any) -> Any:

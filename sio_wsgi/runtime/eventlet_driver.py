@@ -41,7 +41,7 @@ class EventletDriver(GreenDriverBase):
     """Tasks are green threads of the eventlet hub running in the creating OS thread."""
 
     name = "eventlet"
-    can_park = False
+    can_park = True
 
     def __init__(self) -> None:
         super().__init__(
@@ -71,9 +71,6 @@ class EventletDriver(GreenDriverBase):
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)
 
-    def when_readable(self, sock: object, fn: Callable[[], None]) -> bool:
-        return False  # the reader green thread waits (eventlet.wsgi keeps the request's)
-
     def event(self) -> Event:
         event: Event = green_threading.Event()
         return event
@@ -82,7 +79,7 @@ class EventletDriver(GreenDriverBase):
         if not isinstance(sock, GreenSocket):
             return None
         hub = eventlet.hubs.get_hub()
-        return EventletReader(hub, self.raw_socket(sock), self.call_soon_threadsafe)
+        return EventletReader(hub, self.raw_socket(sock), self.call_soon_threadsafe, self._pool)
 
     def raw_socket(self, sock: object) -> Any:
         """The OS socket under a green one, however many times it is wrapped.

@@ -33,18 +33,30 @@ def _readable(watcher: Any, pool: GreenWorkerPool, fn: Callable[[], None]) -> No
 
 
 class _GeventReader:
-    """A gevent socket's own ``recv()``, and a wait on its read watcher."""
+    """A gevent socket's own ``recv()``, a wait on its read watcher, and a
+    one-shot callback on that watcher (parking)."""
 
-    __slots__ = ("recv", "_sock")
+    __slots__ = ("recv", "_sock", "_pool")
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, pool: GreenWorkerPool) -> None:
         self._sock = sock
+        self._pool = pool
         self.recv: Callable[..., bytes] = sock.recv  # parks in the hub itself
 
     def wait(self) -> None:
         watcher = self._sock._read_event  # None once closed: the recv() that follows fails
         if watcher is not None:
             self._sock._wait(watcher)
+
+    def when_readable(self, fn: Callable[[], None]) -> bool:
+        """Start the socket's own read watcher with a callback that stops it and
+        runs ``fn`` in a pooled greenlet. Closing the socket cancels the watcher
+        (gevent's close does)."""
+        watcher = self._sock._read_event  # None once closed
+        if watcher is None or watcher.active:
+            return False
+        watcher.start(_readable, watcher, self._pool, fn)
+        return True
 
     def close(self) -> None:
         """Nothing to let go of: closing a gevent socket wakes its waiters."""
@@ -84,20 +96,7 @@ class GeventDriver(GreenDriverBase):
         # ``sock`` is a gevent socket (or not): its private _wait and _read_event are used
         if getattr(sock, "_wait", None) is None or getattr(sock, "_read_event", None) is None:
             return None  # not a gevent socket
-        return _GeventReader(sock)
-
-    def when_readable(self, sock: Any, fn: Callable[[], None]) -> bool:
-        """Start ``sock``'s own read watcher with a callback that stops it and
-        submits ``fn`` to the pool: a parked connection costs no greenlet.
-
-        Closing the socket cancels the watcher (gevent's close does), so ``fn``
-        then never runs; whoever closes the connection ends it.
-        """
-        watcher = getattr(sock, "_read_event", None)  # None once closed
-        if watcher is None or watcher.active:
-            return False
-        watcher.start(_readable, watcher, self._pool, fn)
-        return True
+        return _GeventReader(sock, self._pool)
 
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         if not self.in_foreign_thread():

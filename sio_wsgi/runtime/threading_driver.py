@@ -110,9 +110,6 @@ class ThreadingDriver:
     def socket_reader(self, sock: object) -> None:
         return None  # a blocking recv() waits in the kernel
 
-    def when_readable(self, sock: object, fn: Callable[[], None]) -> bool:
-        return False  # a thread per reader: it waits in recv()
-
     def raw_socket(self, sock: _S) -> _S:
         return sock
 

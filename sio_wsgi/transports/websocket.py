@@ -7,11 +7,12 @@ ones; each socket is a :class:`WebSocketConnection`, the session's
 handler runs inline on its client's reader thread; :class:`ReaderHandover`
 moves the reading to a new thread when such a handler holds on.
 
-Under gevent with gunicorn (:attr:`Hijacked.detached`), an idle connection is
-*parked*: once its socket is drained the reader returns, the request ends
-(gunicorn frees its greenlet and request objects), and the driver's
-:meth:`~sio_wsgi.runtime.base.Driver.when_readable` resumes the reading in a
-pooled greenlet when bytes arrive. The reading keeps its place in one generator
+Under gunicorn's gevent worker and ``sio_wsgi.gunicorn.EventletWorker``
+(:attr:`Hijacked.detached`), an idle connection is *parked*: once its socket is
+drained the reader returns, the request ends (gunicorn frees its green thread
+and request objects), and the socket reader's
+:meth:`~sio_wsgi.runtime.base.SocketReader.when_readable` resumes the reading in
+a pooled green thread when bytes arrive. The reading keeps its place in one generator
 (:meth:`WebSocketConnection._events`), so nothing else changes.
 """
 
@@ -606,12 +607,12 @@ class WebSocketConnection(_WebSocketWriter):
         # takes bytes until their frames are handled: see input_pending()
         self._probing = False
         self._unread = False
-        # gevent under gunicorn: the reader may park once the socket is drained
-        self._parkable = hijacked.detached and self._fast
-        self._parked = False
         # green modes: the driver's reader parks in the hub while nothing is there
         # (not under TLS: decrypted bytes can wait in the TLS object, not the socket)
         self._reader = host.driver.socket_reader(self.sock) if self._fast else None
+        # gevent or eventlet under gunicorn: the reader may park once the socket is drained
+        self._parkable = hijacked.detached and self._reader is not None
+        self._parked = False
         # one iterator for the whole connection: frames parsed from the same
         # recv() as the upgrade's "5" must reach read_loop()
         self._stream = self._events()
@@ -812,7 +813,8 @@ class WebSocketConnection(_WebSocketWriter):
     def _park(self) -> bool:
         """Arm the driver's readiness callback; False when it cannot (read on here)."""
         self._parked = True
-        if self.host.driver.when_readable(self.sock, self._wake):
+        reader = self._reader
+        if reader is not None and reader.when_readable(self._wake):
             return True
         self._parked = False
         self._parkable = False

@@ -1,13 +1,14 @@
-"""Parked WebSockets: gunicorn's gevent worker, idle connections without a greenlet.
+"""Parked WebSockets: idle connections without a green thread, on gunicorn's
+gevent worker and on ``sio_wsgi.gunicorn.EventletWorker``.
 
-Under gunicorn's gevent worker an idle WebSocket *parks*
-(:mod:`sio_wsgi.transports.websocket`): the request returns to gunicorn, and a
-pooled greenlet reads when bytes arrive. Raw WebSocket clients here check what a
-user would notice if that went wrong: events and acks after idling, emits from a
-view and from a plain OS thread, a client that goes away, and a ping timeout, all
-while parked; and that the server then holds far fewer greenlets than clients.
-(``SIO_E2E_GEVENT_SERVER=gunicorn``, the ``parked`` group of tests/run.sh, runs
-the whole e2e suite that way.)
+There an idle WebSocket *parks* (:mod:`sio_wsgi.transports.websocket`): the
+request returns to gunicorn, and a pooled green thread reads when bytes arrive.
+Raw WebSocket clients here check what a user would notice if that went wrong:
+events and acks after idling, emits from a view and from a plain OS thread, a
+client that goes away, and a ping timeout, all while parked; and that the server
+then holds far fewer greenlets than clients. (The ``parked`` group of
+tests/run.sh runs the whole gevent and eventlet e2e suites on gunicorn:
+``SIO_E2E_GEVENT_SERVER`` / ``SIO_E2E_EVENTLET_SERVER=gunicorn``.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from tests.support import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 CLIENTS = 60
-GUNICORN = {"SIO_E2E_GEVENT_SERVER": "gunicorn"}
+#: per async mode: the environment that serves it on a gunicorn worker
+GUNICORN = {
+    "gevent": {"SIO_E2E_GEVENT_SERVER": "gunicorn"},
+    "eventlet": {"SIO_E2E_EVENTLET_SERVER": "gunicorn"},
+}
+GREEN_MODES = pytest.mark.parametrize("mode", sorted(GUNICORN))
 
 
 class RawClient:
@@ -70,11 +76,12 @@ class RawClient:
         self.raw.close()
 
 
-@pytest.fixture
-def parked_server(live_server: Any, impl: str) -> Any:
+@pytest.fixture(params=sorted(GUNICORN))
+def parked_server(live_server: Any, impl: str, request: pytest.FixtureRequest) -> Any:
     if impl != "sio_wsgi":
         pytest.skip("parking is sio_wsgi's")
-    return live_server("gevent", "websocket", fresh=True, env=GUNICORN)
+    mode = request.param
+    return live_server(mode, "websocket", fresh=True, env=GUNICORN[mode])
 
 
 @pytest.fixture
@@ -122,11 +129,14 @@ def test_a_parked_client_that_leaves_is_disconnected(
         assert client.wait_for(f"43{n}") == f"43{n}[{n}]"
 
 
-def test_a_parked_client_that_stops_answering_pings_times_out(live_server: Any, impl: str) -> None:
+@GREEN_MODES
+def test_a_parked_client_that_stops_answering_pings_times_out(
+    live_server: Any, impl: str, mode: str
+) -> None:
     if impl != "sio_wsgi":
         pytest.skip("parking is sio_wsgi's")
     server = live_server(
-        "gevent", "websocket", fresh=True, env=GUNICORN, ping_interval=0.3, ping_timeout=0.3
+        mode, "websocket", fresh=True, env=GUNICORN[mode], ping_interval=0.3, ping_timeout=0.3
     )
     client = RawClient(server.url)
     try:

@@ -355,7 +355,7 @@ def _flask_app(st: State, args: argparse.Namespace) -> Any:
             async_mode=args.async_mode,
             pid=os.getpid(),
             volatile=st.volatile,
-            greenlets=_greenlets() if args.async_mode == "gevent" else None,
+            greenlets=_greenlets() if args.async_mode != "threading" else None,
         )
 
     @app.get("/_log/disconnects")
@@ -432,7 +432,7 @@ def _serve_eventlet(app: Any, args: argparse.Namespace) -> None:
 
 def _serve_gevent(app: Any, args: argparse.Namespace) -> None:
     if os.environ.get(GEVENT_SERVER_ENV) == "gunicorn":
-        _serve_gunicorn_gevent(app, args)
+        _serve_gunicorn("gevent", lambda: app, args)
         return
     from gevent.pywsgi import WSGIServer
 
@@ -442,10 +442,14 @@ def _serve_gevent(app: Any, args: argparse.Namespace) -> None:
 #: ``gunicorn``: the gevent mode serves on one gunicorn gevent worker instead of
 #: gevent.pywsgi (where idle WebSockets park: the ``parked`` group of tests/run.sh)
 GEVENT_SERVER_ENV = "SIO_E2E_GEVENT_SERVER"
+#: ``gunicorn``: the eventlet mode serves on one ``sio_wsgi.gunicorn.EventletWorker``
+#: instead of eventlet.wsgi (idle WebSockets park there too)
+EVENTLET_SERVER_ENV = "SIO_E2E_EVENTLET_SERVER"
 
 
-def _serve_gunicorn_gevent(app: Any, args: argparse.Namespace) -> None:
-    """gunicorn's gevent worker, one process, in this process's child."""
+def _serve_gunicorn(worker_class: str, load: Any, args: argparse.Namespace) -> None:
+    """One gunicorn worker of ``worker_class``, in this process's child; ``load()``
+    returns the application (called in the worker)."""
     from gunicorn.app.base import BaseApplication
 
     class _One(BaseApplication):  # type: ignore[misc]
@@ -453,7 +457,7 @@ def _serve_gunicorn_gevent(app: Any, args: argparse.Namespace) -> None:
             settings = {
                 "bind": f"{args.host}:{args.port}",
                 "workers": 1,
-                "worker_class": "gevent",
+                "worker_class": worker_class,
                 "worker_connections": 2000,
                 "graceful_timeout": 2,
                 "loglevel": "warning",
@@ -464,7 +468,7 @@ def _serve_gunicorn_gevent(app: Any, args: argparse.Namespace) -> None:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return app
+            return load()
 
     _One().run()
 
@@ -482,19 +486,30 @@ def main(argv: list[str] | None = None) -> None:
     :param argv: arguments, ``sys.argv[1:]`` when None.
     """
     args = parse_args(argv)
-    _monkey_patch(args.async_mode)
+    # eventlet on gunicorn: the worker patches itself and builds the app after the fork
+    in_worker = args.async_mode == "eventlet" and os.environ.get(EVENTLET_SERVER_ENV) == "gunicorn"
+    if not in_worker:
+        _monkey_patch(args.async_mode)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper(), logging.WARNING),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if in_worker:
+        _serve_gunicorn("sio_wsgi.gunicorn.EventletWorker", lambda: _start(args), args)
+        return
+    SERVERS[args.async_mode](_start(args), args)
+
+
+def _start(args: argparse.Namespace) -> Any:
+    """Build the application and start its ticker; returns the WSGI app."""
     app, st = build_app(args)
     st.sio.start_background_task(_ticker, st)
     logger.warning(
         "e2e app impl=%s mode=%s on %s:%s", args.impl, args.async_mode, args.host, args.port
     )
-    SERVERS[args.async_mode](app, args)
+    return app
 
 
 if __name__ == "__main__":
