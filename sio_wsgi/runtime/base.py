@@ -73,6 +73,11 @@ class SocketReader(Protocol):
         :raises OSError: :meth:`close` was called.
         """
 
+    def ready_soon(self) -> bool:
+        """Before parking: whether bytes arrive within a short wait. Green readers
+        park at once (False); OS threads wait a little first, so a busy connection
+        keeps its thread."""
+
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` once in a pooled task when the socket becomes readable (or
         fails), with no task waiting meanwhile: an idle connection then holds no

@@ -89,6 +89,10 @@ class EventletReader:
         if self._closed:
             raise OSError(errno.EBADF, "the socket's reader was closed")
 
+    def ready_soon(self) -> bool:
+        """Park at once (a parked green thread costs next to nothing to wake)."""
+        return False
+
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` once in a pooled green thread when the fd is readable; no
         green thread waits meanwhile. Call it from the hub's OS thread; :meth:`close`

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import select
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .base import Lock
 
@@ -72,14 +74,113 @@ class _WorkerPool:
                 self._idle += 1
 
 
+#: How long an idle WebSocket's reader thread waits for its client before the
+#: connection parks (gunicorn's gthread worker): a busy connection keeps its
+#: thread, an idle one gives it back.
+PARK_AFTER = 0.25
+
+_ONE_SHOT = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
+
+
+class _ReadinessWatcher:
+    """One daemon thread waiting on an epoll set for the parked sockets, each
+    armed once (``EPOLLONESHOT``); a readable one's callback goes to ``submit``.
+    The thread and the epoll set start with the first socket armed."""
+
+    def __init__(self, submit: Callable[[Callable[..., object], tuple[object, ...]], None]) -> None:
+        self._submit = submit
+        self._lock = threading.Lock()
+        self._armed: dict[int, Callable[[], None]] = {}
+        self._registered: set[int] = set()  # in the epoll set (armed, or fired and disabled)
+        self._epoll: Any = None
+
+    def arm(self, fd: int, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` once on a pooled thread when ``fd`` is readable (or fails).
+
+        :returns: False when ``fd`` is armed already or cannot be watched.
+        """
+        with self._lock:
+            if fd in self._armed:
+                return False
+            epoll = self._epoll
+            if epoll is None:
+                epoll = self._epoll = select.epoll()
+                threading.Thread(
+                    target=self._run, args=(epoll,), name="sio_wsgi-parked", daemon=True
+                ).start()
+            try:
+                if fd in self._registered:
+                    epoll.modify(fd, _ONE_SHOT)
+                else:
+                    epoll.register(fd, _ONE_SHOT)
+                    self._registered.add(fd)
+            except OSError:
+                return False
+            self._armed[fd] = fn
+        return True
+
+    def forget(self, fd: int) -> None:
+        """Stop watching ``fd`` (before it is closed): its callback never runs."""
+        with self._lock:
+            self._armed.pop(fd, None)
+            if fd in self._registered:
+                self._registered.discard(fd)
+                with contextlib.suppress(OSError, ValueError):
+                    self._epoll.unregister(fd)
+
+    def _run(self, epoll: Any) -> None:
+        while True:
+            try:
+                events = epoll.poll()
+            except InterruptedError:
+                continue
+            for fd, _mask in events:
+                with self._lock:
+                    fn = self._armed.pop(fd, None)
+                if fn is not None:
+                    self._submit(fn, ())
+
+
+class _ThreadReader:
+    """A reader thread's blocking ``recv()``, a short wait before parking, and
+    the parking itself (:class:`_ReadinessWatcher`)."""
+
+    __slots__ = ("recv", "_fd", "_poll", "_watcher")
+
+    def __init__(self, sock: Any, watcher: _ReadinessWatcher) -> None:
+        self.recv: Callable[..., bytes] = sock.recv  # waits in the kernel
+        self._fd: int = sock.fileno()
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN)
+        self._watcher = watcher
+
+    def wait(self) -> None:
+        """Nothing: the blocking ``recv()`` that follows waits."""
+
+    def ready_soon(self) -> bool:
+        """Wait up to :data:`PARK_AFTER` for bytes (or the end of the stream)."""
+        try:
+            return bool(self._poll.poll(PARK_AFTER * 1000))
+        except OSError:
+            return True  # the recv() that follows tells what happened
+
+    def when_readable(self, fn: Callable[[], None]) -> bool:
+        return self._watcher.arm(self._fd, fn)
+
+    def close(self) -> None:
+        self._watcher.forget(self._fd)
+
+
 class ThreadingDriver:
     """Every task is a daemon OS thread; primitives come from :mod:`threading`."""
 
     name = "threading"
-    can_park = False
+    #: parked sockets wait in one epoll set (Linux)
+    can_park = hasattr(select, "epoll")
 
     def __init__(self) -> None:
         self._pool = _WorkerPool()
+        self._watcher = _ReadinessWatcher(self._pool.submit)
 
     def submit(self, fn: Callable[..., object], *args: object) -> None:
         """Run a short job on a pooled thread (no handle to join)."""
@@ -107,8 +208,14 @@ class ThreadingDriver:
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         fn(*args)
 
-    def socket_reader(self, sock: object) -> None:
-        return None  # a blocking recv() waits in the kernel
+    def socket_reader(self, sock: Any) -> _ThreadReader | None:
+        """A reader that can park (a blocking ``recv()`` waits in the kernel meanwhile)."""
+        if not self.can_park:
+            return None
+        try:
+            return _ThreadReader(sock, self._watcher)
+        except (AttributeError, OSError, ValueError):  # not a socket, or closed already
+            return None
 
     def raw_socket(self, sock: _S) -> _S:
         return sock

@@ -28,7 +28,7 @@ client simply went away: reads see EOF, writes see ``EPIPE``, and every server
 treats that as an ordinary disconnect. TLS sockets cannot be duplicated; they
 are handed over as they are.
 
-With ``detach=True`` (gevent: the transport parks idle WebSockets, see
+With ``detach=True`` (the transport parks idle WebSockets, see
 :mod:`sio_wsgi.transports.websocket`), gunicorn's socket gives its descriptor up
 instead (``socket.detach()``): the transport's socket is then the only one, the
 request can end while the WebSocket goes on, and gunicorn frees what it holds
@@ -411,7 +411,7 @@ def _own_copy(raw: socket.socket) -> tuple[socket.socket, bool]:
 
 def _detachable(raw: socket.socket, start_response: StartResponse) -> bool:
     """Whether gunicorn would leave this connection alone once forgotten: a plain
-    socket of gunicorn's async worker whose 101 head went out without chunked
+    socket of gunicorn's async or gthread worker whose 101 head went out without chunked
     framing (an older gunicorn would write a last chunk at the end of the request)."""
     if isinstance(raw, ssl.SSLSocket) or not callable(getattr(raw, "detach", None)):
         return False
@@ -503,7 +503,7 @@ def hijack(
         ending with an empty line.
     :param detach: take the server's own descriptor instead of a duplicate, where
         the server can then forget the connection without closing it (gunicorn's
-        async workers, plain sockets, a 101 answer gunicorn sends without chunked
+        async and gthread workers, plain sockets, a 101 answer gunicorn sends without chunked
         framing): the result is :attr:`Hijacked.detached`, and its request may end
         before the WebSocket does. Elsewhere the usual duplicate.
     :returns: the connection, or None when this server exposes no raw socket

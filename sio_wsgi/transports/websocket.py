@@ -7,12 +7,12 @@ ones; each socket is a :class:`WebSocketConnection`, the session's
 handler runs inline on its client's reader thread; :class:`ReaderHandover`
 moves the reading to a new thread when such a handler holds on.
 
-Under gunicorn's gevent worker and ``sio_wsgi.gunicorn.EventletWorker``
+Under gunicorn's gevent and gthread workers and ``sio_wsgi.gunicorn.EventletWorker``
 (:attr:`Hijacked.detached`), an idle connection is *parked*: once its socket is
-drained the reader returns, the request ends (gunicorn frees its green thread
-and request objects), and the socket reader's
-:meth:`~sio_wsgi.runtime.base.SocketReader.when_readable` resumes the reading in
-a pooled green thread when bytes arrive. The reading keeps its place in one generator
+drained (an OS thread waits a moment first) the reader returns, the request ends
+(gunicorn frees its thread or green thread and its request objects), and the
+socket reader's :meth:`~sio_wsgi.runtime.base.SocketReader.when_readable` resumes
+the reading in a pooled task when bytes arrive. The reading keeps its place in one generator
 (:meth:`WebSocketConnection._events`), so nothing else changes.
 """
 
@@ -610,7 +610,7 @@ class WebSocketConnection(_WebSocketWriter):
         # green modes: the driver's reader parks in the hub while nothing is there
         # (not under TLS: decrypted bytes can wait in the TLS object, not the socket)
         self._reader = host.driver.socket_reader(self.sock) if self._fast else None
-        # gevent or eventlet under gunicorn: the reader may park once the socket is drained
+        # under gunicorn (Hijacked.detached): the reader may park once the socket is drained
         self._parkable = hijacked.detached and self._reader is not None
         self._parked = False
         # one iterator for the whole connection: frames parsed from the same
@@ -686,7 +686,12 @@ class WebSocketConnection(_WebSocketWriter):
                             self._unread = False
                             recv(1, socket.MSG_PEEK)
                             self._unread = True
-                        elif drained and self._parkable:
+                        elif (
+                            drained
+                            and self._parkable
+                            and reader is not None
+                            and not reader.ready_soon()
+                        ):
                             yield _PARK  # resumed here once the socket is readable
                         elif drained and wait is not None:
                             wait()
@@ -821,12 +826,17 @@ class WebSocketConnection(_WebSocketWriter):
         return False
 
     def _wake(self) -> None:
-        """In a pooled task: the socket is readable (or closed): read on."""
+        """In a pooled task: the socket is readable (or closed): read on, and
+        finish the connection when it ends (after a handover too, as the request's
+        own task would)."""
         session = self.session
-        if not self._parked or session is None:
-            return  # already woken (readiness and a close raced)
-        self._parked = False
-        if self._read(session) == _ENDED:
+        if session is None:
+            return
+        with session.lock:  # readiness and a close may race (OS threads)
+            if not self._parked:
+                return
+            self._parked = False
+        if self.read_loop(session):
             self.finish(session)
 
     def _read(self, session: EngineSession) -> int:
@@ -904,6 +914,8 @@ class WebSocketConnection(_WebSocketWriter):
             self._busy_since = 0.0
             handover.idle(self)
             self._reader_id = None  # the busy thread stops reading when its handler returns
+            # the busy thread waits for the new reader to end the connection: no parking
+            self._parkable = False
             if self._ended is None:
                 self._ended = self.host.driver.thread_event()
         self.host.logger.debug("session %s: a handler holds its reader; reading moves", session.sid)

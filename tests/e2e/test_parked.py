@@ -1,12 +1,13 @@
-"""Parked WebSockets: idle connections without a green thread, on gunicorn's
-gevent worker and on ``sio_wsgi.gunicorn.EventletWorker``.
+"""Parked WebSockets: idle connections without a green thread or an OS thread, on
+gunicorn's gevent worker, on ``sio_wsgi.gunicorn.EventletWorker`` and on gunicorn's
+gthread worker.
 
 There an idle WebSocket *parks* (:mod:`sio_wsgi.transports.websocket`): the
 request returns to gunicorn, and a pooled green thread reads when bytes arrive.
 Raw WebSocket clients here check what a user would notice if that went wrong:
 events and acks after idling, emits from a view and from a plain OS thread, a
 client that goes away, and a ping timeout, all while parked; and that the server
-then holds far fewer greenlets than clients. (The ``parked`` group of
+then holds far fewer greenlets (or threads) than clients. (The ``parked`` group of
 tests/run.sh runs the whole gevent and eventlet e2e suites on gunicorn:
 ``SIO_E2E_GEVENT_SERVER`` / ``SIO_E2E_EVENTLET_SERVER=gunicorn``.)
 """
@@ -31,6 +32,8 @@ CLIENTS = 60
 GUNICORN = {
     "gevent": {"SIO_E2E_GEVENT_SERVER": "gunicorn"},
     "eventlet": {"SIO_E2E_EVENTLET_SERVER": "gunicorn"},
+    # fewer threads than clients: the clients past 16 connect only if others park
+    "threading": {"SIO_E2E_THREADING_SERVER": "gunicorn", "SIO_E2E_GUNICORN_THREADS": "16"},
 }
 GREEN_MODES = pytest.mark.parametrize("mode", sorted(GUNICORN))
 
@@ -99,14 +102,15 @@ def clients(parked_server: Any) -> Iterator[list[RawClient]]:
 def test_idle_websockets_hold_no_greenlet_and_still_answer(
     parked_server: Any, clients: list[RawClient]
 ) -> None:
-    time.sleep(0.3)  # idle: every reader parks
-    greenlets = parked_server.get_json("/health")["greenlets"]
-    assert greenlets < CLIENTS / 2, f"{greenlets} greenlets for {CLIENTS} idle WebSockets"
+    time.sleep(0.6)  # idle: every reader parks (OS threads after PARK_AFTER)
+    health = parked_server.get_json("/health")
+    kind = "threads" if parked_server.async_mode == "threading" else "greenlets"
+    assert health[kind] < CLIENTS / 2, f"{health[kind]} {kind} for {CLIENTS} idle WebSockets"
     for n, client in enumerate(clients):
         client.ws.send(f'42{n}["echo","hi",{n}]')
     for n, client in enumerate(clients):
         assert json.loads(client.wait_for(f"43{n}")[2 + len(str(n)) :]) == ["hi", n]
-    time.sleep(0.3)
+    time.sleep(0.6)  # parked again
     parked_server.post_json("/emit", {"event": "news", "data": "from a view"})
     parked_server.post_json("/emit_from_thread", {"event": "news", "data": "from a thread"})
     for client in clients:
@@ -117,7 +121,7 @@ def test_idle_websockets_hold_no_greenlet_and_still_answer(
 def test_a_parked_client_that_leaves_is_disconnected(
     parked_server: Any, clients: list[RawClient]
 ) -> None:
-    time.sleep(0.3)
+    time.sleep(0.6)
     gone = clients[: CLIENTS // 2]
     for client in gone:
         client.raw.close()  # no Close frame: the TCP connection just ends
@@ -156,3 +160,28 @@ def test_a_parked_client_that_stops_answering_pings_times_out(
         wait_until(ended, 5, "the connection closed by the server")
     finally:
         client.close()
+
+
+def test_a_parked_client_answers_a_call_from_its_handler(
+    parked_server: Any, clients: list[RawClient]
+) -> None:
+    """A handler that waits for the client (``sio.call``) on a woken connection:
+    in threading mode the reading moves to a new thread meanwhile (the handover),
+    and the connection still works and still ends when the client leaves."""
+    time.sleep(0.6)
+    client = clients[0]
+    client.ws.send('421["ask_client","ping?"]')
+    for _ in range(10):  # skip the welcome event: 42<id>["question","ping?"] comes next
+        question = client.wait_for("42")
+        call_id, _, payload = question[2:].partition("[")
+        if call_id:
+            break
+    assert json.loads("[" + payload) == ["question", "ping?"], question
+    client.ws.send(f'43{call_id}["pong!"]')
+    assert json.loads(client.wait_for("431")[3:]) == [{"answer": "pong!"}]
+    time.sleep(0.6)
+    client.ws.send('422["echo","after"]')
+    assert client.wait_for("432") == '432["after"]'
+    client.raw.close()
+    entry = parked_server.wait_disconnect(client.sid, timeout=5)
+    assert entry is not None and entry["reason"] == "transport close", entry

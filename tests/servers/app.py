@@ -349,6 +349,8 @@ def _flask_app(st: State, args: argparse.Namespace) -> Any:
 
     @app.get("/health")
     def health() -> Any:
+        import threading
+
         return jsonify(
             ok=True,
             impl=args.impl,
@@ -356,6 +358,7 @@ def _flask_app(st: State, args: argparse.Namespace) -> Any:
             pid=os.getpid(),
             volatile=st.volatile,
             greenlets=_greenlets() if args.async_mode != "threading" else None,
+            threads=threading.active_count(),
         )
 
     @app.get("/_log/disconnects")
@@ -445,6 +448,11 @@ GEVENT_SERVER_ENV = "SIO_E2E_GEVENT_SERVER"
 #: ``gunicorn``: the eventlet mode serves on one ``sio_wsgi.gunicorn.EventletWorker``
 #: instead of eventlet.wsgi (idle WebSockets park there too)
 EVENTLET_SERVER_ENV = "SIO_E2E_EVENTLET_SERVER"
+#: ``gunicorn``: the threading mode serves on one gunicorn gthread worker instead of
+#: werkzeug (idle WebSockets park there too)
+THREADING_SERVER_ENV = "SIO_E2E_THREADING_SERVER"
+#: gthread's ``--threads`` (100 by default)
+GUNICORN_THREADS_ENV = "SIO_E2E_GUNICORN_THREADS"
 
 
 def _serve_gunicorn(worker_class: str, load: Any, args: argparse.Namespace) -> None:
@@ -459,6 +467,8 @@ def _serve_gunicorn(worker_class: str, load: Any, args: argparse.Namespace) -> N
                 "workers": 1,
                 "worker_class": worker_class,
                 "worker_connections": 2000,
+                # gthread: a thread per running request, waiting long-polls included
+                "threads": int(os.environ.get(GUNICORN_THREADS_ENV, "100")),
                 "graceful_timeout": 2,
                 "loglevel": "warning",
                 "control_socket_disable": True,
@@ -486,8 +496,13 @@ def main(argv: list[str] | None = None) -> None:
     :param argv: arguments, ``sys.argv[1:]`` when None.
     """
     args = parse_args(argv)
-    # eventlet on gunicorn: the worker patches itself and builds the app after the fork
-    in_worker = args.async_mode == "eventlet" and os.environ.get(EVENTLET_SERVER_ENV) == "gunicorn"
+    # eventlet and threading on gunicorn: the app (and its ticker thread) is built in
+    # the worker, after the fork; the eventlet worker monkey-patches itself
+    worker_class = {
+        "eventlet": (EVENTLET_SERVER_ENV, "sio_wsgi.gunicorn.EventletWorker"),
+        "threading": (THREADING_SERVER_ENV, "gthread"),
+    }.get(args.async_mode)
+    in_worker = worker_class is not None and os.environ.get(worker_class[0]) == "gunicorn"
     if not in_worker:
         _monkey_patch(args.async_mode)
     logging.basicConfig(
@@ -496,8 +511,8 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    if in_worker:
-        _serve_gunicorn("sio_wsgi.gunicorn.EventletWorker", lambda: _start(args), args)
+    if worker_class is not None and in_worker:
+        _serve_gunicorn(worker_class[1], lambda: _start(args), args)
         return
     SERVERS[args.async_mode](_start(args), args)
 

@@ -134,9 +134,12 @@ lib = sys.argv[1]
 if lib == "gevent":
     from gevent import socket
     from sio_wsgi.runtime.gevent_driver import GeventDriver as Driver
-else:
+elif lib == "eventlet":
     from eventlet.green import socket
     from sio_wsgi.runtime.eventlet_driver import EventletDriver as Driver
+else:
+    import socket
+    from sio_wsgi.runtime.threading_driver import ThreadingDriver as Driver
 driver = Driver()
 a, b = socket.socketpair()
 reader = driver.socket_reader(a)
@@ -144,10 +147,10 @@ ran = []
 assert reader.when_readable(lambda: ran.append(a.recv(10)))
 assert not reader.when_readable(lambda: None)  # one callback at a time
 driver.sleep(0.05)
-assert ran == [], ran  # nothing to read: nothing ran, no green thread waits
+assert ran == [], ran  # nothing to read: nothing ran, no task waits
 b.send(b"hi")
 driver.sleep(0.05)
-assert ran == [b"hi"], ran  # once, in a pooled green thread
+assert ran == [b"hi"], ran  # once, in a pooled task
 b.send(b"again")
 driver.sleep(0.05)
 assert ran == [b"hi"], ran  # one shot
@@ -170,9 +173,33 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("lib", ["gevent", "eventlet"])
+@pytest.mark.parametrize("lib", ["gevent", "eventlet", "threading"])
 def test_when_readable_runs_once_pooled_and_dies_with_the_socket(lib: str) -> None:
     result = run_python(_WHEN_READABLE_SCRIPT, lib)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok", result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_threading_reader_waits_a_moment_before_parking() -> None:
+    """An OS thread's reader waits up to PARK_AFTER for bytes before it parks; the
+    green readers park at once."""
+    import socket
+
+    from sio_wsgi.runtime import threading_driver
+    from sio_wsgi.runtime.threading_driver import ThreadingDriver
+
+    a, b = socket.socketpair()
+    try:
+        reader = ThreadingDriver().socket_reader(a)
+        assert reader is not None
+        b.send(b"x")
+        assert reader.ready_soon()  # bytes there: no wait
+        assert reader.recv(10) == b"x"
+        started = time.monotonic()
+        assert not reader.ready_soon()  # nothing came: park
+        assert time.monotonic() - started >= threading_driver.PARK_AFTER * 0.9
+        reader.close()
+    finally:
+        a.close()
+        b.close()
