@@ -1705,6 +1705,7 @@ def measure_ceiling(duration: float) -> dict[str, Any]:
             Scenario(
                 "binary64k", "", {"scenario": "binary", "clients": 10, "duration": duration}, ""
             ),
+            Scenario("fanout1000", "", {"scenario": "fanout", "clients": 1000, "rounds": 10}, ""),
             Scenario("fanout5000", "", {"scenario": "fanout", "clients": 5000, "rounds": 10}, ""),
         ):
             out[sc.name] = run_scenario(sc, proc.pid, url)
@@ -1716,7 +1717,9 @@ def measure_ceiling(duration: float) -> dict[str, Any]:
 def _ceiling_text(c: dict[str, Any]) -> str:
     if "error" in c:
         return str(c["error"])
-    e, e5, b, f = (c.get(k, {}) for k in ("echo50", "echo500", "binary64k", "fanout5000"))
+    e, e5, b, f1, f = (
+        c.get(k, {}) for k in ("echo50", "echo500", "binary64k", "fanout1000", "fanout5000")
+    )
     return (
         "The same load generator against `bench/node/trivial.js` (a raw `ws` server with canned "
         "replies, sharing the 2 cores with the load generator): "
@@ -1724,7 +1727,8 @@ def _ceiling_text(c: dict[str, Any]) -> str:
         f"{e.get('loadgen_cpu_pct', 0):.0f}%), "
         f"echo 500 clients {e5.get('rate', 0):.0f} acks/s ({e5.get('loadgen_cpu_pct', 0):.0f}%), "
         f"binary 64 KiB {b.get('mb_s', 0):.0f} MB/s ({b.get('loadgen_cpu_pct', 0):.0f}%), "
-        f"fanout to 5000 clients p50 {f.get('p50_ms') or 0:.0f} ms "
+        f"fanout to 1000 clients p50 {f1.get('p50_ms') or 0:.0f} ms, "
+        f"to 5000 clients p50 {f.get('p50_ms') or 0:.0f} ms "
         f"(= {5000 / max(f.get('p50_ms') or 1, 1e-3) * 1000:.0f} deliveries/s). A server figure "
         "near these is "
         "limited by the load generator, so compare CPU per message there."
