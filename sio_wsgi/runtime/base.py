@@ -73,10 +73,11 @@ class SocketReader(Protocol):
         :raises OSError: :meth:`close` was called.
         """
 
-    def ready_soon(self) -> bool:
-        """Before parking: whether bytes arrive within a short wait. Green readers
-        park at once (False); OS threads wait a little first, so a busy connection
-        keeps its thread."""
+    def park_now(self) -> bool:
+        """Whether the connection parks as soon as its socket is drained (green
+        readers). False (OS threads): :meth:`recv` raises ``BlockingIOError`` once
+        the client has sent nothing for a while (a receive timeout, set on the first
+        call), and the connection parks then; a busy connection keeps its thread."""
 
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` once in a pooled task when the socket becomes readable (or

@@ -89,9 +89,9 @@ class EventletReader:
         if self._closed:
             raise OSError(errno.EBADF, "the socket's reader was closed")
 
-    def ready_soon(self) -> bool:
-        """Park at once (a parked green thread costs next to nothing to wake)."""
-        return False
+    def park_now(self) -> bool:
+        """Park at once (a parked connection costs next to nothing to wake)."""
+        return True
 
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` once in a pooled green thread when the fd is readable; no

@@ -48,9 +48,9 @@ class _GeventReader:
         if watcher is not None:
             self._sock._wait(watcher)
 
-    def ready_soon(self) -> bool:
-        """Park at once (a parked green thread costs next to nothing to wake)."""
-        return False
+    def park_now(self) -> bool:
+        """Park at once (a parked connection costs next to nothing to wake)."""
+        return True
 
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Start the socket's own read watcher with a callback that stops it and

@@ -6,6 +6,8 @@ import contextlib
 import logging
 import queue
 import select
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -77,7 +79,7 @@ class _WorkerPool:
 #: How long an idle WebSocket's reader thread waits for its client before the
 #: connection parks (gunicorn's gthread worker): a busy connection keeps its
 #: thread, an idle one gives it back.
-PARK_AFTER = 0.25
+PARK_AFTER = 0.1
 
 _ONE_SHOT = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
 
@@ -142,27 +144,37 @@ class _ReadinessWatcher:
 
 
 class _ThreadReader:
-    """A reader thread's blocking ``recv()``, a short wait before parking, and
-    the parking itself (:class:`_ReadinessWatcher`)."""
+    """A reader thread's blocking ``recv()``, which gives up after
+    :data:`PARK_AFTER` without bytes once :meth:`park_now` was asked (the socket's
+    ``SO_RCVTIMEO``: no system call more per read), and the parking itself
+    (:class:`_ReadinessWatcher`)."""
 
-    __slots__ = ("recv", "_fd", "_poll", "_watcher")
+    __slots__ = ("recv", "_sock", "_fd", "_watcher", "_timeout_set")
 
     def __init__(self, sock: Any, watcher: _ReadinessWatcher) -> None:
         self.recv: Callable[..., bytes] = sock.recv  # waits in the kernel
+        self._sock = sock
         self._fd: int = sock.fileno()
-        self._poll = select.poll()
-        self._poll.register(self._fd, select.POLLIN)
+        if self._fd < 0:
+            raise ValueError("the socket is closed")
         self._watcher = watcher
+        self._timeout_set = False
 
     def wait(self) -> None:
         """Nothing: the blocking ``recv()`` that follows waits."""
 
-    def ready_soon(self) -> bool:
-        """Wait up to :data:`PARK_AFTER` for bytes (or the end of the stream)."""
-        try:
-            return bool(self._poll.poll(PARK_AFTER * 1000))
-        except OSError:
-            return True  # the recv() that follows tells what happened
+    def park_now(self) -> bool:
+        """Not at once: set the receive timeout (the first time), after which
+        ``recv()`` raises ``BlockingIOError`` and the connection parks."""
+        if not self._timeout_set:
+            self._timeout_set = True
+            seconds = int(PARK_AFTER)
+            micros = int((PARK_AFTER - seconds) * 1_000_000)
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, micros)
+                )
+        return False
 
     def when_readable(self, fn: Callable[[], None]) -> bool:
         return self._watcher.arm(self._fd, fn)

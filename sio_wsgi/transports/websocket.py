@@ -686,16 +686,17 @@ class WebSocketConnection(_WebSocketWriter):
                             self._unread = False
                             recv(1, socket.MSG_PEEK)
                             self._unread = True
-                        elif (
-                            drained
-                            and self._parkable
-                            and reader is not None
-                            and not reader.ready_soon()
-                        ):
+                        elif drained and self._parkable and reader and reader.park_now():
                             yield _PARK  # resumed here once the socket is readable
                         elif drained and wait is not None:
                             wait()
                         data = recv(_RECV_SIZE)
+                    except BlockingIOError:
+                        # OS threads: nothing came for a while (the reader's receive
+                        # timeout): park now, or read on when parking is off by now
+                        if self._parkable and not self._probing:
+                            yield _PARK
+                        continue
                     except (OSError, EOFError, ValueError):
                         # closed meanwhile (eventlet: EOFError, or ValueError for fd -1)
                         return

@@ -181,9 +181,10 @@ def test_when_readable_runs_once_pooled_and_dies_with_the_socket(lib: str) -> No
     assert "Traceback" not in result.stderr, result.stderr
 
 
-def test_threading_reader_waits_a_moment_before_parking() -> None:
-    """An OS thread's reader waits up to PARK_AFTER for bytes before it parks; the
-    green readers park at once."""
+def test_threading_reader_parks_after_a_while_without_bytes() -> None:
+    """An OS thread's reader does not park at once: once asked, its recv() gives up
+    with BlockingIOError after PARK_AFTER without bytes; the green readers park at
+    once."""
     import socket
 
     from sio_wsgi.runtime import threading_driver
@@ -193,11 +194,12 @@ def test_threading_reader_waits_a_moment_before_parking() -> None:
     try:
         reader = ThreadingDriver().socket_reader(a)
         assert reader is not None
+        assert not reader.park_now()
         b.send(b"x")
-        assert reader.ready_soon()  # bytes there: no wait
-        assert reader.recv(10) == b"x"
+        assert reader.recv(10) == b"x"  # bytes there: no wait
         started = time.monotonic()
-        assert not reader.ready_soon()  # nothing came: park
+        with pytest.raises(BlockingIOError):
+            reader.recv(10)
         assert time.monotonic() - started >= threading_driver.PARK_AFTER * 0.9
         reader.close()
     finally:
