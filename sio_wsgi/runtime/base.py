@@ -140,8 +140,10 @@ class Driver(Protocol):
 
         Its :meth:`~SocketReader.wait` lets a reader that expects no data yet park
         first, instead of a ``recv()`` that fails with EAGAIN before the green
-        library waits anyway. None when a blocking ``recv()`` already waits in the
-        kernel (OS threads) or the library's socket does not offer it.
+        library waits anyway (OS threads: nothing to do, a blocking ``recv()`` waits
+        in the kernel); its :meth:`~SocketReader.when_readable` parks a connection.
+        None when the library's socket does not offer it (or, for OS threads, where
+        there is no epoll).
         """
 
     def raw_socket(self, sock: Any) -> Any:
