@@ -1014,23 +1014,25 @@ def _get(url: str, path: str, timeout: float = 5.0) -> bytes:
 
 
 def relay_counters(
-    url: str, workers: int, tries: int = 200, timeout: float = 15.0
+    url: str, workers: int, tries: int = 2000, timeout: float = 15.0
 ) -> dict[int, dict[str, Any]] | None:
     """Every worker's ``/_bench/relay`` record (see bench/app.py): asked on new connections
     until each of the ``workers`` processes behind ``url`` has answered (the kernel hands a new
-    connection to any of them).
+    connection to any of them; one that is still starting, or busy, takes none for a while).
 
     :param url: the server.
     :param workers: its gunicorn workers.
-    :param tries: at most this many requests.
+    :param tries: at most this many requests (after the first 50, 10 ms apart).
     :param timeout: at most this many seconds.
     :returns: pid -> record, or None when not every worker answered.
     """
     seen: dict[int, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
-    for _ in range(tries):
+    for n in range(tries):
         if len(seen) >= workers or time.monotonic() > deadline:
             break
+        if n >= 50:
+            time.sleep(0.01)  # let a worker that is starting or busy come to accept()
         try:
             rec = json.loads(_get(url, "/_bench/relay") or b"null")
         except (OSError, ValueError):

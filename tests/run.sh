@@ -16,11 +16,8 @@
 #   pure      the protocol-level tests again with SIO_WSGI_PURE_PYTHON=1: `main` runs
 #             what `pip install -e .` built (sio_wsgi/protocol's websocket, sio and eio
 #             compiled by mypyc where it could), this group the .py sources of the three
-#   parked    tests/e2e's gevent and eventlet tests again with the server on gunicorn's
-#             gevent worker and sio_wsgi.gunicorn.EventletWorker instead of gevent.pywsgi
-#             and eventlet.wsgi (idle WebSockets park there)
-#   parked-gthread  the parking and handler-overlap e2e tests in threading mode on
-#             gunicorn's gthread worker
+#   parked    tests/e2e's gevent tests again with the server on gunicorn's gevent
+#             worker instead of gevent.pywsgi (idle WebSockets park there)
 # The exit status is non-zero if any group failed.
 #
 # Layout: tests/ and every test folder are Python packages (so test modules may
@@ -108,15 +105,11 @@ pure_tests=(tests/unit/protocol tests/fuzz
 # exit 5 = extra arguments selected nothing here
 run_group pure "0 5" env SIO_WSGI_PURE_PYTHON=1 "$PYTHON" -m pytest -q -m "not eventlet and not gevent" "${pure_tests[@]}" "$@"
 
-# the gevent and eventlet end-to-end tests again on gunicorn's gevent worker and on
-# sio_wsgi.gunicorn.EventletWorker, where idle WebSockets park (no green thread per
-# connection; tests/servers/app.py's SIO_E2E_GEVENT_SERVER and SIO_E2E_EVENTLET_SERVER);
-# and threading on gunicorn's gthread worker (SIO_E2E_THREADING_SERVER) for the parking
-# and handler-overlap tests
-parked=(env SIO_E2E_GEVENT_SERVER=gunicorn SIO_E2E_EVENTLET_SERVER=gunicorn SIO_E2E_THREADING_SERVER=gunicorn
-    "$PYTHON" -m pytest -q -m "not eventlet and not gevent")
-run_group parked "0 5" "${parked[@]}" --e2e-modes gevent,eventlet tests/e2e "$@"
-run_group parked-gthread "0 5" "${parked[@]}" --e2e-modes threading tests/e2e/test_parked.py tests/e2e/test_handler_overlap.py "$@"
+# the gevent end-to-end tests again on gunicorn's gevent worker, where idle WebSockets
+# park (tests/servers/app.py's SIO_E2E_GEVENT_SERVER). tests/e2e/test_parked.py runs in
+# `main`, on gunicorn's gevent and gthread workers and sio_wsgi.gunicorn.EventletWorker
+# (SIO_E2E_EVENTLET_SERVER, SIO_E2E_THREADING_SERVER run any e2e test there by hand)
+run_group parked "0 5" env SIO_E2E_GEVENT_SERVER=gunicorn "$PYTHON" -m pytest -q -m "not eventlet and not gevent" --e2e-modes gevent --ignore=tests/e2e/test_parked.py tests/e2e "$@"
 
 if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED groups: ${failed[*]}"

@@ -8,8 +8,9 @@ Raw WebSocket clients here check what a user would notice if that went wrong:
 events and acks after idling, emits from a view and from a plain OS thread, a
 client that goes away, and a ping timeout, all while parked; and that the server
 then holds far fewer greenlets (or threads) than clients. (The ``parked`` group of
-tests/run.sh runs the whole gevent and eventlet e2e suites on gunicorn:
-``SIO_E2E_GEVENT_SERVER`` / ``SIO_E2E_EVENTLET_SERVER=gunicorn``.)
+tests/run.sh runs the whole gevent e2e suite on gunicorn, ``SIO_E2E_GEVENT_SERVER=gunicorn``;
+``SIO_E2E_EVENTLET_SERVER`` and ``SIO_E2E_THREADING_SERVER`` do the same for eventlet and
+threading.)
 """
 
 from __future__ import annotations
