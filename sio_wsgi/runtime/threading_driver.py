@@ -93,7 +93,6 @@ class _ReadinessWatcher:
         self._submit = submit
         self._lock = threading.Lock()
         self._armed: dict[int, Callable[[], None]] = {}
-        self._registered: set[int] = set()  # in the epoll set (armed, or fired and disabled)
         self._epoll: Any = None
 
     def arm(self, fd: int, fn: Callable[[], None]) -> bool:
@@ -111,11 +110,10 @@ class _ReadinessWatcher:
                     target=self._run, args=(epoll,), name="sio_wsgi-parked", daemon=True
                 ).start()
             try:
-                if fd in self._registered:
+                try:  # armed before (fired, so disabled), unless the fd is new to the set
                     epoll.modify(fd, _ONE_SHOT)
-                else:
+                except FileNotFoundError:
                     epoll.register(fd, _ONE_SHOT)
-                    self._registered.add(fd)
             except OSError:
                 return False
             self._armed[fd] = fn
@@ -124,11 +122,10 @@ class _ReadinessWatcher:
     def forget(self, fd: int) -> None:
         """Stop watching ``fd`` (before it is closed): its callback never runs."""
         with self._lock:
-            self._armed.pop(fd, None)
-            if fd in self._registered:
-                self._registered.discard(fd)
-                with contextlib.suppress(OSError, ValueError):
-                    self._epoll.unregister(fd)
+            if self._armed.pop(fd, None) is None and self._epoll is None:
+                return
+            with contextlib.suppress(OSError, ValueError):  # not in the set: nothing to do
+                self._epoll.unregister(fd)
 
     def _run(self, epoll: Any) -> None:
         while True:
