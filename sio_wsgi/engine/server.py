@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -42,6 +43,9 @@ __all__ = ["EngineHandler", "EngineServer", "StartResponse", "new_sid"]
 
 module_logger = logging.getLogger(__name__)
 _UNKNOWN_SID_WARN_EVERY = 60.0
+#: how many closed session ids a node remembers, so that a client's last request after
+#: its own close (python-engineio polls once more) is not taken for a missing sticky session
+_CLOSED_SIDS_KEPT = 1024
 
 
 Headers = list[tuple[str, str]]
@@ -93,6 +97,8 @@ class EngineServer:
         self.metrics: Stats | None = None
         self._shutting_down = False
         self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
+        #: the ids of the sessions closed last here, oldest first (bounded)
+        self._closed_sids: OrderedDict[str, None] = OrderedDict()
         self._polling = PollingTransport(self)
         self._websocket = WebSocketTransport(self)
         self._inline = self._websocket.handover is not None
@@ -267,9 +273,24 @@ class EngineServer:
             response = error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed")
         return _with(response, cors)
 
+    def _remember_closed(self, sid: str) -> None:
+        """Keep ``sid`` among the last :data:`_CLOSED_SIDS_KEPT` closed session ids."""
+        closed = self._closed_sids
+        closed[sid] = None
+        while len(closed) > _CLOSED_SIDS_KEPT:
+            try:
+                closed.popitem(last=False)
+            except KeyError:  # another thread emptied it meanwhile
+                break
+
     def _log_unknown_sid(self, sid: str) -> None:
         """Say that sticky sessions are probably missing: at WARNING on the module
-        logger (seen even with ``logger=False``) at most once a minute, else at INFO."""
+        logger (seen even with ``logger=False``) at most once a minute, else at INFO.
+        A session closed here a moment ago is only logged at DEBUG: its client may
+        still ask once more after its own close."""
+        if sid in self._closed_sids:
+            self.logger.debug("request for session %s, which is closed", sid)
+            return
         now = self.driver.monotonic()
         level = logging.INFO
         if now - self._unknown_sid_warned >= _UNKNOWN_SID_WARN_EVERY:
@@ -348,6 +369,7 @@ class EngineServer:
             self.metrics.closed(reason)
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
+        self._remember_closed(session.sid)
         conn = session.connection
         if conn is not None:
             conn.session_closed(send_close_packet)

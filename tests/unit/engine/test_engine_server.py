@@ -80,3 +80,33 @@ def test_pong_in_time_keeps_session() -> None:
     assert handler.disconnects == []
     engine.shutdown()
     assert handler.disconnects == [(sid, "server shutting down")]
+
+
+def test_a_request_after_the_clients_own_close_is_not_taken_for_a_missing_sticky_session(
+    caplog: Any,
+) -> None:
+    engine, _driver, handler, client = make()
+    body = client.get("/?EIO=4&transport=polling").get_data(as_text=True)
+    sid = json.loads(body[1:])["sid"]
+    assert client.post(f"/?EIO=4&transport=polling&sid={sid}", data="1").status_code == 200
+    assert [closed for closed, _reason in handler.disconnects] == [sid]  # its CLOSE packet
+    with caplog.at_level(logging.DEBUG):
+        response = client.get(f"/?EIO=4&transport=polling&sid={sid}")  # polls once more
+        assert response.status_code == 400
+        assert json.loads(response.get_data()) == {"code": 1, "message": "Session ID unknown"}
+        assert not [r for r in caplog.records if "sticky" in r.getMessage()]
+        caplog.clear()
+        client.get("/?EIO=4&transport=polling&sid=NeverSeenHere0000000")  # another node's?
+        assert [r.levelno for r in caplog.records if "sticky" in r.getMessage()] == [
+            logging.WARNING
+        ]
+    engine.shutdown()
+
+
+def test_the_closed_session_memory_is_bounded() -> None:
+    engine, _driver, _handler, _client = make()
+    for n in range(3000):
+        engine._remember_closed(f"sid{n}")
+    assert len(engine._closed_sids) == 1024 and "sid2999" in engine._closed_sids
+    assert "sid0" not in engine._closed_sids
+    engine.shutdown()
