@@ -79,6 +79,10 @@ class SocketReader(Protocol):
         the client has sent nothing for a while (a receive timeout, set on the first
         call), and the connection parks then; a busy connection keeps its thread."""
 
+    def keep_reading(self) -> None:
+        """The connection parks no more: undo what :meth:`park_now` set up (OS
+        threads: the receive timeout, so an idle reader stops waking up)."""
+
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` once in a pooled task when the socket becomes readable (or
         fails), with no task waiting meanwhile: an idle connection then holds no

@@ -93,6 +93,9 @@ class EventletReader:
         """Park at once (a parked connection costs next to nothing to wake)."""
         return True
 
+    def keep_reading(self) -> None:
+        """Nothing: :meth:`park_now` set nothing up."""
+
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` once in a pooled green thread when the fd is readable; no
         green thread waits meanwhile. Call it from the hub's OS thread; :meth:`close`

@@ -52,6 +52,9 @@ class _GeventReader:
         """Park at once (a parked connection costs next to nothing to wake)."""
         return True
 
+    def keep_reading(self) -> None:
+        """Nothing: :meth:`park_now` set nothing up."""
+
     def when_readable(self, fn: Callable[[], None]) -> bool:
         """Start the socket's own read watcher with a callback that stops it and
         runs ``fn`` in a pooled greenlet. Closing the socket cancels the watcher

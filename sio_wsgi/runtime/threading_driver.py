@@ -80,6 +80,8 @@ class _WorkerPool:
 #: connection parks (gunicorn's gthread worker): a busy connection keeps its
 #: thread, an idle one gives it back.
 PARK_AFTER = 0.1
+#: a ``SO_RCVTIMEO`` of zero: no receive timeout
+_NO_TIMEOUT = struct.pack("@ll", 0, 0)
 
 _ONE_SHOT = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
 
@@ -172,6 +174,13 @@ class _ThreadReader:
                     socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, micros)
                 )
         return False
+
+    def keep_reading(self) -> None:
+        """Clear the receive timeout: ``recv()`` waits as long as it takes again."""
+        if self._timeout_set:
+            self._timeout_set = False
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
 
     def when_readable(self, fn: Callable[[], None]) -> bool:
         return self._watcher.arm(self._fd, fn)

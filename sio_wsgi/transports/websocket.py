@@ -37,7 +37,7 @@ from ..exceptions import RemoteProtocolError
 from ..protocol import websocket as ws
 from ..protocol.deflate import PerMessageDeflate, negotiate
 from ..protocol.eio import MESSAGE_PREFIX, PONG_PROBE
-from ..runtime.base import Event, Task
+from ..runtime.base import Event, SocketReader, Task
 from .hijack import Hijacked, hijack
 
 __all__ = ["WebSocketTransport", "WebSocketConnection", "ReaderHandover", "HANDOVER_AFTER"]
@@ -694,7 +694,7 @@ class WebSocketConnection(_WebSocketWriter):
                     except BlockingIOError:
                         # OS threads: nothing came for a while (the reader's receive
                         # timeout): park now, or read on when parking is off by now
-                        if self._parkable and not self._probing:
+                        if self._park_on_timeout(reader):
                             yield _PARK
                         continue
                     except (OSError, EOFError, ValueError):
@@ -713,6 +713,16 @@ class WebSocketConnection(_WebSocketWriter):
         finally:
             if reader is not None:
                 reader.close()
+
+    def _park_on_timeout(self, reader: SocketReader | None) -> bool:
+        """The reader's receive timeout ended a ``recv()`` (OS threads): whether to
+        park now. When parking is off for good (after a handover), the timeout goes
+        too, so the idle reader stops waking up."""
+        if self._parkable:
+            return not self._probing
+        if reader is not None:
+            reader.keep_reading()
+        return False
 
     def close_socket(self) -> None:
         """Shut down and close the socket once; the reader lets go of its fd first.

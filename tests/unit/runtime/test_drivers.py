@@ -201,6 +201,10 @@ def test_threading_reader_parks_after_a_while_without_bytes() -> None:
         with pytest.raises(BlockingIOError):
             reader.recv(10)
         assert time.monotonic() - started >= threading_driver.PARK_AFTER * 0.9
+        reader.keep_reading()  # parking is off for good (e.g. after a handover)
+        assert a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == bytes(16)
+        threading.Timer(threading_driver.PARK_AFTER * 3, b.send, (b"y",)).start()
+        assert reader.recv(10) == b"y"  # waited past PARK_AFTER
         reader.close()
     finally:
         a.close()
