@@ -82,24 +82,40 @@ def test_pong_in_time_keeps_session() -> None:
     assert handler.disconnects == [(sid, "server shutting down")]
 
 
-def test_a_request_after_the_clients_own_close_is_not_taken_for_a_missing_sticky_session(
-    caplog: Any,
-) -> None:
+class _Records(logging.Handler):
+    """Keeps the records of the loggers it is added to (whatever their propagation)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def sticky_warnings(self) -> list[int]:
+        return [r.levelno for r in self.records if "sticky" in r.getMessage()]
+
+
+def test_a_request_after_the_clients_own_close_is_not_taken_for_a_missing_sticky_session() -> None:
     engine, _driver, handler, client = make()
     body = client.get("/?EIO=4&transport=polling").get_data(as_text=True)
     sid = json.loads(body[1:])["sid"]
     assert client.post(f"/?EIO=4&transport=polling&sid={sid}", data="1").status_code == 200
     assert [closed for closed, _reason in handler.disconnects] == [sid]  # its CLOSE packet
-    with caplog.at_level(logging.DEBUG):
+    records = _Records()
+    loggers = [logging.getLogger("sio_wsgi.engine.server"), engine.logger]
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
         response = client.get(f"/?EIO=4&transport=polling&sid={sid}")  # polls once more
         assert response.status_code == 400
         assert json.loads(response.get_data()) == {"code": 1, "message": "Session ID unknown"}
-        assert not [r for r in caplog.records if "sticky" in r.getMessage()]
-        caplog.clear()
+        assert records.sticky_warnings() == []
         client.get("/?EIO=4&transport=polling&sid=NeverSeenHere0000000")  # another node's?
-        assert [r.levelno for r in caplog.records if "sticky" in r.getMessage()] == [
-            logging.WARNING
-        ]
+        assert records.sticky_warnings() == [logging.WARNING]
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
     engine.shutdown()
 
 
