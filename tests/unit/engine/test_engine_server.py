@@ -83,7 +83,7 @@ def test_pong_in_time_keeps_session() -> None:
 
 
 class _Records(logging.Handler):
-    """Keeps the records of the loggers it is added to (whatever their propagation)."""
+    """Keeps the records of the loggers it is added to."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -103,9 +103,12 @@ def test_a_request_after_the_clients_own_close_is_not_taken_for_a_missing_sticky
     assert client.post(f"/?EIO=4&transport=polling&sid={sid}", data="1").status_code == 200
     assert [closed for closed, _reason in handler.disconnects] == [sid]  # its CLOSE packet
     records = _Records()
+    # an earlier Server(logger=False) may have set the "sio_wsgi" logger to ERROR
     loggers = [logging.getLogger("sio_wsgi.engine.server"), engine.logger]
+    levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(records)
+        logger.setLevel(logging.DEBUG)
     try:
         response = client.get(f"/?EIO=4&transport=polling&sid={sid}")  # polls once more
         assert response.status_code == 400
@@ -114,8 +117,9 @@ def test_a_request_after_the_clients_own_close_is_not_taken_for_a_missing_sticky
         client.get("/?EIO=4&transport=polling&sid=NeverSeenHere0000000")  # another node's?
         assert records.sticky_warnings() == [logging.WARNING]
     finally:
-        for logger in loggers:
+        for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(records)
+            logger.setLevel(level)
     engine.shutdown()
 
 
