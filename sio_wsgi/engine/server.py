@@ -277,11 +277,8 @@ class EngineServer:
         """Keep ``sid`` among the last :data:`_CLOSED_SIDS_KEPT` closed session ids."""
         closed = self._closed_sids
         closed[sid] = None
-        while len(closed) > _CLOSED_SIDS_KEPT:
-            try:
-                closed.popitem(last=False)
-            except KeyError:  # another thread emptied it meanwhile
-                break
+        if len(closed) > _CLOSED_SIDS_KEPT:  # one in, one out (each closing thread its own)
+            closed.popitem(last=False)
 
     def _log_unknown_sid(self, sid: str) -> None:
         """Say that sticky sessions are probably missing: at WARNING on the module

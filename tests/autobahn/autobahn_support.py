@@ -73,9 +73,6 @@ BASE_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
 DEFLATE_CASES = ["12.*", "13.*"]
 
 
-#: permessage-deflate in CI: every group of both sections (each offer and parameter set of
-#: section 13), with the first nine payload sizes of each (about 2.5 minutes a mode); the
-#: larger sizes take most of the time and are run whole with ``--deflate full``
 def _deflate_cases(sizes: int) -> list[str]:
     """Every group of sections 12 and 13, with its first ``sizes`` payload sizes."""
     return [
@@ -86,6 +83,9 @@ def _deflate_cases(sizes: int) -> list[str]:
     ]
 
 
+#: permessage-deflate in CI: every group of both sections (each offer and parameter set of
+#: section 13), with the first nine payload sizes of each (about 2.5 minutes a mode); the
+#: larger sizes take most of the time and are run whole with ``--deflate full``
 DEFLATE_CI_CASES = _deflate_cases(9)
 #: the same groups with their first seven sizes (up to 16 KiB, about 1 minute a mode):
 #: what CI runs in the modes other than gevent. The compression code is the same in
