@@ -27,7 +27,8 @@ With a channel, ``GET /_bench/relay`` answers, as JSON, the answering process's 
 bus ``host_id``, ``requests`` (the Socket.IO HTTP requests its clients sent it, WebSocket
 upgrades included; requests relayed to it from other processes not counted) and ``relay`` (the
 session relay's counters, ``Relay.stats``; None for python-socketio): the relay scenarios read
-them from every worker to report the fraction of requests that were relayed.
+them from every worker to report the fraction of requests that were relayed (sio_wsgi then
+runs with ``polling_keepalive=False``, so that every request passes the counter).
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ def build_app(
     metrics = impl == "sio_wsgi" and os.environ.get("BENCH_METRICS") == "1"
     if metrics:
         extra["metrics"] = True  # the +metrics servers (bench/run.py)
+    if impl == "sio_wsgi" and redis_channel:
+        # the relay scenarios count each node's Socket.IO requests in _Counted, which the
+        # requests of a polling keep-alive turn never reach
+        extra["polling_keepalive"] = False
     if impl == "sio_wsgi":
         # negotiated only with clients that offer it (echo50_4k_deflate): nothing changes for
         # the others; python-socketio has no such option (its WebSocket layer decides)

@@ -34,6 +34,8 @@ shutdown_timeout           5.0                 seconds shutdown() waits for disc
 per_message_deflate        False               negotiate WebSocket compression (RFC 7692)
 deflate_threshold          1024                bytes before a WebSocket message is compressed
 connection_state_recovery  None                None/False: off; True or a dict: RecoveryOptions
+polling_keepalive          True                green gunicorn workers: serve a keep-alive
+                                               connection's next polling requests here
 =========================  ==================  ================================================
 
 :class:`RecoveryOptions` (``connection_state_recovery={...}``, Node's names also
@@ -226,6 +228,8 @@ class ServerOptions:
     deflate_threshold: int = 1024
     #: None (off), or True / a dict, made a :class:`RecoveryOptions` here
     connection_state_recovery: RecoveryOptions | Mapping[str, Any] | bool | None = None
+    #: see :mod:`sio_wsgi.transports.keepalive`
+    polling_keepalive: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(

@@ -194,6 +194,7 @@ class Server(RoomsAPI, ClusterAPI, RegistrationAPI):
         | Mapping[str, Any]
         | bool
         | None = DEFAULTS.connection_state_recovery,
+        polling_keepalive: bool = DEFAULTS.polling_keepalive,
         driver: Driver | None = None,
         engine_factory: EngineFactory | None = None,
         metrics: bool = False,

@@ -21,6 +21,7 @@ from ..protocol.eio import PROTOCOL_VERSION, Packet, PacketType, Wire, decode_te
 from ..runtime.base import Driver
 from ..runtime.scheduler import Scheduler, TimerHandle
 from ..stats import Stats
+from ..transports.keepalive import POLLED, PollingKeepAlive
 from ..transports.polling import PollingTransport
 from ..transports.websocket import WebSocketTransport
 from .http import (
@@ -46,6 +47,9 @@ _UNKNOWN_SID_WARN_EVERY = 60.0
 #: how many closed session ids a node remembers, so that a client's last request after
 #: its own close (python-engineio polls once more) is not taken for a missing sticky session
 _CLOSED_SIDS_KEPT = 1024
+#: the drivers whose requests may take their keep-alive connection for a turn (green
+#: ones: a waiting turn holds a greenlet, where gthread would hold a pool thread)
+_KEEPALIVE_DRIVERS = ("gevent", "eventlet")
 
 
 Headers = list[tuple[str, str]]
@@ -102,6 +106,12 @@ class EngineServer:
         self._polling = PollingTransport(self)
         self._websocket = WebSocketTransport(self)
         self._inline = self._websocket.handover is not None
+        #: serves a green worker's keep-alive polling connections (None: off)
+        self._keepalive = (
+            PollingKeepAlive(self._answer, options.max_http_buffer_size)
+            if options.polling_keepalive and driver.name in _KEEPALIVE_DRIVERS
+            else None
+        )
         self._on_packet: dict[PacketType, Callable[[EngineSession, Packet], None]] = {
             PacketType.MESSAGE: self._on_message_packet,
             PacketType.PONG: self._on_pong,
@@ -193,15 +203,23 @@ class EngineServer:
 
     def handle_request(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for requests under the Engine.IO path."""
-        try:
-            result = self._route(environ, start_response)
-        except Exception:
-            self.logger.exception("internal error handling %s", environ.get("QUERY_STRING"))
-            result = error_response(ErrorCode.BAD_REQUEST, status=500, message="Internal error")
+        result = self._answer(environ, start_response)
         if isinstance(result, Response):
+            if self._keepalive is not None and POLLED in environ:
+                return self._keepalive.serve(environ, start_response, result)
             start_response(result.status_line, result.wsgi_headers())
             return [result.body]
         return result
+
+    def _answer(
+        self, environ: Environ, start_response: StartResponse
+    ) -> Response | Iterable[bytes]:
+        """Route one request; a 500 answer when that fails unexpectedly."""
+        try:
+            return self._route(environ, start_response)
+        except Exception:
+            self.logger.exception("internal error handling %s", environ.get("QUERY_STRING"))
+            return error_response(ErrorCode.BAD_REQUEST, status=500, message="Internal error")
 
     def _route(self, environ: Environ, start_response: StartResponse) -> Response | Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -266,8 +284,10 @@ class EngineServer:
                 ErrorCode.BAD_REQUEST, detail="session uses another transport"
             )
         elif method == "GET":
+            environ[POLLED] = True
             response = self._polling.get(session, environ)
         elif method == "POST":
+            environ[POLLED] = True
             response = self._polling.post(session, environ, start_response)
         else:
             response = error_response(ErrorCode.BAD_REQUEST, detail=f"method {method} not allowed")

@@ -52,7 +52,14 @@ from typing import Any
 
 from ..engine.ports import RELAY_ON_HEAD, RELAY_SOCKET, Environ, StartResponse
 
-__all__ = ["Hijacked", "hijack", "parse_response_head", "request_socket", "SWITCHING_PROTOCOLS"]
+__all__ = [
+    "Hijacked",
+    "gunicorn_read_ahead",
+    "hijack",
+    "parse_response_head",
+    "request_socket",
+    "SWITCHING_PROTOCOLS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +219,15 @@ def _gunicorn_matches(environ: Environ, start_response: StartResponse) -> bool:
 
 
 def _gunicorn_buffered(body: object, raw: socket.socket) -> bytes:
-    """Read-ahead held by gunicorn's parser (``wsgi.input.reader.unreader``)."""
+    return gunicorn_read_ahead(body)
+
+
+def gunicorn_read_ahead(body: object) -> bytes:
+    """Take the read-ahead held by gunicorn's parser (``wsgi.input.reader.unreader``),
+    never blocking: the bytes the client sent past the current request.
+
+    :param body: the request's ``wsgi.input`` (anything else gives ``b''``).
+    """
     unreader: Any = getattr(getattr(body, "reader", None), "unreader", None)
     take = getattr(unreader, "take_buffered", None)
     if callable(take):  # gunicorn 27+
