@@ -178,7 +178,7 @@ class PollingKeepAlive:
         pending = gunicorn_read_ahead(environ.get("wsgi.input"))
         timeout = sock.gettimeout()
         try:
-            pending = self._turn(sock, pending, environ)
+            pending = self._turn(sock, pending, environ, timeout)
         finally:
             try:
                 sock.settimeout(timeout)
@@ -188,8 +188,13 @@ class PollingKeepAlive:
                 unreader.unread(pending)
         return []
 
-    def _turn(self, sock: socket.socket, pending: bytes, first: Environ) -> bytes:
-        """Serve requests from ``pending`` and ``sock``; return the bytes not served."""
+    def _turn(
+        self, sock: socket.socket, pending: bytes, first: Environ, timeout: float | None
+    ) -> bytes:
+        """Serve requests from ``pending`` and ``sock``; return the bytes not served.
+
+        :param timeout: the socket's own timeout, for writing (reads wait :data:`IDLE_WAIT`).
+        """
         base = {key: first[key] for key in _CONNECTION_KEYS if key in first}
         base[SERVED_HERE] = True
         forwarding = [first.get(key) for key in _FORWARDING_KEYS]
@@ -210,7 +215,9 @@ class PollingKeepAlive:
             environ["QUERY_STRING"] = request.query
             environ["RAW_URI"] = request.target
             environ["wsgi.input"] = io.BytesIO(body)
-            sock.sendall(self._answer(environ))
+            answer = self._answer(environ)
+            sock.settimeout(timeout)  # a slow reader is gunicorn's usual case, not idleness
+            sock.sendall(answer)
             pending = rest
             if time.monotonic() >= ends:
                 break
