@@ -34,7 +34,7 @@ shutdown_timeout           5.0                 seconds shutdown() waits for disc
 per_message_deflate        False               negotiate WebSocket compression (RFC 7692)
 deflate_threshold          1024                bytes before a WebSocket message is compressed
 connection_state_recovery  None                None/False: off; True or a dict: RecoveryOptions
-polling_keepalive          True                green gunicorn workers: serve a keep-alive
+polling_keepalive          True                gunicorn's keep-alive workers: serve a
                                                connection's next polling requests here
 =========================  ==================  ================================================
 

@@ -47,9 +47,6 @@ _UNKNOWN_SID_WARN_EVERY = 60.0
 #: how many closed session ids a node remembers, so that a client's last request after
 #: its own close (python-engineio polls once more) is not taken for a missing sticky session
 _CLOSED_SIDS_KEPT = 1024
-#: the drivers whose requests may take their keep-alive connection for a turn (green
-#: ones: a waiting turn holds a greenlet, where gthread would hold a pool thread)
-_KEEPALIVE_DRIVERS = ("gevent", "eventlet")
 
 
 Headers = list[tuple[str, str]]
@@ -106,10 +103,12 @@ class EngineServer:
         self._polling = PollingTransport(self)
         self._websocket = WebSocketTransport(self)
         self._inline = self._websocket.handover is not None
-        #: serves a green worker's keep-alive polling connections (None: off)
+        #: serves gunicorn's keep-alive polling connections for turns (None: off)
         self._keepalive = (
-            PollingKeepAlive(self._answer, options.max_http_buffer_size)
-            if options.polling_keepalive and driver.name in _KEEPALIVE_DRIVERS
+            PollingKeepAlive(
+                self._answer, options.max_http_buffer_size, threads=driver.name == "threading"
+            )
+            if options.polling_keepalive
             else None
         )
         self._on_packet: dict[PacketType, Callable[[EngineSession, Packet], None]] = {

@@ -1,10 +1,10 @@
 """Serve a keep-alive connection's polling requests without gunicorn's per-request path.
 
 A long-polling client sends its requests one after the other on the same
-keep-alive connections. Under gunicorn's green workers (gevent,
-``sio_wsgi.gunicorn.EventletWorker``) each of them costs gunicorn's full request
-path: its parser, environ, ``Response`` object and two ``send()`` calls, about
-two thirds of a polling worker's CPU (bench/profiles). :class:`PollingKeepAlive`
+keep-alive connections. Under gunicorn (gevent, ``sio_wsgi.gunicorn.EventletWorker``,
+gthread) each of them costs gunicorn's full request path: its parser, environ,
+``Response`` object and two ``send()`` calls, about two thirds of a polling
+worker's CPU (bench/profiles). :class:`PollingKeepAlive`
 takes over from there:
 
 1. a polling request gunicorn parsed is answered through gunicorn as usual
@@ -31,9 +31,12 @@ query, headers and body. gunicorn does not see it: its access log, ``pre_request
 / ``post_request`` hooks and ``max_requests`` count only the first request of a
 turn (``polling_keepalive=False`` turns all this off).
 
-Only green workers take connections over: a thread of gunicorn's ``gthread``
-pool would be held between requests, and its poller would not see bytes handed
-back to the buffer.
+Under gunicorn's ``gthread`` worker (27 and later: older ones do not look for
+bytes handed back to the buffer before waiting on the socket) a turn holds a pool
+thread, so it is shorter: it starts from a GET only, waits
+:data:`THREAD_IDLE_WAIT` for the next request, and waits for nothing after a POST
+(the client's next GET comes at once; its next POST, only when it has data). The
+sync worker never keeps a connection open, so it takes no turns.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
@@ -53,6 +57,7 @@ from .hijack import gunicorn_read_ahead
 
 __all__ = [
     "IDLE_WAIT",
+    "THREAD_IDLE_WAIT",
     "POLLED",
     "SERVED_HERE",
     "TURN_REQUESTS",
@@ -68,6 +73,10 @@ POLLED = "sio_wsgi.keepalive.polled"
 SERVED_HERE = "sio_wsgi.keepalive.served"
 #: seconds a turn waits for the next request to arrive whole
 IDLE_WAIT = 1.0
+#: the same in threading mode, where the wait holds a thread of gunicorn's pool
+THREAD_IDLE_WAIT = 0.1
+#: the first gunicorn release whose gthread worker serves bytes handed back to its buffer
+_GTHREAD_HANDS_BACK = (27,)
 #: requests a turn serves before the connection goes back to gunicorn
 TURN_REQUESTS = 1000
 #: seconds after which a turn ends at its next request
@@ -146,16 +155,18 @@ class _HttpDate:
 
 
 class PollingKeepAlive:
-    """Takes a green gunicorn worker's keep-alive polling connections for turns.
+    """Takes a gunicorn worker's keep-alive polling connections for turns.
 
     :param route: answers one Engine.IO request (the engine's router: a
         :class:`~sio_wsgi.engine.http.Response`, or a WSGI iterable).
     :param max_body: the largest POST body served in a turn (``max_http_buffer_size``).
+    :param threads: threading mode (gthread): shorter turns, see the module docstring.
     """
 
-    def __init__(self, route: Route, max_body: int) -> None:
+    def __init__(self, route: Route, max_body: int, threads: bool = False) -> None:
         self.route = route
         self.max_body = max_body
+        self.threads = threads
         self._date = _HttpDate()
 
     def serve(
@@ -167,6 +178,8 @@ class PollingKeepAlive:
         :returns: the WSGI iterable of the first request (empty when sent here).
         """
         taken = _takeable(environ, start_response)
+        if taken is not None and self.threads and not _threads_may_turn(environ):
+            taken = None
         if taken is None:
             start_response(first.status_line, first.wsgi_headers())
             return [first.body]
@@ -195,13 +208,14 @@ class PollingKeepAlive:
 
         :param timeout: the socket's own timeout, for writing (reads wait :data:`IDLE_WAIT`).
         """
+        wait = THREAD_IDLE_WAIT if self.threads else IDLE_WAIT
         base = {key: first[key] for key in _CONNECTION_KEYS if key in first}
         base[SERVED_HERE] = True
         forwarding = [first.get(key) for key in _FORWARDING_KEYS]
         path = str(first.get("RAW_URI", "")).partition("?")[0]
         ends = time.monotonic() + TURN_SECONDS
         for _ in range(TURN_REQUESTS):
-            request, pending = self._next_request(sock, pending, path)
+            request, pending = self._next_request(sock, pending, path, wait)
             if request is None:
                 return pending
             headers = request.environ
@@ -219,16 +233,18 @@ class PollingKeepAlive:
             sock.settimeout(timeout)  # a slow reader is gunicorn's usual case, not idleness
             sock.sendall(answer)
             pending = rest
+            if self.threads:  # after a POST, only a request already here is served
+                wait = THREAD_IDLE_WAIT if request.method == "GET" else 0.0
             if time.monotonic() >= ends:
                 break
         return pending
 
     def _next_request(
-        self, sock: socket.socket, pending: bytes, path: str
+        self, sock: socket.socket, pending: bytes, path: str, wait: float
     ) -> tuple[PlainRequest | None, bytes]:
         """The next plain request, whole in the returned bytes; None (and every byte
-        read) when the next request is not plain or not all there within :data:`IDLE_WAIT`."""
-        deadline = time.monotonic() + IDLE_WAIT
+        read) when the next request is not plain or not all there within ``wait`` seconds."""
+        deadline = time.monotonic() + wait
         while True:
             request = parse_request(pending, path, self.max_body)
             if isinstance(request, PlainRequest):
@@ -265,6 +281,15 @@ class PollingKeepAlive:
             if not any(name.lower() == "content-length" for name, _ in headers):
                 headers.append(("Content-Length", str(len(body))))
         return response_head(status, headers, self._date.now()) + body
+
+
+def _threads_may_turn(environ: Environ) -> bool:
+    """A GET under a gunicorn whose gthread worker serves bytes handed back to its buffer."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        return False
+    gunicorn = sys.modules.get("gunicorn")
+    version = getattr(gunicorn, "version_info", ())
+    return isinstance(version, tuple) and version >= _GTHREAD_HANDS_BACK
 
 
 def _takeable(

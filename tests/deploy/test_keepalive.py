@@ -4,7 +4,7 @@ Raw HTTP/1.1 on one keep-alive connection, as a long-polling client sends it. Un
 gevent worker and ``sio_wsgi.gunicorn.EventletWorker`` the requests after the first are
 served by sio_wsgi itself (gunicorn's access log shows the first only); anything that is
 not a plain polling request goes back to gunicorn on the same connection and is answered
-as gunicorn answers it. Under gthread every request stays gunicorn's.
+as gunicorn answers it. Under gthread a turn starts from a GET and ends after a POST.
 """
 
 from __future__ import annotations
@@ -231,10 +231,20 @@ def test_a_client_leaving_mid_turn_is_no_error(server: DeployServer) -> None:
     assert server.errors() == []
 
 
-def test_gthread_requests_all_stay_gunicorn_s() -> None:
+def test_gthread_turns_start_from_a_get_and_end_after_a_post() -> None:
     with running_server("gunicorn-gthread", "sio_app:app") as proc:
         sid = _handshake(proc)
         with _connect(proc) as sock:
             requests = _connect_and_echo(sock, sid, rounds=3)
-        _assert_logged(proc, sid, requests)
+            sock.sendall(_request("GET", _polling(sid)) + _request("POST", _polling(sid), b"3"))
+            assert b"HTTP/1.1 200" in recv_until(sock, lambda d: d.endswith(b"ok"))
+            sock.sendall(_request("POST", _polling(sid), b'427["echo",7]'))
+            assert _read_response(sock)[2] == b"ok"
+            sock.sendall(_request("GET", _polling(sid)))
+            assert _read_response(sock)[2] == b"437[7]"
+        wait_until(lambda: _logged(proc, sid) >= 3, timeout=5)
+        time.sleep(0.2)
+        logged = _logged(proc, sid)
+        assert logged < requests + 4  # the POST behind the first GET was the turn's
+        assert proc.errors() == []
         assert proc.errors() == []

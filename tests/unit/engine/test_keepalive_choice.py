@@ -26,13 +26,15 @@ def _engine(driver: ThreadingDriver, **options: object) -> EngineServer:
     return EngineServer(DEFAULTS.replace(**options), Recorder(), driver, logging.getLogger("test"))
 
 
-def test_green_drivers_take_turns_unless_turned_off() -> None:
-    assert _engine(GreenNamedDriver())._keepalive is not None
+def test_every_driver_takes_turns_unless_turned_off() -> None:
+    green = _engine(GreenNamedDriver())._keepalive
+    assert green is not None and not green.threads
     assert _engine(GreenNamedDriver(), polling_keepalive=False)._keepalive is None
 
 
-def test_threading_takes_no_turns() -> None:
-    assert _engine(ThreadingDriver())._keepalive is None
+def test_threading_takes_the_short_turns() -> None:
+    keepalive = _engine(ThreadingDriver())._keepalive
+    assert keepalive is not None and keepalive.threads
 
 
 def test_a_server_without_gunicorn_s_socket_answers_as_usual() -> None:

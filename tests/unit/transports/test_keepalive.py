@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -123,10 +124,15 @@ def answers(client: socket.socket, count: int) -> list[bytes]:
 
 
 def serve(
-    server: socket.socket, unreader: Unreader, route: Route, close: bool = False, **extra: Any
+    server: socket.socket,
+    unreader: Unreader,
+    route: Route,
+    close: bool = False,
+    threads: bool = False,
+    **extra: Any,
 ) -> tuple[list[bytes], GunicornResponse]:
     response = GunicornResponse(server, close)
-    result = PollingKeepAlive(route, max_body=100).serve(
+    result = PollingKeepAlive(route, max_body=100, threads=threads).serve(
         first_environ(server, unreader, **extra),
         response.start_response,
         Response(200, [("Content-Type", "text/plain")], b"first"),
@@ -265,3 +271,52 @@ def test_a_turn_ends_after_its_request_bound(
     assert answers(client, 3) == [b"GET n=1 ", b"GET n=2 ", b"GET n=3 "]
     assert done.wait(5)
     assert unreader.buffered == request("GET", "n=4") + request("GET", "n=5")
+
+
+def fake_gunicorn(monkeypatch: pytest.MonkeyPatch, version: tuple[int, ...]) -> None:
+    """A ``gunicorn`` module of that version in ``sys.modules`` (what the check reads)."""
+    gunicorn = type(sys)("gunicorn")
+    gunicorn.version_info = version  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gunicorn", gunicorn)
+
+
+def test_threading_turns_wait_after_a_get_only(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_gunicorn(monkeypatch, (27, 0, 1))
+    monkeypatch.setattr(keepalive, "THREAD_IDLE_WAIT", 0.5)
+    server, client = pair
+    unreader = Unreader()
+    route = Route()
+    done = threading.Event()
+
+    def run() -> None:
+        serve(server, unreader, route, threads=True)
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    read_first(client)
+    client.sendall(request("GET", "n=1"))  # after a GET, the turn waits
+    assert answers(client, 1) == [b"GET n=1 "]
+    client.sendall(request("POST", "n=2", b"x") + request("GET", "n=3"))
+    assert answers(client, 2) == [b"POST n=2 x", b"GET n=3 "]  # already here: served
+    client.sendall(request("POST", "n=4", b"y"))
+    assert answers(client, 1) == [b"POST n=4 y"]
+    assert done.wait(0.3)  # after a POST, no wait
+    assert unreader.buffered == b""
+
+
+def test_threading_turns_start_from_a_get_under_gunicorn_27_only(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = pair
+    result, _ = serve(server, Unreader(), Route(), threads=True, REQUEST_METHOD="POST")
+    assert result == [b"first"]
+    fake_gunicorn(monkeypatch, (26, 0))
+    result, _ = serve(server, Unreader(), Route(), threads=True)
+    assert result == [b"first"]
+    fake_gunicorn(monkeypatch, (27, 0, 1))
+    monkeypatch.setattr(keepalive, "THREAD_IDLE_WAIT", 0.01)
+    result, _ = serve(server, Unreader(), Route(), threads=True)
+    assert result == []
