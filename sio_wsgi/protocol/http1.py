@@ -86,7 +86,7 @@ def _environ_key(name: str) -> str:
 
 
 def parse_request(
-    data: bytes, path: str, max_body: int, max_head: int = MAX_HEAD
+    data: bytes | bytearray, path: str, max_body: int, max_head: int = MAX_HEAD
 ) -> PlainRequest | _Marker:
     """Read the request head at the start of ``data``.
 

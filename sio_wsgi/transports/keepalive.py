@@ -208,6 +208,7 @@ class PollingKeepAlive:
 
         :param timeout: the socket's own timeout, for writing (reads wait :data:`IDLE_WAIT`).
         """
+        buffer = bytearray(pending)  # grows at its end, is consumed from its start: no copies
         wait = THREAD_IDLE_WAIT if self.threads else IDLE_WAIT
         base = {key: first[key] for key in _CONNECTION_KEYS if key in first}
         base[SERVED_HERE] = True
@@ -215,14 +216,15 @@ class PollingKeepAlive:
         path = str(first.get("RAW_URI", "")).partition("?")[0]
         ends = time.monotonic() + TURN_SECONDS
         for _ in range(TURN_REQUESTS):
-            request, pending = self._next_request(sock, pending, path, wait)
+            request = self._next_request(sock, buffer, path, wait)
             if request is None:
-                return pending
+                return bytes(buffer)
             headers = request.environ
             if [headers.get(key) for key in _FORWARDING_KEYS] != forwarding:
-                return pending
+                return bytes(buffer)
             end = request.head_size + request.content_length
-            body, rest = pending[request.head_size : end], pending[end:]
+            body = bytes(buffer[request.head_size : end])
+            del buffer[:end]
             environ = dict(base)
             environ.update(headers)
             environ["REQUEST_METHOD"] = request.method
@@ -232,37 +234,37 @@ class PollingKeepAlive:
             answer = self._answer(environ)
             sock.settimeout(timeout)  # a slow reader is gunicorn's usual case, not idleness
             sock.sendall(answer)
-            pending = rest
             if self.threads:  # after a POST, only a request already here is served
                 wait = THREAD_IDLE_WAIT if request.method == "GET" else 0.0
             if time.monotonic() >= ends:
                 break
-        return pending
+        return bytes(buffer)
 
     def _next_request(
-        self, sock: socket.socket, pending: bytes, path: str, wait: float
-    ) -> tuple[PlainRequest | None, bytes]:
-        """The next plain request, whole in the returned bytes; None (and every byte
-        read) when the next request is not plain or not all there within ``wait`` seconds."""
+        self, sock: socket.socket, buffer: bytearray, path: str, wait: float
+    ) -> PlainRequest | None:
+        """The next plain request, once it is whole at the start of ``buffer`` (which
+        collects what ``sock`` sends meanwhile); None when it is not plain or not all
+        there within ``wait`` seconds."""
         deadline = time.monotonic() + wait
         while True:
-            request = parse_request(pending, path, self.max_body)
+            request = parse_request(buffer, path, self.max_body)
             if isinstance(request, PlainRequest):
-                if len(pending) >= request.head_size + request.content_length:
-                    return request, pending
+                if len(buffer) >= request.head_size + request.content_length:
+                    return request
             elif request is not INCOMPLETE:
-                return None, pending
+                return None
             left = deadline - time.monotonic()
             if left <= 0:
-                return None, pending
+                return None
             try:
                 sock.settimeout(left)
                 data = sock.recv(_RECV_SIZE)
             except (TimeoutError, OSError):  # socket.timeout is TimeoutError
-                return None, pending
+                return None
             if not data:  # EOF: gunicorn reads it again and ends the connection
-                return None, pending
-            pending += data
+                return None
+            buffer += data
 
     def _answer(self, environ: Environ) -> bytes:
         """Route one request; its whole answer, head and body."""

@@ -39,6 +39,11 @@ def test_a_plain_get() -> None:
     assert request.head_size == len(GET)
 
 
+def test_a_bytearray_reads_as_bytes_do() -> None:
+    assert parse(bytearray(GET)) == parse(GET)
+    assert parse(bytearray(GET[:-1])) is INCOMPLETE
+
+
 def test_a_plain_post_and_where_its_body_starts() -> None:
     request = parse(POST + b"GET next")
     assert isinstance(request, PlainRequest)

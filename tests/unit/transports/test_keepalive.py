@@ -11,6 +11,7 @@ import io
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -320,3 +321,23 @@ def test_threading_turns_start_from_a_get_under_gunicorn_27_only(
     monkeypatch.setattr(keepalive, "THREAD_IDLE_WAIT", 0.01)
     result, _ = serve(server, Unreader(), Route(), threads=True)
     assert result == []
+
+
+def test_a_body_arriving_in_pieces_is_served_whole(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = pair
+    data = request("POST", "n=1", b"0123456789" * 9) + request("GET", "n=2")
+
+    def trickle() -> None:
+        for i in range(0, len(data), 7):
+            client.sendall(data[i : i + 7])
+            time.sleep(0.002)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    route, unreader = Route(), Unreader()
+    serve(server, unreader, route)
+    sender.join(5)
+    read_first(client)
+    assert answers(client, 2) == [b"POST n=1 " + b"0123456789" * 9, b"GET n=2 "]
