@@ -20,7 +20,9 @@ from typing import Final
 
 __all__ = [
     "INCOMPLETE",
+    "MAX_FIELDS",
     "MAX_HEAD",
+    "MAX_REQUEST_LINE",
     "NOT_PLAIN",
     "PlainRequest",
     "parse_request",
@@ -29,6 +31,11 @@ __all__ = [
 
 #: the longest head accepted (gunicorn's default line and field limits are near it)
 MAX_HEAD: Final = 8192
+#: the longest request line and the most header fields accepted: gunicorn's defaults
+#: (``limit_request_line``, ``limit_request_fields``), so that what a server left with
+#: its defaults would refuse is left to it
+MAX_REQUEST_LINE: Final = 4094
+MAX_FIELDS: Final = 100
 
 _END_OF_HEAD = b"\r\n\r\n"
 _REQUEST_LINE = re.compile(r"(GET|POST) (/[!-~]*) HTTP/1\.1")
@@ -104,6 +111,8 @@ def parse_request(
     if end < 0:
         return INCOMPLETE if len(data) < max_head else NOT_PLAIN
     lines = data[:end].decode("latin-1").split("\r\n")
+    if len(lines[0]) > MAX_REQUEST_LINE or len(lines) > MAX_FIELDS + 1:
+        return NOT_PLAIN
     matched = _REQUEST_LINE.fullmatch(lines[0])
     if matched is None:
         return NOT_PLAIN

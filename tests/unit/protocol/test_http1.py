@@ -10,7 +10,9 @@ import pytest
 
 from sio_wsgi.protocol.http1 import (
     INCOMPLETE,
+    MAX_FIELDS,
     MAX_HEAD,
+    MAX_REQUEST_LINE,
     NOT_PLAIN,
     PlainRequest,
     parse_request,
@@ -81,6 +83,16 @@ def test_a_query_less_target_has_an_empty_query() -> None:
 @pytest.mark.parametrize("cut", [0, 1, 10, len(GET) - 2, len(GET) - 1])
 def test_a_head_cut_short_is_incomplete(cut: int) -> None:
     assert parse(GET[:cut]) is INCOMPLETE
+
+
+def test_gunicorn_s_default_line_and_field_limits_are_kept() -> None:
+    line = f"GET {PATH}?" + "q" * (MAX_REQUEST_LINE - len(f"GET {PATH}? HTTP/1.1"))
+    assert isinstance(parse(f"{line} HTTP/1.1\r\n\r\n".encode()), PlainRequest)
+    assert parse(f"{line}q HTTP/1.1\r\n\r\n".encode()) is NOT_PLAIN
+    fields = "".join(f"X-F{i}: v\r\n" for i in range(MAX_FIELDS))
+    assert isinstance(parse(f"GET {PATH} HTTP/1.1\r\n{fields}\r\n".encode()), PlainRequest)
+    more = fields + "X-One-More: v\r\n"
+    assert parse(f"GET {PATH} HTTP/1.1\r\n{more}\r\n".encode()) is NOT_PLAIN
 
 
 def test_a_head_that_never_ends_is_not_plain() -> None:
