@@ -188,17 +188,18 @@ class PollingKeepAlive:
         write(first.body)
         if response.should_close():
             return []
-        pending = gunicorn_read_ahead(environ.get("wsgi.input"))
+        read_ahead = gunicorn_read_ahead(environ.get("wsgi.input"))
         timeout = sock.gettimeout()
+        unserved = b""  # when the turn fails (the client left), nothing goes back
         try:
-            pending = self._turn(sock, pending, environ, timeout)
+            unserved = self._turn(sock, read_ahead, environ, timeout)
         finally:
             try:
                 sock.settimeout(timeout)
             except OSError:  # closed under us: gunicorn finds out on its own
                 pass
-            if pending:
-                unreader.unread(pending)
+            if unserved:
+                unreader.unread(unserved)
         return []
 
     def _turn(

@@ -341,3 +341,21 @@ def test_a_body_arriving_in_pieces_is_served_whole(
     sender.join(5)
     read_first(client)
     assert answers(client, 2) == [b"POST n=1 " + b"0123456789" * 9, b"GET n=2 "]
+
+
+def test_a_client_gone_mid_turn_raises_and_hands_nothing_back(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = pair
+    client.sendall(request("GET", "n=1") + request("GET", "n=2"))
+
+    class Leaving(Route):
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Response:
+            client.close()  # before the answer: its sendall fails
+            return super().__call__(environ, start_response)
+
+    unreader = Unreader()
+    with pytest.raises(OSError):
+        serve(server, unreader, Leaving())
+    assert unreader.buffered == b""  # requests already read are never parsed again
+    assert server.gettimeout() == 7.0
