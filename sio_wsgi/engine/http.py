@@ -21,6 +21,7 @@ from ..config import Cookie, Origins
 __all__ = [
     "ErrorCode",
     "Response",
+    "CapturedStart",
     "error_response",
     "origin_allowed",
     "cors_headers",
@@ -96,6 +97,28 @@ class Response:
         if status < 200 or status in _NO_BODY:
             return self.headers
         return [*self.headers, ("Content-Length", str(len(self.body)))]
+
+
+class CapturedStart:
+    """A ``start_response`` that keeps the status and headers it is given, for a
+    request the server runs itself rather than through the WSGI server (a
+    relayed request, a request served in a keep-alive turn). The answer is
+    taken from the returned iterable; the legacy ``write()`` callable raises, so
+    that no bytes are ever dropped unseen."""
+
+    def __init__(self) -> None:
+        self.status = "500 Internal Server Error"
+        self.headers: Headers = []
+
+    def __call__(
+        self, status: str, headers: Headers, exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        self.status, self.headers = status, list(headers)
+        return _no_write
+
+
+def _no_write(data: bytes) -> object:
+    raise OSError("write() is not available here: the answer is taken from the returned iterable")
 
 
 def error_response(

@@ -40,7 +40,7 @@ from ..exceptions import BusError
 from ..runtime.base import Driver, Event, Timer
 from ..transports.hijack import hijack, request_socket
 from ..transports.polling import read_exactly
-from .http import ErrorCode, Response, error_response
+from .http import CapturedStart, ErrorCode, Response, error_response
 from .ports import (
     RELAY_BODY_TIMEOUT,
     RELAY_ON_HEAD,
@@ -409,7 +409,7 @@ class Relay:
         """Run a relayed request through the engine and send the answer back."""
         environ = self._environ(front, header, body)
         self.stats["served"] += 1
-        capture = _Capture()
+        capture = CapturedStart()
         pair: tuple[socket.socket, socket.socket] | None = None
         stream: Stream | None = None
         if "websocket" in str(environ.get("HTTP_UPGRADE", "")).lower():
@@ -485,25 +485,6 @@ class Relay:
         self.stats["failed"] += 1
         start_response(response.status_line, response.wsgi_headers() + cors)
         return [response.body]
-
-
-class _Capture:
-    """The ``start_response`` of a relayed request: keeps the status and headers."""
-
-    def __init__(self) -> None:
-        self.status = "500 Internal Server Error"
-        self.headers: list[tuple[str, str]] = []
-
-    def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: object = None
-    ) -> Callable[[bytes], None]:
-        self.status = status
-        self.headers = list(headers)
-        return _discard
-
-
-def _discard(data: bytes) -> None:
-    pass
 
 
 class _Broken(io.RawIOBase):

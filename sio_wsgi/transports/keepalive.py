@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import Any
 
-from ..engine.http import Response
+from ..engine.http import CapturedStart, Response
 from ..engine.ports import RELAYED, Environ, StartResponse
 from ..protocol.http1 import INCOMPLETE, PlainRequest, parse_request, response_head
 from .hijack import gunicorn_read_ahead
@@ -116,26 +116,6 @@ _FORWARDING_KEYS = (
 )
 
 Route = Callable[[Environ, StartResponse], "Response | Iterable[bytes]"]
-
-
-class _Captured:
-    """A ``start_response`` that keeps what it is given (for a non-:class:`Response` answer)."""
-
-    __slots__ = ("status", "headers")
-
-    def __init__(self) -> None:
-        self.status = "500 Internal Server Error"
-        self.headers: list[tuple[str, str]] = []
-
-    def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Callable[[bytes], object]:
-        self.status, self.headers = status, list(headers)
-        return _no_write
-
-
-def _no_write(data: bytes) -> object:
-    raise OSError("write() is not available on a keep-alive turn")
 
 
 class _HttpDate:
@@ -269,7 +249,7 @@ class PollingKeepAlive:
 
     def _answer(self, environ: Environ) -> bytes:
         """Route one request; its whole answer, head and body."""
-        captured = _Captured()
+        captured = CapturedStart()
         result = self.route(environ, captured)
         if isinstance(result, Response):
             status, headers, body = result.status_line, result.wsgi_headers(), result.body

@@ -10,6 +10,7 @@ import pytest
 
 from sio_wsgi.config import TRANSPORTS
 from sio_wsgi.engine.http import (
+    CapturedStart,
     ErrorCode,
     Response,
     check_query,
@@ -136,3 +137,15 @@ def test_query_refused(query_string: str, code: ErrorCode) -> None:
 def test_repeated_parameters_are_named() -> None:
     query = parse_query("sid=a&EIO=4&sid=b&transport=polling&transport=x")
     assert query.repeated == {"sid", "transport"} and query.sid is None and query.eio == "4"
+
+
+def test_captured_start_keeps_status_and_a_copy_of_headers() -> None:
+    start = CapturedStart()
+    assert start.status == "500 Internal Server Error" and start.headers == []
+    headers = [("Content-Type", "text/plain")]
+    write = start("200 OK", headers)
+    headers.append(("X-Later", "1"))  # the app's list, changed afterwards
+    assert start.status == "200 OK"
+    assert start.headers == [("Content-Type", "text/plain")]
+    with pytest.raises(OSError, match="write"):  # never dropped unseen
+        write(b"body")
