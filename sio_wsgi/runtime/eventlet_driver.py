@@ -54,12 +54,41 @@ class EventletDriver(GreenDriverBase):
         self._pipe: tuple[int, int] | None = None
         self._pipe_lock = _real_thread.allocate_lock()
         hub = eventlet.hubs.get_hub()
-        self._pool = GreenWorkerPool(
-            lambda: hub.greenlet,
-            lambda fn, arg: hub.schedule_call_global(0, fn, arg),
-            hub.switch,
-        )
+        self._hub = hub
+        #: hub callbacks waiting for the next batch (see :meth:`_schedule`)
+        self._soon: collections.deque[tuple[Callable[[Any], object], object]] = collections.deque()
+        self._armed = False  # a timer will make the batch's calls
+        self._pool = GreenWorkerPool(lambda: hub.greenlet, self._schedule, hub.switch)
         self.start()
+
+    def _schedule(self, fn: Callable[[Any], object], arg: object) -> None:
+        """Make the hub call ``fn(arg)`` soon (in the loop's OS thread).
+
+        eventlet's hub has timers only: one timer per call costs a ``Timer``
+        object and a heap push and pop. The calls are batched instead: the first
+        one of a batch arms a single zero-delay timer, which makes them all."""
+        self._soon.append((fn, arg))
+        if not self._armed:
+            self._armed = True
+            self._hub.schedule_call_global(0, self._run_soon)
+
+    def _run_soon(self) -> None:
+        """In the hub: make the calls of the batch. Those scheduled meanwhile (by
+        the workers this switches into) wait for the next batch, after the hub
+        has looked at its sockets, as each of them waited for its own timer."""
+        soon = self._soon
+        try:
+            for _ in range(len(soon)):
+                fn, arg = soon.popleft()
+                try:
+                    fn(arg)
+                except Exception:  # one failed call must not drop the rest of the batch
+                    logger.exception("a scheduled call failed")
+        finally:
+            if soon:
+                self._hub.schedule_call_global(0, self._run_soon)
+            else:
+                self._armed = False
 
     def spawn(self, fn: Callable[..., object], *args: object, **kwargs: object) -> _GreenTask:
         return _GreenTask(eventlet.spawn(fn, *args, **kwargs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -209,3 +210,50 @@ def test_threading_reader_parks_after_a_while_without_bytes() -> None:
     finally:
         a.close()
         b.close()
+
+
+_EVENTLET_BATCH_SCRIPT = """
+import json
+import eventlet
+from eventlet import hubs
+from sio_wsgi.runtime.eventlet_driver import EventletDriver
+
+driver = EventletDriver()
+hub = hubs.get_hub()
+timers = []
+original = hub.schedule_call_global
+def counting(seconds, fn, *args, **kw):
+    timers.append(getattr(fn, "__name__", fn))
+    return original(seconds, fn, *args, **kw)
+hub.schedule_call_global = counting
+
+order = []
+def job(i):
+    order.append(i)
+    if i == 3:  # submitted while its batch runs: waits for the next batch
+        driver.submit(job, 100)
+
+for i in range(10):
+    driver.submit(job, i)
+batch = timers.count("_run_soon")
+driver._schedule(lambda arg: 1 / 0, None)  # a failing call: logged, the rest go on
+driver.submit(job, 10)
+eventlet.sleep(0.05)
+print(json.dumps([batch, timers.count("_run_soon"), order, driver._armed, len(driver._soon)]))
+"""
+
+
+def test_eventlet_hub_calls_are_batched_under_one_timer() -> None:
+    """eventlet: the pool's hub callbacks share one zero-delay timer per batch, run in
+    order; a call made while a batch runs goes to the next batch; a failing call is
+    logged and the others still run."""
+    result = run_python(_EVENTLET_BATCH_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    batch, total, order, armed, left = json.loads(result.stdout)
+    assert batch == 1, result.stdout  # ten submits, one timer
+    # 10 (and the failing call) joined the first batch before the hub ran it; 100,
+    # submitted by job 3 as the batch ran, had a batch of its own after it
+    assert order == [*range(11), 100], result.stdout
+    assert total == 2, result.stdout
+    assert armed is False and left == 0, result.stdout
+    assert "a scheduled call failed" in result.stderr and "ZeroDivisionError" in result.stderr
