@@ -204,7 +204,8 @@ class PollingKeepAlive:
             if [headers.get(key) for key in _FORWARDING_KEYS] != forwarding:
                 return bytes(buffer)
             end = request.head_size + request.content_length
-            body = bytes(buffer[request.head_size : end])
+            with memoryview(buffer) as view:  # one copy of the body, not two
+                body = bytes(view[request.head_size : end])
             del buffer[:end]
             environ = dict(base)
             environ.update(headers)
@@ -228,13 +229,16 @@ class PollingKeepAlive:
         collects what ``sock`` sends meanwhile); None when it is not plain or not all
         there within ``wait`` seconds."""
         deadline = time.monotonic() + wait
+        request: PlainRequest | None = None  # its head, parsed once while its body comes
         while True:
-            request = parse_request(buffer, path, self.max_body)
-            if isinstance(request, PlainRequest):
-                if len(buffer) >= request.head_size + request.content_length:
-                    return request
-            elif request is not INCOMPLETE:
-                return None
+            if request is None:
+                parsed = parse_request(buffer, path, self.max_body)
+                if isinstance(parsed, PlainRequest):
+                    request = parsed
+                elif parsed is not INCOMPLETE:
+                    return None
+            if request is not None and len(buffer) >= request.head_size + request.content_length:
+                return request
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
