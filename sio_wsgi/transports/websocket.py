@@ -373,26 +373,25 @@ class _WebSocketWriter:
         session = self.session
         if session is None:
             return False
+        # framing has no state of its own (cached on ``out``: a broadcast frames once),
+        # so it is done before knowing whether the frames go out now or get queued
+        data = self._framer(out)
         with session.lock:
             if self._write_state != _IDLE or session.outbox or self._control or session.closed:
                 return False
+            if self._fast and not self._closed:
+                # the usual case, in one critical section: a non-blocking send never
+                # waits, and the kernel takes the frames whole; the state stays IDLE
+                # throughout, and nothing can be queued meanwhile (pushes take the lock)
+                try:
+                    sent = self._raw.send(data, socket.MSG_DONTWAIT)
+                except OSError:  # full (EAGAIN) or broken: _flush_direct tells which
+                    sent = 0
+                if sent == len(data):
+                    return True
+                if sent:
+                    data = data[sent:]
             self._write_state = _DIRECT
-        data = self._framer(out)
-        if self._fast and not self._closed:
-            # the usual case, inline: the kernel takes the frames whole and nothing
-            # was queued meanwhile; anything else goes on in _flush_direct
-            try:
-                sent = self._raw.send(data, socket.MSG_DONTWAIT)
-            except OSError:  # full (EAGAIN) or broken: _flush_direct tells which
-                sent = 0
-            if sent == len(data):
-                with session.lock:
-                    if not session.outbox and not self._control and not self._closing:
-                        self._write_state = _IDLE
-                        return True
-                data = b""
-            elif sent:
-                data = data[sent:]
         self._flush_direct(session, data)
         return True
 
