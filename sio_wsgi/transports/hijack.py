@@ -9,8 +9,11 @@ logs no error and does not reuse the connection for another request.
 Per server:
 
 - **gunicorn** (gthread, gevent, ``sio_wsgi.gunicorn.EventletWorker``): the socket is
-  ``environ['gunicorn.socket']``; the head goes through ``start_response`` and its
-  ``write`` (gunicorn must know the status); afterwards ``Response.force_close()``.
+  ``environ['gunicorn.socket']``; gunicorn must know the status and that the head is
+  out, or it writes its own head afterwards: its ``Response`` is told both, and the
+  head goes on the socket together with the first frames (one write); afterwards
+  ``Response.force_close()``. A response object without those attributes gets the
+  head through ``start_response`` and its ``write`` instead.
 - **eventlet.wsgi**: ``environ['eventlet.input'].get_socket()``; afterwards
   ``eventlet.wsgi.WSGI_LOCAL.already_handled`` is set.
 - **werkzeug** dev server: ``environ['werkzeug.socket']``; afterwards a ``101``
@@ -115,7 +118,8 @@ class _Adapter:
     raw_socket: Callable[[Environ, StartResponse], socket.socket | None]
     #: the server's buffered reader over the socket (whatever its class), or None
     reader: Callable[[Environ, StartResponse], object]
-    send_head: Callable[[socket.socket, StartResponse, bytes], None]
+    #: ``send_head(raw, start_response, head, first)``: the head, then ``first``
+    send_head: Callable[[socket.socket, StartResponse, bytes, bytes], None]
     release: Callable[[Environ, StartResponse], Iterable[bytes]]
     take_buffered: Callable[[object, socket.socket], bytes] | None = None
 
@@ -185,9 +189,9 @@ def _peek_buffered(reader: object, raw: socket.socket | None) -> bytes:
     return bytes(data)
 
 
-def _sendall(raw: socket.socket, start_response: StartResponse, head: bytes) -> None:
-    """Write the response head straight on the socket."""
-    raw.sendall(head)
+def _sendall(raw: socket.socket, start_response: StartResponse, head: bytes, first: bytes) -> None:
+    """Write the response head and the first frames straight on the socket, in one write."""
+    raw.sendall(head + first)
 
 
 def _empty(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -239,11 +243,34 @@ def gunicorn_read_ahead(body: object) -> bytes:
     return buf.getvalue()
 
 
-def _gunicorn_send_head(raw: socket.socket, start_response: StartResponse, head: bytes) -> None:
-    """gunicorn must see the 101 status, or it writes its own head afterwards."""
+def _gunicorn_send_head(
+    raw: socket.socket, start_response: StartResponse, head: bytes, first: bytes
+) -> None:
+    """gunicorn must know the 101 status and that the head went out, or it writes
+    its own head afterwards.
+
+    Its ``Response`` (status, code, no chunked framing, head sent: the fields its
+    ``close()``, keep-alive check and access log read) is told so directly, and the
+    head and ``first`` go out in one write: gunicorn's own head (``start_response``'s
+    checks, its Server and Date lines) and a second system call cost a connection
+    more than the rest of the handshake. Anything else that calls itself gunicorn's
+    response gets the head through ``start_response`` and ``write``.
+    """
+    response = _handler_of(start_response)
+    if getattr(response, "headers_sent", None) is False and getattr(response, "status", 0) is None:
+        target: Any = response
+        target.status = SWITCHING_PROTOCOLS
+        target.status_code = 101
+        target.upgrade = True
+        target.chunked = False
+        target.headers_sent = True
+        raw.sendall(head + first)
+        return
     status, headers = parse_response_head(head)
     write = start_response(status, headers)
     write(b"")
+    if first:
+        raw.sendall(first)
 
 
 def _gunicorn_release(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -372,12 +399,17 @@ def _relay_socket(environ: Environ, start_response: StartResponse) -> socket.soc
     return sock
 
 
-def _relay_send_head(raw: socket.socket, start_response: StartResponse, head: bytes) -> None:
-    # the relaying process puts the head on its client's connection
+def _relay_send_head(
+    raw: socket.socket, start_response: StartResponse, head: bytes, first: bytes
+) -> None:
+    # the relaying process puts the head on its client's connection, then relays
+    # what comes through the pair
     on_head = getattr(start_response, RELAY_ON_HEAD, None)
     if on_head is None:
         raise OSError("relayed request without its head callback")
     on_head(head)
+    if first:
+        raw.sendall(first)
 
 
 #: a WebSocket relayed from another process (sio_wsgi.engine.relay): the
@@ -507,7 +539,11 @@ def request_socket(environ: Environ, start_response: StartResponse) -> socket.so
 
 
 def hijack(
-    environ: Environ, start_response: StartResponse, response_head: bytes, detach: bool = False
+    environ: Environ,
+    start_response: StartResponse,
+    response_head: bytes,
+    detach: bool = False,
+    first: bytes = b"",
 ) -> Hijacked | None:
     """Send ``response_head`` and take the client connection away from the WSGI server.
 
@@ -521,6 +557,8 @@ def hijack(
         async and gthread workers, plain sockets, a 101 answer gunicorn sends without chunked
         framing): the result is :attr:`Hijacked.detached`, and its request may end
         before the WebSocket does. Elsewhere the usual duplicate.
+    :param first: bytes to send right after the head (the first WebSocket frames),
+        in the same write where the server allows it.
     :returns: the connection, or None when this server exposes no raw socket
         (unknown server, HTTP/2, gunicorn's sync worker); nothing was sent then.
     :raises OSError: if writing the head fails (the client went away).
@@ -543,7 +581,7 @@ def hijack(
         return None
     take_buffered = adapter.take_buffered or _peek_buffered
     buffered = take_buffered(adapter.reader(environ, start_response), raw)
-    adapter.send_head(raw, start_response, response_head)
+    adapter.send_head(raw, start_response, response_head, first)
     if detach and adapter is _GUNICORN and _detachable(raw, start_response):
         taken = _take_descriptor(raw)
         if taken is not None:

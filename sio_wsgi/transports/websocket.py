@@ -118,12 +118,13 @@ class WebSocketTransport:
         session = host.create_session("websocket", environ)
         if session is None:
             return error_response(ErrorCode.FORBIDDEN, detail="connection refused by the server")
-        hijacked = self._take_socket(environ, start_response, accept)
+        # the OPEN packet goes out with the 101 head, in one write
+        opening = ws.encode_text(host.open_packet(session.sid, "websocket"))
+        hijacked = self._take_socket(environ, start_response, accept, opening)
         if isinstance(hijacked, Response):
             host.close_session(session, DisconnectReason.TRANSPORT_ERROR, send_close_packet=False)
             return hijacked
         conn = WebSocketConnection(host, hijacked, self.handover, accept.deflate)
-        conn.send_direct(host.open_packet(session.sid, "websocket"))
         if conn.attach(session) and not conn.read_loop(session):
             return conn.parked(environ)
         return conn.finish(session)
@@ -182,10 +183,18 @@ class WebSocketTransport:
         return hijacked.finish()
 
     def _take_socket(
-        self, environ: Environ, start_response: StartResponse, accept: _Handshake
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        accept: _Handshake,
+        first: bytes = b"",
     ) -> Hijacked | Response:
+        """Send the 101 head (and ``first``, the frames that follow it) and take the
+        connection over; an error response when this WSGI server cannot give it."""
         head = ws.handshake_response(accept.accept, accept.headers)
-        hijacked = hijack(environ, start_response, head, detach=self.host.driver.can_park)
+        hijacked = hijack(
+            environ, start_response, head, detach=self.host.driver.can_park, first=first
+        )
         if hijacked is None:
             self.host.logger.warning(
                 "this WSGI server does not expose the raw socket: no WebSocket"

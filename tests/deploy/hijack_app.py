@@ -1,6 +1,7 @@
 """A tiny WSGI app for the hijack tests: ``/plain`` answers over HTTP, ``/echo``
 takes the socket over and echoes raw bytes until the client half-closes (or sends
-``bye``, after which the server closes first)."""
+``bye``, after which the server closes first); ``/echo-first`` does the same after
+sending :data:`FIRST` with the 101 head (``hijack(..., first=FIRST)``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from sio_wsgi.transports.hijack import hijack
 
-__all__ = ["app", "HEAD"]
+__all__ = ["app", "FIRST", "HEAD"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ HEAD = (
     b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
     b"\r\n"
 )
+#: what ``/echo-first`` sends right after the head
+FIRST = b"\x81\x05first"
 _MAX_ROUNDS = 10_000
 
 
@@ -58,8 +61,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     :returns: the response body.
     """
     path = environ.get("PATH_INFO", "")
-    if path == "/echo":
-        hijacked = hijack(environ, start_response, HEAD)
+    if path in ("/echo", "/echo-first"):
+        first = FIRST if path == "/echo-first" else b""
+        hijacked = hijack(environ, start_response, HEAD, first=first)
         if hijacked is None:
             body = b"websocket not supported by this server"
             start_response("400 Bad Request", [("Content-Length", str(len(body)))])

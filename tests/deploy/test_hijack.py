@@ -18,6 +18,7 @@ import pytest
 
 from sio_wsgi.transports.hijack import Hijacked, hijack, parse_response_head
 from tests.deploy.deploy_support import SERVER_KINDS, DeployServer, recv_until, running_server
+from tests.deploy.hijack_app import FIRST
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,6 +88,19 @@ def test_echo_then_client_half_close(server: DeployServer) -> None:
         assert rest == b""
         _echo(sock, b"hello")
         _echo(sock, b"\x00\x01binary\xff" * 100)
+        sock.shutdown(socket.SHUT_WR)
+        _assert_eof(sock)
+
+
+def test_first_frames_follow_the_head(server: DeployServer) -> None:
+    """``first`` comes right after the head, and nothing else before the echo."""
+    with _connect(server) as sock:
+        sock.sendall(UPGRADE.replace(b"/echo ", b"/echo-first "))
+        data = recv_until(sock, lambda d: b"\r\n\r\n" in d and d.endswith(FIRST))
+        head, _, rest = data.partition(b"\r\n\r\n")
+        _assert_101(head)
+        assert rest == FIRST
+        _echo(sock, b"hello")
         sock.shutdown(socket.SHUT_WR)
         _assert_eof(sock)
 
@@ -275,13 +289,19 @@ def test_gunicorn_read_ahead_and_head_through_start_response(unreader_class: typ
             "wsgi.input": _Body(unreader),
         }
         hijacked = hijack(
-            environ, start_response, b"HTTP/1.1 101 Switching Protocols\r\nA: b\r\n\r\n"
+            environ,
+            start_response,
+            b"HTTP/1.1 101 Switching Protocols\r\nA: b\r\n\r\n",
+            first=b"\x81\x01x",
         )
         assert hijacked is not None
         assert hijacked.buffered == b"\x81\x00"
         assert unreader.buf.getvalue() == b""
+        # not gunicorn's own Response: the head goes through start_response, then first
         assert sent == [("101 Switching Protocols", [("A", "b")])]
-        assert b.recv(100) == b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+        assert recv_until(b, lambda d: d.endswith(b"x")) == (
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x01x"
+        )
         hijacked.sock.close()
         assert list(hijacked.finish()) == []
 
@@ -291,3 +311,41 @@ def test_gunicorn_sync_worker_gives_none() -> None:
     with a, b:
         environ = {"gunicorn.socket": a, "wsgi.multithread": False, "SERVER_PROTOCOL": "HTTP/1.1"}
         assert hijack(environ, lambda *x: None, b"HTTP/1.1 101 X\r\n\r\n") is None
+
+
+def test_gunicorn_response_is_told_the_head_went_out() -> None:
+    """With gunicorn's own Response, the head and ``first`` go out in one write, and
+    gunicorn then writes nothing more (its close(), its keep-alive check)."""
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.http.wsgi import Response
+
+    a, b = socket.socketpair()
+    with a, b:
+        request = SimpleNamespace(version=(1, 1), method="GET", should_close=lambda: False)
+        response = Response(request, a, Config())
+        environ = {
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "gunicorn.socket": a,
+            "wsgi.multithread": True,
+            "wsgi.input": _Body(_NewUnreader(b"")),
+        }
+        head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+        hijacked = hijack(environ, response.start_response, head, first=b"\x81\x01x")
+        assert hijacked is not None
+        assert (response.status, response.status_code, response.headers_sent) == (
+            "101 Switching Protocols",
+            101,
+            True,
+        )
+        response.force_close()
+        assert response.should_close()
+        response.close()  # gunicorn's end of the request: nothing more on the wire
+        b.settimeout(TIMEOUT)
+        assert recv_until(b, lambda d: d.endswith(b"x")) == head + b"\x81\x01x"
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            b.recv(100)
+        hijacked.sock.close()
+        assert list(hijacked.finish()) == []
