@@ -100,9 +100,8 @@ class EngineServer:
         self._unknown_sid_warned = -_UNKNOWN_SID_WARN_EVERY
         #: the ids of the sessions closed last here, oldest first (bounded)
         self._closed_sids: OrderedDict[str, None] = OrderedDict()
-        #: per transport, the OPEN packet's JSON after its sid (built once per options)
-        self._open_tails: dict[str, str] = {}
-        self._open_tails_of: ServerOptions | None = None
+        #: per transport, the OPEN packet's JSON after its sid (the options are frozen)
+        self._open_tails = {name: self._open_tail(name) for name in ("polling", "websocket")}
         self._polling = PollingTransport(self)
         self._websocket = WebSocketTransport(self)
         self._inline = self._websocket.handover is not None
@@ -330,31 +329,27 @@ class EngineServer:
         return self.scheduler.call_later(delay, fn, *args)
 
     def open_packet(self, sid: str, transport: str) -> str:
-        """The OPEN packet text for a new session.
+        """The OPEN packet text for a new session."""
+        return encode_packet(
+            PacketType.OPEN, '{"sid":' + json.dumps(sid) + self._open_tails[transport]
+        )
 
-        What follows the sid depends on the options and the transport only: it is
-        encoded once (a JSON encoder with compact separators is built per call).
-        """
+    def _open_tail(self, transport: str) -> str:
+        """What follows the sid in the OPEN packet: it depends on the options and the
+        transport only, so it is encoded once (a JSON encoder with compact separators
+        is built per call)."""
         options = self.options
-        if self._open_tails_of is not options:
-            self._open_tails, self._open_tails_of = {}, options
-        tail = self._open_tails.get(transport)
-        if tail is None:
-            offers_upgrade = (
-                transport == "polling"
-                and options.allow_upgrades
-                and "websocket" in options.transports
-            )
-            rest = {
-                "upgrades": ["websocket"] if offers_upgrade else [],
-                "pingInterval": int(options.ping_interval * 1000),
-                "pingTimeout": int(options.ping_timeout * 1000),
-                "maxPayload": options.max_http_buffer_size,
-            }
-            # '{"upgrades":...}' becomes ',"upgrades":...}', to follow the sid
-            tail = "," + json.dumps(rest, separators=(",", ":"))[1:]
-            self._open_tails[transport] = tail
-        return encode_packet(PacketType.OPEN, '{"sid":' + json.dumps(sid) + tail)
+        offers_upgrade = (
+            transport == "polling" and options.allow_upgrades and "websocket" in options.transports
+        )
+        rest = {
+            "upgrades": ["websocket"] if offers_upgrade else [],
+            "pingInterval": int(options.ping_interval * 1000),
+            "pingTimeout": int(options.ping_timeout * 1000),
+            "maxPayload": options.max_http_buffer_size,
+        }
+        # '{"upgrades":...}' becomes ',"upgrades":...}', to follow the sid
+        return "," + json.dumps(rest, separators=(",", ":"))[1:]
 
     def create_session(
         self, transport: str, environ: Environ, connection: Connection | None = None
