@@ -97,13 +97,15 @@ class _ReadinessWatcher:
         self._armed: dict[int, Callable[[], None]] = {}
         self._epoll: Any = None
 
-    def arm(self, fd: int, fn: Callable[[], None]) -> bool:
-        """Run ``fn`` once on a pooled thread when ``fd`` is readable (or fails).
+    def arm(self, reader: _ThreadReader, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` once on a pooled thread when ``reader``'s fd is readable (or fails).
 
-        :returns: False when ``fd`` is armed already or cannot be watched.
+        :returns: False when the fd is armed already, the reader was closed, or the
+            fd cannot be watched.
         """
         with self._lock:
-            if fd in self._armed:
+            fd = reader.fd
+            if reader.closed or fd in self._armed:
                 return False
             epoll = self._epoll
             if epoll is None:
@@ -121,9 +123,19 @@ class _ReadinessWatcher:
             self._armed[fd] = fn
         return True
 
-    def forget(self, fd: int) -> None:
-        """Stop watching ``fd`` (before it is closed): its callback never runs."""
+    def forget(self, reader: _ThreadReader) -> None:
+        """Stop watching ``reader``'s fd for good (before it is closed): its callback
+        never runs, and it cannot be armed again.
+
+        Only the first call acts. The fd number is reused as soon as the socket is
+        closed, so a later call (the reader's own, after another thread closed the
+        connection) must not touch the new connection's registration.
+        """
         with self._lock:
+            if reader.closed:
+                return
+            reader.closed = True
+            fd = reader.fd
             if self._armed.pop(fd, None) is None and self._epoll is None:
                 return
             with contextlib.suppress(OSError, ValueError):  # not in the set: nothing to do
@@ -148,14 +160,17 @@ class _ThreadReader:
     ``SO_RCVTIMEO``: no system call more per read), and the parking itself
     (:class:`_ReadinessWatcher`)."""
 
-    __slots__ = ("recv", "_sock", "_fd", "_watcher", "_timeout_set")
+    __slots__ = ("recv", "fd", "closed", "_sock", "_watcher", "_timeout_set")
 
     def __init__(self, sock: Any, watcher: _ReadinessWatcher) -> None:
         self.recv: Callable[..., bytes] = sock.recv  # waits in the kernel
         self._sock = sock
-        self._fd: int = sock.fileno()
-        if self._fd < 0:
+        #: the socket's fd when the reader was made (the readiness watcher's key)
+        self.fd: int = sock.fileno()
+        if self.fd < 0:
             raise ValueError("the socket is closed")
+        #: set by the first :meth:`close` (under the watcher's lock)
+        self.closed = False
         self._watcher = watcher
         self._timeout_set = False
 
@@ -183,10 +198,10 @@ class _ThreadReader:
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
 
     def when_readable(self, fn: Callable[[], None]) -> bool:
-        return self._watcher.arm(self._fd, fn)
+        return self._watcher.arm(self, fn)
 
     def close(self) -> None:
-        self._watcher.forget(self._fd)
+        self._watcher.forget(self)
 
 
 class ThreadingDriver:

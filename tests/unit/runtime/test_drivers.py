@@ -212,6 +212,40 @@ def test_threading_reader_parks_after_a_while_without_bytes() -> None:
         b.close()
 
 
+def test_a_closed_threading_reader_leaves_the_next_owner_of_its_fd_alone() -> None:
+    """A connection's reader is closed once by whoever closes the socket, and again
+    by the reading itself when it ends. The fd number is reused at once (a client
+    that reconnects): the late close must not cancel the new connection's parking,
+    or the new connection is never read again (its bytes wait in the socket)."""
+    import os
+    import socket
+
+    driver = ThreadingDriver()
+    a, a_peer = socket.socketpair()
+    b, b_peer = socket.socketpair()
+    try:
+        old = driver.socket_reader(a)
+        assert old is not None
+        fd = a.fileno()
+        old.close()  # the connection's close_socket: first, then the socket
+        a.close()
+        os.dup2(b.fileno(), fd)  # the next connection gets the same fd number
+        reused = socket.socket(fileno=fd)
+        new = driver.socket_reader(reused)
+        assert new is not None
+        woken = threading.Event()
+        assert new.when_readable(woken.set)
+        old.close()  # the old reading ends late: nothing of the new one may go
+        b_peer.send(b"x")
+        assert woken.wait(5), "the new connection's parking was cancelled"
+        assert not old.when_readable(lambda: None)  # closed for good
+        new.close()
+        reused.close()
+    finally:
+        for sock in (a, a_peer, b, b_peer):
+            sock.close()
+
+
 _EVENTLET_BATCH_SCRIPT = """
 import json
 import eventlet
