@@ -11,7 +11,8 @@ eventlet accept loop:
 - eventlet is imported and monkey-patched in the worker process, in
   :meth:`EventletWorker.init_process`, before the application is loaded; the
   master (arbiter) only checks that eventlet is installed.
-- one green thread per connection, at most ``--worker-connections`` of them;
+- one green thread per connection (reused for the next one once it ends), at most
+  ``--worker-connections`` of them;
   when the pool is full the accept loop waits for a free slot.
 - ``SIGTERM``: stop accepting, let requests finish for ``--graceful-timeout``
   seconds, then shut the remaining client sockets down (WebSockets and long
@@ -41,7 +42,7 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base_async import ALREADY_HANDLED, AsyncWorker
 
 if TYPE_CHECKING:  # pragma: no cover - eventlet and gunicorn are untyped: documentation
-    from eventlet import GreenPool, Timeout
+    from eventlet import Timeout
     from eventlet.greenio import GreenSocket
     from gunicorn.http.message import Request
 
@@ -60,6 +61,52 @@ _SHUTDOWN_GRACE = 1.0
 def _eventlet() -> ModuleType:
     """Import eventlet (only ever in the worker process)."""
     return importlib.import_module("eventlet")
+
+
+class _ConnectionPool:
+    """At most ``size`` connections served at once, each in a reused green thread.
+
+    eventlet's ``GreenPool`` starts a new green thread per connection: a greenlet,
+    its first switch and its own data stack (an ``mmap`` and a ``munmap``). A
+    finished connection's green thread parks instead and takes the next one
+    (:class:`~sio_wsgi.runtime.green.GreenWorkerPool`). The semaphore keeps
+    ``--worker-connections``: the accept loop waits for a free slot.
+
+    :param size: the most connections served at once.
+    """
+
+    def __init__(self, size: int) -> None:
+        eventlet = _eventlet()
+        from sio_wsgi.runtime.green import GreenWorkerPool
+
+        hub = eventlet.hubs.get_hub()
+        self._hub = hub
+        self._slots = eventlet.semaphore.Semaphore(size)
+        self._pool = GreenWorkerPool(lambda: hub.greenlet, self._schedule, hub.switch)
+        #: the green threads serving a connection now (killed at the end of shutdown)
+        self.coroutines_running: set[Any] = set()
+
+    def _schedule(self, fn: Any, arg: object) -> None:
+        self._hub.schedule_call_global(0, fn, arg)
+
+    def running(self) -> int:
+        """How many connections are being served."""
+        return len(self.coroutines_running)
+
+    def spawn_n(self, fn: Any, *args: object) -> None:
+        """Serve a connection: ``fn(*args)`` in a green thread, once a slot is free."""
+        self._slots.acquire()
+        self._pool.submit(self._serve, (fn, args))
+
+    def _serve(self, fn: Any, args: tuple[object, ...]) -> None:
+        me = _eventlet().getcurrent()
+        running = self.coroutines_running
+        running.add(me)
+        try:
+            fn(*args)
+        finally:
+            running.discard(me)
+            self._slots.release()
 
 
 class EventletWorker(AsyncWorker):  # type: ignore[misc]
@@ -186,7 +233,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
 
     # ------------------------------------------------------------ main loop
 
-    def _accept_loop(self, listener: GreenSocket, pool: GreenPool) -> None:
+    def _accept_loop(self, listener: GreenSocket, pool: _ConnectionPool) -> None:
         while self.alive:
             try:
                 client, addr = listener.accept()
@@ -208,7 +255,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
     def run(self) -> None:
         """Accept connections until told to stop, then shut down gracefully."""
         eventlet = _eventlet()
-        pool = eventlet.GreenPool(self.worker_connections)
+        pool = _ConnectionPool(self.worker_connections)
         acceptors = [eventlet.spawn(self._accept_loop, s, pool) for s in self.sockets]
         while self.alive:
             self.notify()
@@ -229,7 +276,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
         self._drain(pool, _SHUTDOWN_GRACE)
         self._kill_remaining(pool)
 
-    def _drain(self, pool: GreenPool, seconds: float) -> None:
+    def _drain(self, pool: _ConnectionPool, seconds: float) -> None:
         """Wait (heartbeating) for running connections to end, at most ``seconds``."""
         eventlet = _eventlet()
         deadline = time.monotonic() + seconds
@@ -245,7 +292,7 @@ class EventletWorker(AsyncWorker):  # type: ignore[misc]
             with contextlib.suppress(OSError, ValueError):
                 client.shutdown(socket.SHUT_RDWR)
 
-    def _kill_remaining(self, pool: GreenPool) -> None:
+    def _kill_remaining(self, pool: _ConnectionPool) -> None:
         eventlet = _eventlet()
         remaining = list(pool.coroutines_running)
         if remaining:

@@ -55,6 +55,31 @@ def test_many_concurrent_connections_in_one_worker() -> None:
         assert srv.errors() == [], srv.log_text()
 
 
+def test_worker_connections_bounds_the_connections_served_at_once() -> None:
+    """``--worker-connections 2``: a third connection waits for a free slot, and is
+    served by a green thread that served an earlier one (they are reused)."""
+    with running_server(KIND, "hijack_app:app", extra_args=["--worker-connections", "2"]) as srv:
+        held = [_hijacked(srv.port) for _ in range(2)]
+        waiting = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            waiting.sendall(b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            waiting.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                waiting.recv(1)  # both slots taken: not served yet
+            held.pop().close()
+            waiting.settimeout(10)
+            body = recv_until(waiting, lambda d: False).partition(b"\r\n\r\n")[2]
+            assert body.startswith(b"plain:"), body
+            for _ in range(5):  # connection after connection in the freed slot
+                assert _get(srv.port, "/plain").startswith(b"plain:")
+        finally:
+            waiting.close()
+            for sock in held:
+                sock.close()
+        time.sleep(0.3)
+        assert srv.errors() == [], srv.log_text()
+
+
 def test_sigterm_waits_for_open_connections_then_closes_them() -> None:
     with running_server(KIND, "hijack_app:app", extra_args=["--graceful-timeout", "2"]) as srv:
         sock = _hijacked(srv.port)
