@@ -3,7 +3,9 @@
 //
 // Speaks the Engine.IO v4 / Socket.IO v5 wire protocol itself, over raw WebSocket (the `ws` package)
 // and over HTTP long-polling (node's http module with a keep-alive agent): handshake, namespace
-// connect, events with acks, binary attachments, answering pings. Many clients per process; with
+// connect, events with acks, binary attachments, answering pings. The connect storm's clients
+// (StormClient) write their WebSocket handshake and frames by hand on TCP sockets, without `ws`,
+// so that the load generator costs less per connection than the servers it measures. Many clients per process; with
 // --procs N the clients are split over N child processes and the results are merged.
 //
 // Usage:
@@ -29,7 +31,9 @@
 // for --hold seconds (the caller measures server memory meanwhile).
 'use strict';
 
+const crypto = require('crypto');
 const http = require('http');
+const net = require('net');
 const { fork } = require('child_process');
 const WebSocket = require('ws');
 
@@ -152,6 +156,102 @@ class WsClient {
   }
 
   close() { try { this.ws.terminate(); } catch (e) { /* already gone */ } }
+}
+
+// ------------------------------------------------------------------ the storm's client
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const MASK = crypto.randomBytes(4); // one masking key per process: the frames are built once
+
+// A client text frame (FIN, masked with MASK) carrying `text` (under 126 bytes).
+function maskedText(text) {
+  const payload = Buffer.from(text);
+  const frame = Buffer.alloc(6 + payload.length);
+  frame[0] = 0x81;
+  frame[1] = 0x80 | payload.length;
+  MASK.copy(frame, 2);
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i] ^ MASK[i % 4];
+  return frame;
+}
+
+const FRAME_CONNECT = maskedText('40'); // Socket.IO CONNECT to "/"
+const FRAME_PONG = maskedText('3');
+const FRAME_CLOSE = Buffer.from([0x88, 0x80, ...MASK]); // Close, no status
+
+// The connect storm's client: the same Engine.IO / Socket.IO exchange as WsClient (WebSocket-only
+// handshake, OPEN, CONNECT to "/", its reply), written by hand on a TCP socket instead of the `ws`
+// package, so that the load generator's own cost per connection is small next to the server's and
+// the storm measures the server. The upgrade request goes out in one write; the 101 answer's
+// status and Sec-WebSocket-Accept are checked; the server's frames (text, unmasked, a whole
+// message per frame as every server under test sends them) are parsed here; pings are answered.
+class StormClient {
+  constructor(base) {
+    const u = new URL(base);
+    this.host = u.hostname;
+    this.port = Number(u.port);
+    this.sock = null;
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const key = crypto.randomBytes(16).toString('base64');
+      const accept = crypto.createHash('sha1').update(key + WS_GUID).digest('base64');
+      const sock = net.connect(this.port, this.host);
+      this.sock = sock;
+      sock.setNoDelay(true);
+      let head = true;
+      let buf = Buffer.alloc(0);
+      let done = false;
+      const fail = (e) => { if (!done) { done = true; sock.destroy(); reject(e); } };
+      sock.on('error', fail);
+      sock.on('close', () => fail(new Error('closed')));
+      sock.on('connect', () => {
+        sock.write(`GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n`
+          + `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n`
+          + 'Sec-WebSocket-Version: 13\r\n\r\n');
+      });
+      sock.on('data', (chunk) => {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        if (head) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const text = buf.toString('latin1', 0, end).toLowerCase();
+          if (!text.startsWith('http/1.1 101') || !text.includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) {
+            fail(new Error(`bad handshake answer: ${text.split('\r\n')[0]}`));
+            return;
+          }
+          head = false;
+          buf = buf.subarray(end + 4);
+        }
+        while (buf.length >= 2) {
+          const opcode = buf[0] & 0x0f;
+          let len = buf[1] & 0x7f;
+          let at = 2;
+          if (len === 126) {
+            if (buf.length < 4) return;
+            len = buf.readUInt16BE(2);
+            at = 4;
+          } else if (len === 127) {
+            if (buf.length < 10) return;
+            len = Number(buf.readBigUInt64BE(2));
+            at = 10;
+          }
+          if (buf.length < at + len) return;
+          const payload = buf.subarray(at, at + len);
+          buf = buf.subarray(at + len);
+          if (opcode === 8) { sock.end(FRAME_CLOSE); fail(new Error('closed by the server')); return; }
+          if (opcode !== 1) continue;
+          const t = payload[0];
+          if (t === 48) sock.write(FRAME_CONNECT); // '0' open -> connect namespace
+          else if (t === 50) sock.write(FRAME_PONG); // '2' ping -> '3' pong
+          else if (t === 52 && payload[1] === 48 && !done) { done = true; resolve(this); } // '40{sid}'
+          else if (t === 49) fail(new Error('closed by the server')); // '1' close
+        }
+      });
+    });
+  }
+
+  close() { if (this.sock) this.sock.destroy(); }
 }
 
 // ------------------------------------------------------------------ Socket.IO over long-polling
@@ -599,7 +699,7 @@ async function stormMain(o) {
   let errors = 0;
   let ws = [];
   if (o.procs <= 1) {
-    const r = await connectAll(o.clients, () => new WsClient(o.url), o.concurrency);
+    const r = await connectAll(o.clients, () => new StormClient(o.url), o.concurrency);
     clients = r.clients;
     errors = r.errors;
   } else {
@@ -631,7 +731,7 @@ async function worker(role) {
     const r = await fanoutReceivers(o, (id, t) => process.send({ type: 'all', id, t }));
     process.send({ type: 'ready', connected: r.clients.length, errors: r.errors, perUrl: r.perUrl });
   } else if (role === 'storm') {
-    const r = await connectAll(o.clients, () => new WsClient(o.url), o.concurrency);
+    const r = await connectAll(o.clients, () => new StormClient(o.url), o.concurrency);
     process.send({ type: 'ready', connected: r.clients.length, errors: r.errors });
   }
 }
