@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib.util
 import logging
 import os
@@ -80,14 +81,12 @@ class _ConnectionPool:
         from sio_wsgi.runtime.green import GreenWorkerPool
 
         hub = eventlet.hubs.get_hub()
-        self._hub = hub
         self._slots = eventlet.semaphore.Semaphore(size)
-        self._pool = GreenWorkerPool(lambda: hub.greenlet, self._schedule, hub.switch)
+        soon = functools.partial(hub.schedule_call_global, 0)  # soon(fn, arg): a hub timer
+        self._pool = GreenWorkerPool(lambda: hub.greenlet, soon, hub.switch)
+        self._current = eventlet.getcurrent
         #: the green threads serving a connection now (killed at the end of shutdown)
         self.coroutines_running: set[Any] = set()
-
-    def _schedule(self, fn: Any, arg: object) -> None:
-        self._hub.schedule_call_global(0, fn, arg)
 
     def running(self) -> int:
         """How many connections are being served."""
@@ -99,7 +98,7 @@ class _ConnectionPool:
         self._pool.submit(self._serve, (fn, args))
 
     def _serve(self, fn: Any, args: tuple[object, ...]) -> None:
-        me = _eventlet().getcurrent()
+        me = self._current()
         running = self.coroutines_running
         running.add(me)
         try:
